@@ -1,0 +1,74 @@
+"""The `treecot` command line: help, listings, verify and its error messages."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from treecot.cli import main
+
+
+def test_help_lists_subcommands(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for cmd in ("models", "sources", "verify", "demo"):
+        assert cmd in out
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "treecot.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("treecot ")
+
+
+def test_models_lists_offline_and_online(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "smollm2-135m-instruct" in out and "HuggingFaceTB/SmolLM2-135M-Instruct" in out and "tiny" in out
+    assert "98 MB GGUF" in out
+
+
+def test_sources_lists_row_counts(capsys):
+    assert main(["sources"]) == 0
+    out = capsys.readouterr().out
+    for name, rows in [("gsm8k", "7,473"), ("gsm8k", "1,319"), ("math", "7,500"), ("math", "5,000"),
+                       ("math500", "500"), ("aime24", "30"), ("aime25", "15"), ("ifbench", "294")]:  # fmt: skip
+        assert any(line.split()[:1] == [name] and rows in line.split() for line in out.splitlines()), (
+            name,
+            rows,
+        )
+    assert "openai/gsm8k" in out
+
+
+@pytest.fixture
+def problem_file(tmp_path):
+    p = tmp_path / "problem.json"
+    p.write_text(json.dumps({"task": "gsm8k", "question": "2+2?", "reference": "4", "meta": {}}))
+    return p
+
+
+def test_verify_errors_name_the_bad_input(tmp_path, problem_file, capsys):
+    completion = tmp_path / "c.txt"
+    completion.write_text("The answer is 4")
+    assert main(["verify", "--task", "gsm8k", "--problem-json", str(tmp_path / "nope.json"),
+                 "--completion-file", str(completion)]) == 2  # fmt: skip
+    assert "--problem-json: no such file" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert (
+        main(["verify", "--task", "gsm8k", "--problem-json", str(bad), "--completion-file", str(completion)])
+        == 2
+    )
+    assert "is not valid JSON" in capsys.readouterr().err
+    bad.write_text(json.dumps(["a list"]))
+    assert (
+        main(["verify", "--task", "gsm8k", "--problem-json", str(bad), "--completion-file", str(completion)])
+        == 2
+    )
+    assert "must hold one Problem object" in capsys.readouterr().err
+    assert main(["verify", "--task", "gsm8k", "--problem-json", str(problem_file),
+                 "--completion-file", str(tmp_path / "none.txt")]) == 2  # fmt: skip
+    assert "--completion-file: no such file" in capsys.readouterr().err
+    assert main(["verify", "--task", "nosuchtask", "--problem-json", str(problem_file),
+                 "--completion-file", str(completion)]) == 2  # fmt: skip
+    assert "unknown task 'nosuchtask'; known tasks: gsm8k" in capsys.readouterr().err

