@@ -1,0 +1,427 @@
+"""Node types and per-domain transfer matrices (Marco-o1 v2, METHOD §1).
+
+A *node type* says how a segment of reasoning is produced: its tag, the prefills that start it (a
+sample picks one), which model writes it (role "A", or "B" for double checks and corrections), whether
+it shows in the history, its token cap, and — for `reflection` — a fixed text that needs no LLM call.
+The built-in definitions live in `DEFAULT_NODE_TYPES`; a patterns YAML may override any field.
+
+A *transfer matrix* says, for each parent type, which child types an expansion creates and how many
+samples of each: `{parent_type: {child_type: k}}`, plus the root's children. Children are created (and,
+while unvisited, tried by the search) in the order they are listed. `backtrack_to` names the ancestor
+type(s) under which a `reflection` child is placed after a wrong answer.
+
+YAML layout (`recipes/patterns/math.yaml`)::
+
+    name: math
+    types:                    # optional overrides of DEFAULT_NODE_TYPES (or new types with tag + role)
+      answer: {prefills: ["The answer is: \\\\boxed{"], max_tokens: 64}
+    root: {sub_task: 2}
+    transfer:
+      sub_task: {thinking: 2}
+      thinking: {double_check: 1, answer: 1, thinking: 2}
+      double_check: {answer: 1, thinking: 1}
+      reflection: {thinking_from_scratch: 2}
+      thinking_from_scratch: {thinking: 2}
+    backtrack_to: double_check
+    reflection_text: "Wait! Something is wrong, let's think again."
+
+`load_patterns("math")` reads `recipes/patterns/math.yaml`; any path to a YAML file works too.
+Validation rejects a matrix that names an unknown type, has a type from which `answer` cannot be reached,
+non-positive counts, or backtracking without reflection children, naming the offending entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from treecot.search.tree import ANSWER_TYPE, ROOT_TYPE
+
+ROLES = ("A", "B")
+REFLECTION_TYPE = "reflection"
+DEFAULT_REFLECTION_TEXT = "Wait! Something is wrong, let's think again."
+#: Environment variable naming extra directories searched by `load_patterns(name)`.
+PATTERNS_PATH_ENV = "TREECOT_PATTERNS_PATH"
+
+
+class PatternError(ValueError):
+    """A patterns file or dict is invalid; the message names the offending entry."""
+
+
+@dataclass(frozen=True)
+class NodeType:
+    """How one kind of node is produced.
+
+    name:        type name used in transfer matrices (`double_check`).
+    tag:         tag wrapping the node's text in a path (`double-check` → `<double-check>…</double-check>`).
+    prefills:    texts that start the node; each expansion picks one (empty = free continuation).
+    role:        "A" (main model) or "B" (second model: double checks and corrections).
+    in_history:  the node is part of serialized paths and of later prompts.
+    max_tokens:  per-node generation cap; None = the search config's `max_node_tokens`.
+    terminal:    the node ends a path (only `answer`).
+    fixed_texts: if set, the node's text is one of these and no LLM call is made (`reflection`).
+    """
+
+    name: str
+    tag: str
+    prefills: tuple[str, ...] = ()
+    role: str = "A"
+    in_history: bool = True
+    max_tokens: int | None = None
+    terminal: bool = False
+    fixed_texts: tuple[str, ...] = ()
+
+    @property
+    def needs_llm(self) -> bool:
+        return not self.fixed_texts
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["prefills"] = list(self.prefills)
+        d["fixed_texts"] = list(self.fixed_texts)
+        return d
+
+
+#: Built-in node types (METHOD §1). Prefills follow the Marco-o1 v2 demo configuration.
+DEFAULT_NODE_TYPES: dict[str, NodeType] = {
+    t.name: t
+    for t in (
+        NodeType("sub_task", "sub-task", ("Firstly, I need to break down this task.",), "A"),
+        NodeType("thinking", "thinking", (), "A"),
+        NodeType("hypothesis", "hypothesis", ("Maybe", "Alternatively,"), "A"),
+        NodeType(
+            "double_check",
+            "double-check",
+            ("Let's check the result.", "Now I need to double check the result."),
+            "B",
+        ),
+        NodeType(REFLECTION_TYPE, "reflection", (), "B", fixed_texts=(DEFAULT_REFLECTION_TEXT,)),
+        NodeType("reclarify", "reclarify", ("To ensure clarity, let me restate the problem.",), "A"),
+        NodeType(
+            "thinking_from_scratch",
+            "thinking-from-scratch",
+            ("The previous answer is wrong, I need to rethink this question.",),
+            "B",
+        ),
+        NodeType(ANSWER_TYPE, "answer", ("The answer is:",), "A", terminal=True),
+    )
+}
+
+_TYPE_FIELDS = {"tag", "prefills", "role", "in_history", "max_tokens", "fixed_texts"}
+_TOP_FIELDS = {"name", "description", "types", "root", "transfer", "backtrack_to", "reflection_text"}
+
+
+@dataclass(frozen=True)
+class Patterns:
+    """Validated node types and transfer matrix of one domain. Build with `from_dict` / `load_patterns`."""
+
+    name: str
+    types: Mapping[str, NodeType]
+    root: Mapping[str, int]
+    transfer: Mapping[str, Mapping[str, int]]
+    backtrack_to: tuple[str, ...] = ()
+    description: str = ""
+    source: str = field(default="", compare=False)
+
+    def children_of(self, type_name: str) -> dict[str, int]:
+        """Child types and sample counts created when expanding a node of `type_name` (`root` included)."""
+        if type_name == ROOT_TYPE:
+            return dict(self.root)
+        return dict(self.transfer.get(type_name, {}))
+
+    def node_type(self, name: str) -> NodeType:
+        try:
+            return self.types[name]
+        except KeyError:
+            raise KeyError(
+                f"patterns {self.name!r} have no node type {name!r}; known: {sorted(self.types)}"
+            ) from None
+
+    @property
+    def reflection_texts(self) -> tuple[str, ...]:
+        return self.types[REFLECTION_TYPE].fixed_texts if REFLECTION_TYPE in self.types else ()
+
+    def used_types(self) -> set[str]:
+        """Types that can occur in a tree: children of the root, of any row, and reflection if backtracking."""
+        used = set(self.root)
+        for row in self.transfer.values():
+            used.update(row)
+        if self.backtrack_to:
+            used.add(REFLECTION_TYPE)
+        return used
+
+    def roles(self) -> dict[str, list[str]]:
+        """Role → the LLM-written types that role serves (only types that can occur)."""
+        out: dict[str, list[str]] = {}
+        for name in sorted(self.used_types()):
+            t = self.types[name]
+            if t.needs_llm:
+                out.setdefault(t.role, []).append(name)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved patterns (every type spelled out); `from_dict(to_dict())` gives equal patterns."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "types": {
+                k: {f: v for f, v in t.to_dict().items() if f not in ("name", "terminal")}
+                for k, t in self.types.items()
+            },
+            "root": dict(self.root),
+            "transfer": {k: dict(v) for k, v in self.transfer.items()},
+            "backtrack_to": list(self.backtrack_to),
+        }
+
+    def fingerprint(self) -> str:
+        """Stable hash of the resolved patterns (part of a run's config hash)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], name: str | None = None, source: str = "") -> Patterns:
+        """Validate a patterns mapping (as read from YAML) and resolve its node types."""
+        where = f" in {source}" if source else ""
+        if not isinstance(data, Mapping):
+            raise PatternError(f"patterns{where} must be a mapping, got {type(data).__name__}")
+        unknown = sorted(set(data) - _TOP_FIELDS)
+        if unknown:
+            raise PatternError(f"{unknown[0]}: unknown field{where}; expected one of {sorted(_TOP_FIELDS)}")
+        pname = str(data.get("name") or name or "custom")
+
+        types = _resolve_types(data.get("types") or {}, where)
+        reflection_text = data.get("reflection_text")
+        if reflection_text is not None:
+            texts = _str_list(reflection_text, "reflection_text", where, allow_empty_items=False)
+            if not texts:
+                raise PatternError(f"reflection_text: must not be empty{where}")
+            types[REFLECTION_TYPE] = dataclasses.replace(types[REFLECTION_TYPE], fixed_texts=tuple(texts))
+
+        if "root" not in data:
+            raise PatternError(f"root: missing{where}; give the root's children, e.g. root: {{sub_task: 2}}")
+        root = _row(data["root"], "root", types, where)
+        if not root:
+            raise PatternError(f"root: the root needs at least one child type{where}")
+        transfer_raw = data.get("transfer") or {}
+        if not isinstance(transfer_raw, Mapping):
+            raise PatternError(f"transfer: must be a mapping of parent type to {{child type: count}}{where}")
+        transfer: dict[str, dict[str, int]] = {}
+        for parent, row in transfer_raw.items():
+            loc = f"transfer.{parent}"
+            if parent == ROOT_TYPE:
+                raise PatternError(f"{loc}: give the root's children under the top-level 'root' key{where}")
+            if parent not in types:
+                raise PatternError(f"{loc}: unknown node type {parent!r}{where}; known: {sorted(types)}")
+            if types[parent].terminal:
+                raise PatternError(f"{loc}: {parent!r} is terminal and cannot have children{where}")
+            transfer[parent] = _row(row, loc, types, where)
+
+        backtrack_raw = data.get("backtrack_to")
+        backtrack = (
+            tuple(_str_list(backtrack_raw, "backtrack_to", where)) if backtrack_raw is not None else ()
+        )
+        for t in backtrack:
+            if t not in types:
+                raise PatternError(
+                    f"backtrack_to.{t}: unknown node type {t!r}{where}; known: {sorted(types)}"
+                )
+            if types[t].terminal:
+                raise PatternError(
+                    f"backtrack_to.{t}: a reflection cannot be placed under a terminal type{where}"
+                )
+
+        patterns = cls(
+            name=pname,
+            types=types,
+            root=root,
+            transfer=transfer,
+            backtrack_to=backtrack,
+            description=str(data.get("description") or ""),
+            source=source,
+        )
+        _check_graph(patterns, where)
+        return patterns
+
+
+def _str_list(value: Any, loc: str, where: str, allow_empty_items: bool = True) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
+        raise PatternError(f"{loc}: must be a string or a list of strings{where}, got {value!r}")
+    if not allow_empty_items and any(not v.strip() for v in items):
+        raise PatternError(f"{loc}: entries must not be empty{where}")
+    return list(items)
+
+
+def _resolve_types(overrides: Any, where: str) -> dict[str, NodeType]:
+    if not isinstance(overrides, Mapping):
+        raise PatternError(f"types: must be a mapping of type name to fields{where}")
+    types = dict(DEFAULT_NODE_TYPES)
+    for name, spec in overrides.items():
+        loc = f"types.{name}"
+        if name == ROOT_TYPE:
+            raise PatternError(f"{loc}: 'root' is not a node type that can be configured{where}")
+        if not isinstance(spec, Mapping):
+            raise PatternError(f"{loc}: must be a mapping of fields{where}")
+        bad = sorted(set(spec) - _TYPE_FIELDS)
+        if bad:
+            raise PatternError(
+                f"{loc}.{bad[0]}: unknown field{where}; expected one of {sorted(_TYPE_FIELDS)}"
+            )
+        if name in types:
+            base = types[name]
+        else:
+            missing = [f for f in ("tag", "role") if f not in spec]
+            if missing:
+                raise PatternError(
+                    f"{loc}: new node type {name!r} must define {' and '.join(missing)}{where} "
+                    f"(built-in types: {sorted(DEFAULT_NODE_TYPES)})"
+                )
+            base = NodeType(name=name, tag=str(spec["tag"]))
+        kwargs: dict[str, Any] = {}
+        if "tag" in spec:
+            tag = spec["tag"]
+            if not isinstance(tag, str) or not tag or any(c in tag for c in "<>/ \n"):
+                raise PatternError(
+                    f"{loc}.tag: must be a non-empty name without '<', '>', '/' or spaces{where}"
+                )
+            kwargs["tag"] = tag
+        if "prefills" in spec:
+            kwargs["prefills"] = tuple(_str_list(spec["prefills"], f"{loc}.prefills", where))
+        if "role" in spec:
+            if spec["role"] not in ROLES:
+                raise PatternError(f"{loc}.role: must be one of {list(ROLES)}{where}, got {spec['role']!r}")
+            kwargs["role"] = spec["role"]
+        if "in_history" in spec:
+            if not isinstance(spec["in_history"], bool):
+                raise PatternError(f"{loc}.in_history: must be true or false{where}")
+            kwargs["in_history"] = spec["in_history"]
+        if "max_tokens" in spec:
+            mt = spec["max_tokens"]
+            if mt is not None and (isinstance(mt, bool) or not isinstance(mt, int) or mt <= 0):
+                raise PatternError(f"{loc}.max_tokens: must be a positive integer or null{where}, got {mt!r}")
+            kwargs["max_tokens"] = mt
+        if "fixed_texts" in spec:
+            kwargs["fixed_texts"] = tuple(
+                _str_list(spec["fixed_texts"], f"{loc}.fixed_texts", where, allow_empty_items=False)
+            )
+            if base.terminal and kwargs["fixed_texts"]:
+                raise PatternError(f"{loc}.fixed_texts: the terminal type cannot have a fixed text{where}")
+        types[name] = dataclasses.replace(base, **kwargs)
+    return types
+
+
+def _row(row: Any, loc: str, types: Mapping[str, NodeType], where: str) -> dict[str, int]:
+    if row is None:
+        return {}
+    if not isinstance(row, Mapping):
+        raise PatternError(f"{loc}: must be a mapping of child type to sample count{where}, got {row!r}")
+    out: dict[str, int] = {}
+    for child, k in row.items():
+        cloc = f"{loc}.{child}"
+        if child not in types:
+            raise PatternError(f"{cloc}: unknown node type {child!r}{where}; known: {sorted(types)}")
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+            raise PatternError(f"{cloc}: sample count must be a positive integer{where}, got {k!r}")
+        out[str(child)] = k
+    return out
+
+
+def _check_graph(p: Patterns, where: str) -> None:
+    """Every type that can occur must have a row (unless terminal) and a way down to `answer`."""
+    used = p.used_types()
+    if p.backtrack_to:
+        if not p.transfer.get(REFLECTION_TYPE):
+            raise PatternError(
+                f"transfer.{REFLECTION_TYPE}: backtracking is configured (backtrack_to: "
+                f"{', '.join(p.backtrack_to)}) but {REFLECTION_TYPE!r} has no children{where}"
+            )
+        if not p.reflection_texts:
+            raise PatternError(
+                f"reflection_text: backtracking is configured but the reflection has no text{where}"
+            )
+        reachable = set(p.root)
+        for row in p.transfer.values():
+            reachable.update(row)
+        never = [t for t in p.backtrack_to if t not in reachable]
+        if never:
+            raise PatternError(
+                f"backtrack_to.{never[0]}: {never[0]!r} never occurs in the tree (not a child in 'root' or "
+                f"'transfer'), so no reflection could be placed{where}"
+            )
+    for t in sorted(used):
+        if not p.types[t].terminal and t not in p.transfer:
+            raise PatternError(
+                f"transfer.{t}: {t!r} occurs in the tree but has no row, so it can never reach "
+                f"{ANSWER_TYPE!r}{where}"
+            )
+    # Types from which `answer` is reachable: fixed point over the rows.
+    can_finish = {name for name, t in p.types.items() if t.terminal}
+    changed = True
+    while changed:
+        changed = False
+        for parent, row in p.transfer.items():
+            if parent not in can_finish and any(c in can_finish for c in row):
+                can_finish.add(parent)
+                changed = True
+    for parent in p.transfer:
+        if parent not in can_finish:
+            raise PatternError(f"transfer.{parent}: no path from {parent!r} leads to {ANSWER_TYPE!r}{where}")
+    # Every used non-terminal type has a row and every row can finish, so the root can finish too.
+
+
+# -- loading ---------------------------------------------------------------------------------------------
+
+
+def patterns_dirs() -> list[Path]:
+    """Directories searched by `load_patterns(name)`: `$TREECOT_PATTERNS_PATH` entries, then the repo's."""
+    dirs = [Path(p) for p in os.environ.get(PATTERNS_PATH_ENV, "").split(os.pathsep) if p]
+    dirs.append(Path(__file__).resolve().parents[2] / "recipes" / "patterns")
+    return dirs
+
+
+def load_patterns(name_or_path: str | os.PathLike | Mapping[str, Any] | Patterns) -> Patterns:
+    """Load and validate patterns: a name (`math`, `blocksworld`, `ifeval`), a YAML path or a dict."""
+    if isinstance(name_or_path, Patterns):
+        return name_or_path
+    if isinstance(name_or_path, Mapping):
+        return Patterns.from_dict(name_or_path)
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        candidates = [d / f"{path.name}.yaml" for d in patterns_dirs()]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise FileNotFoundError(
+                f"no patterns named {str(name_or_path)!r}; looked for {', '.join(map(str, candidates))} "
+                f"(set {PATTERNS_PATH_ENV} or pass a path to a YAML file)"
+            )
+        path = found
+    if not path.is_file():
+        raise FileNotFoundError(f"patterns file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise PatternError(f"{path}: not valid YAML: {e}") from e
+    return Patterns.from_dict(data or {}, name=path.stem, source=str(path))
+
+
+#: Task domain → default patterns name.
+DOMAIN_PATTERNS = {"math": "math", "planning": "blocksworld", "instructions": "ifeval"}
+
+
+def patterns_for_task(task: Any) -> Patterns:
+    """The default patterns of a task's domain (`math` → math.yaml, `planning` → blocksworld.yaml, …)."""
+    domain = getattr(task, "domain", "")
+    if domain not in DOMAIN_PATTERNS:
+        raise ValueError(
+            f"task {getattr(task, 'name', task)!r} has domain {domain!r} with no default patterns; "
+            f"known domains: {sorted(DOMAIN_PATTERNS)} (pass patterns explicitly)"
+        )
+    return load_patterns(DOMAIN_PATTERNS[domain])
