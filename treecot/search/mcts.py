@@ -30,9 +30,14 @@ Caps and choices of ours (the sources are silent):
   (usually wrong) answer that preference data can use as a rejected path.
 - Every answer node is verified when it is created (so `reward`, `correct` and `extracted` are set on
   all answers, visited or not); visits and backpropagation happen only when a rollout selects it.
+- Selection may re-select an answer that was already visited (when it is the UCT-best child): that is
+  a rollout which reinforces the path's value, as in the repo, and costs no LLM call, but it is not a
+  new correct path.
 - Stop rules count `correct_paths` = distinct answer nodes judged correct (the repo counts rewarded
   rollouts, so re-selecting one correct answer counted again): stop at `stop_at_correct`; or once
   `early_stop_rollouts` rollouts are done with at least `early_stop_correct`; give up at `max_rollouts`.
+- `stats.wall_seconds` runs from the search's creation to its stop; under `run_search` it includes the
+  time spent serving the other problems of the same batch.
 - Value mode "confidence" (no ground truth, e.g. MCTS decoding): an answer's reward is the Marco-o1 v1
   token confidence averaged over every generated token of its path; no backtracking (nothing says the
   answer is wrong) and only `max_rollouts` stops the search. The verifier still runs, for the record.
