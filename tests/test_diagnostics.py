@@ -455,3 +455,36 @@ def test_summarize_empty_and_malformed():
     assert s["n"] == 0 and s["no_answer_rate"] is None and s["mean_tokens"] is None
     with pytest.raises(KeyError, match=r"diagnosis #1 lacks \['no_answer'\]"):
         summarize([diagnose("x"), {k: v for k, v in diagnose("x").items() if k != "no_answer"}])
+
+
+# --------------------------------------------------------------------------------------------------
+# benchmarks/_common.py (the result writer shared by benchmarks; tested here, it has no test file)
+
+
+def test_write_results(tmp_path):
+    import json
+
+    from benchmarks._common import write_results
+
+    path = write_results("demo", {"checks_per_s": 12.5, "n": 3, "worst": "math: x"}, "python -m x", tmp_path)
+    record = json.loads(path.read_text())
+    assert path == tmp_path / "demo.json"
+    assert {k: record[k] for k in ("checks_per_s", "n", "worst", "command")} == {
+        "checks_per_s": 12.5,
+        "n": 3,
+        "worst": "math: x",
+        "command": "python -m x",
+    }
+    assert record["date"].endswith("+00:00") and record["machine"]["cores"] >= 1
+    assert record["machine"]["python"].count(".") == 2 and record["machine"]["torch"].startswith("2.")
+    with pytest.raises(TypeError, match="figure 'nested' is a dict"):
+        write_results("demo", {"nested": {"a": 1}}, "cmd", tmp_path)
+    with pytest.raises(ValueError, match="figure name 'date' is reserved"):
+        write_results("demo", {"date": 1}, "cmd", tmp_path)
+    with pytest.raises(ValueError, match="results must be finite"):
+        write_results("demo", {"rate": float("nan")}, "cmd", tmp_path)
+    with pytest.raises(ValueError, match="command must say how to reproduce"):
+        write_results("demo", {}, " ", tmp_path)
+    with pytest.raises(ValueError, match="benchmark name '../x'"):
+        write_results("../x", {}, "cmd", tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.json"], "no temp files left behind"
