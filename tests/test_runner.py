@@ -1,0 +1,152 @@
+"""`treecot generate`: shards, resume after SIGKILL, no duplicates, stats, early recipe errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from treecot.recipe import RecipeError, load_recipe
+from treecot.search.runner import Shard, _repair_tail, iter_tree_dicts, run_generate, tree_files
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def recipe_dict(out_dir, limit=3):
+    return {
+        "name": "runner-test",
+        "seed": 0,
+        "problems": {"task": "gsm8k", "split": "test", "limit": limit},
+        "generate": {
+            "models": {"A": {"model": "tiny"}, "B": {"model": "tiny"}},
+            "search": {"max_rollouts": 6, "stop_at_correct": 2, "early_stop_rollouts": 4, "early_stop_correct": 1,
+                       "max_depth": 6, "max_node_tokens": 16},
+            "output_dir": str(out_dir),
+            "problems_in_flight": 2,
+        },
+    }  # fmt: skip
+
+
+def fake_generators(delay=0.0):
+    """Answers alternate between the gold answer and a wrong one; other nodes say a few words."""
+    from tests.fake_generator import FakeGenerator
+    from treecot.tasks.sources import load_source
+
+    golds = {p["question"]: p["reference"] for p in load_source("gsm8k", "test", limit=10)}
+
+    def respond(request, i):
+        if delay:
+            time.sleep(delay)
+        prompt = request.prompt
+        if prompt.rstrip().endswith("\\boxed{"):
+            gold = next(g for q, g in golds.items() if q in prompt)
+            return f"{gold}}}" if i % 2 == 0 else "-1}"
+        return "some careful words"
+
+    gen = FakeGenerator(respond=respond, model_id="fake")
+    return {"A": gen, "B": gen}
+
+
+def test_generate_writes_trees_and_stats(tmp_path):
+    recipe = load_recipe(recipe_dict(tmp_path / "trees"))
+    summary = run_generate(recipe, generators=fake_generators(), progress=False)
+    files = tree_files(tmp_path / "trees")
+    assert len(files) == 1 and files[0].name.endswith("shard-00000-of-00001.jsonl")
+    trees = list(iter_tree_dicts(files))
+    assert len(trees) == 3 and len({t["problem"]["id"] for t in trees}) == 3
+    assert all(t["config_hash"] == summary["config_hash"] for t in trees)
+    assert summary["problems"] == 3 and summary["new_trees"] == 3
+    assert summary["yield_at_least_1"] == 1.0 and summary["correct_paths"] >= 3
+    assert summary["tokens_per_correct_path"] > 0 and summary["llm_calls"] > 0
+    stats = json.loads(next((tmp_path / "trees").glob("stats-*.json")).read_text())
+    assert stats["config_hash"] == summary["config_hash"]
+    # Rerun: everything is already done.
+    again = run_generate(recipe, generators=fake_generators(), progress=False)
+    assert again["skipped"] == 3 and again["new_trees"] == 0 and len(list(iter_tree_dicts(files))) == 3
+
+
+def test_shards_partition_the_problems(tmp_path):
+    recipe = load_recipe(recipe_dict(tmp_path / "trees", limit=5))
+    for i in range(2):
+        run_generate(recipe, Shard(i, 2), generators=fake_generators(), progress=False)
+    files = tree_files(tmp_path / "trees")
+    assert len(files) == 2
+    per_shard = [[t["problem"]["id"] for t in iter_tree_dicts([f])] for f in files]
+    assert [len(x) for x in per_shard] == [3, 2] and not set(per_shard[0]) & set(per_shard[1])
+
+
+def test_shard_parsing_and_environment(monkeypatch):
+    assert Shard.parse("1/4") == Shard(1, 4) and Shard.parse(None) == Shard(0, 1)
+    for bad in ("4/4", "a/b", "1"):
+        with pytest.raises(ValueError, match="shard"):
+            Shard.parse(bad)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert Shard.from_environment() == Shard(1, 2)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert Shard.from_environment() is None
+
+
+def test_repair_tail(tmp_path):
+    p = tmp_path / "t.jsonl"
+    p.write_text('{"a": 1}\n{"b": 2}\n{"c": ')
+    assert _repair_tail(p) == len('{"c": ')
+    assert p.read_text() == '{"a": 1}\n{"b": 2}\n'
+    assert _repair_tail(p) == 0
+
+
+KILLED_RUN = """
+import sys
+sys.path.insert(0, {root!r})
+from tests.test_runner import fake_generators, recipe_dict
+from treecot.recipe import load_recipe
+from treecot.search.runner import run_generate
+run_generate(load_recipe(recipe_dict({out!r}, limit=4)), generators=fake_generators(delay={delay}), progress=False)
+"""
+
+
+def test_sigkill_then_restart_loses_nothing_and_duplicates_nothing(tmp_path):
+    out = tmp_path / "trees"
+    script = KILLED_RUN.format(root=str(ROOT), out=str(out), delay=0.05)
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        files = tree_files(out)
+        if files and len(list(iter_tree_dicts(files))) >= 1:
+            break
+        assert proc.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    files = tree_files(out)
+    before = [t["problem"]["id"] for t in iter_tree_dicts(files)]
+    assert 1 <= len(before) < 4
+    with open(files[0], "a") as f:  # what a kill in the middle of a write leaves behind
+        f.write('{"schema_version": 1, "problem": {"id": "half-writ')
+    summary = run_generate(
+        load_recipe(recipe_dict(out, limit=4)), generators=fake_generators(), progress=False
+    )
+    after = [t["problem"]["id"] for t in iter_tree_dicts(tree_files(out))]
+    assert len(after) == 4 and len(set(after)) == 4, "every problem exactly once"
+    assert after[: len(before)] == before, "finished trees are kept as they were"
+    assert summary["skipped"] == len(before)
+
+
+def test_bad_recipe_fails_before_any_model_loads(tmp_path, monkeypatch):
+    import treecot.backends
+
+    def boom(*a, **k):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(treecot.backends, "make_generator", boom)
+    bad = recipe_dict(tmp_path)
+    bad["generate"]["search"]["max_dept"] = 3
+    with pytest.raises(RecipeError, match=r"generate\.search\.max_dept: unknown field"):
+        run_generate(bad)
+    no_gen = {k: v for k, v in recipe_dict(tmp_path).items() if k != "generate"}
+    with pytest.raises(RecipeError, match="no 'generate' section"):
+        run_generate(load_recipe(no_gen))

@@ -1,0 +1,282 @@
+"""`treecot generate RECIPE.yaml`: sharded, resumable MCTS runs over a problem set.
+
+One Tree JSON per problem goes to append-only JSONL shards, flushed (and fsynced) as each tree finishes:
+
+    <output_dir>/trees-<config_hash>-shard-<i>-of-<n>.jsonl
+    <output_dir>/stats-<config_hash>-shard-<i>-of-<n>.json
+
+On restart, problems whose tree is already in any shard of the same configuration are skipped, so a run
+killed with SIGKILL and restarted loses no finished tree and writes no duplicate (a half-written last line
+is cut off before appending). `--shard i/n` runs the i-th of n disjoint slices; under `accelerate launch`
+each process takes its own shard automatically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from treecot.recipe import Recipe, RecipeError, load_recipe
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str | None) -> Shard:
+        if not text:
+            return cls()
+        try:
+            i, n = (int(x) for x in str(text).split("/"))
+        except ValueError:
+            raise ValueError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
+        if n < 1 or not 0 <= i < n:
+            raise ValueError(f"--shard {text!r}: need 0 <= i < n")
+        return cls(i, n)
+
+    @classmethod
+    def from_environment(cls) -> Shard | None:
+        """The shard of this process under `accelerate launch` / torchrun (None when not distributed)."""
+        world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+        if world <= 1:
+            return None
+        return cls(int(os.environ.get("RANK", "0") or 0), world)
+
+    def select(self, n_items: int) -> list[int]:
+        return list(range(self.index, n_items, self.count))
+
+    @property
+    def suffix(self) -> str:
+        return f"shard-{self.index:05d}-of-{self.count:05d}"
+
+
+# --------------------------------------------------------------------------- shard files
+
+
+def _repair_tail(path: Path) -> int:
+    """Cut a half-written last line (a killed writer) and return the number of bytes removed."""
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    with open(path, "rb+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 1))
+        if f.read(1) == b"\n":
+            return 0
+        # Find the last newline and truncate after it.
+        block = 1 << 16
+        pos = size
+        while pos > 0:
+            start = max(0, pos - block)
+            f.seek(start)
+            chunk = f.read(pos - start)
+            nl = chunk.rfind(b"\n")
+            if nl >= 0:
+                keep = start + nl + 1
+                f.truncate(keep)
+                return size - keep
+            pos = start
+        f.truncate(0)
+        return size
+
+
+def iter_tree_dicts(paths) -> Iterator[dict]:
+    """Tree dicts from JSONL shard files (skipping a half-written last line)."""
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if not line.endswith("\n"):
+                    break  # a killed writer's partial line
+                if line.strip():
+                    yield json.loads(line)
+
+
+def tree_files(directory: str | Path, config_hash: str | None = None) -> list[Path]:
+    """Tree shard files in `directory` (of one configuration when `config_hash` is given), sorted."""
+    d = Path(directory)
+    pattern = f"trees-{config_hash}-*.jsonl" if config_hash else "trees-*.jsonl"
+    return sorted(d.glob(pattern))
+
+
+def finished_ids(directory: str | Path, config_hash: str) -> set[str]:
+    return {t["problem"]["id"] for t in iter_tree_dicts(tree_files(directory, config_hash))}
+
+
+# --------------------------------------------------------------------------- generators
+
+
+def build_generators(recipe: Recipe) -> dict[str, Any]:
+    """Generators per role; roles with identical model specs share one instance (one model in memory)."""
+    from treecot.backends import make_generator
+
+    gen = recipe.generate
+    assert gen is not None
+    made: dict[str, Any] = {}
+    out = {}
+    for role in ("A", "B"):
+        spec = gen.models.get(role) or gen.models["A"]
+        key = json.dumps(spec.__dict__, sort_keys=True, default=str)
+        if key not in made:
+            made[key] = make_generator(spec, seed=recipe.seed)
+        out[role] = made[key]
+    return out
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _summarise(trees: list[dict], wall: float) -> dict:
+    keys = (
+        "llm_calls",
+        "prefill_tokens",
+        "generated_tokens",
+        "cache_hit_tokens",
+        "rollouts",
+        "correct_paths",
+    )
+    total = {k: sum(int(t.get("stats", {}).get(k, 0) or 0) for t in trees) for k in keys}
+    n = len(trees)
+    correct = [int(t.get("stats", {}).get("correct_paths", 0) or 0) for t in trees]
+    total.update(
+        problems=n,
+        wall_seconds=round(wall, 2),
+        yield_at_least_1=round(sum(c >= 1 for c in correct) / n, 4) if n else 0.0,
+        yield_at_least_4=round(sum(c >= 4 for c in correct) / n, 4) if n else 0.0,
+        tokens_per_correct_path=round(total["generated_tokens"] / total["correct_paths"], 1)
+        if total["correct_paths"]
+        else None,
+        generated_tokens_per_s=round(total["generated_tokens"] / wall, 2) if wall > 0 else None,
+    )
+    return total
+
+
+def run_generate(
+    recipe: Recipe | str | os.PathLike,
+    shard: Shard | None = None,
+    *,
+    generators: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Run (or resume) the recipe's MCTS generation for one shard; returns the stats summary.
+
+    generators: pre-built {"A": …, "B": …} (tests, notebooks); default: built from the recipe.
+    """
+    from treecot.search.mcts import MCTSConfig, config_hash, render_chat_prompts, run_search
+    from treecot.search.patterns import load_patterns, patterns_for_task
+    from treecot.tasks import get_task
+
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    if recipe.generate is None:
+        raise RecipeError("generate: the recipe has no 'generate' section")
+    spec = recipe.generate
+    shard = shard or Shard.from_environment() or Shard()
+    task = get_task(recipe.problems.task)
+    patterns = load_patterns(spec.patterns) if spec.patterns else patterns_for_task(task)
+    search_cfg = {"seed": recipe.seed, **spec.search}
+    config = MCTSConfig(**search_cfg)
+
+    problems = task.load(recipe.problems.split)
+    end = len(problems) if recipe.problems.limit is None else recipe.problems.offset + recipe.problems.limit
+    indices = list(range(recipe.problems.offset, min(end, len(problems))))
+    mine = [indices[i] for i in shard.select(len(indices))]
+
+    # The config hash names the run: it depends on the recipe's models, not on loaded objects.
+    described = {role: m.__dict__ for role, m in sorted(spec.models.items())}
+    run_hash = config_hash(config, patterns, {"models": described})
+    out_dir = Path(spec.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shard_path = out_dir / f"trees-{run_hash}-{shard.suffix}.jsonl"
+    cut = _repair_tail(shard_path)
+    if cut:
+        logger.warning("%s: removed a half-written last record (%d bytes) from a killed run", shard_path, cut)
+    done = finished_ids(out_dir, run_hash)
+    todo = [problems[i] for i in mine if problems[i]["id"] not in done]
+    skipped = len(mine) - len(todo)
+    print(
+        f"[treecot generate] {recipe.name}: task {task.name}, {len(mine)} problems in shard "
+        f"{shard.index}/{shard.count} ({skipped} already done), config {run_hash} → {shard_path}",
+        flush=True,
+    )
+
+    t0 = time.perf_counter()
+    written: list[dict] = []
+    if todo:
+        gens = generators or build_generators(recipe)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(todo), desc="MCTS trees", unit="problem", dynamic_ncols=True)
+        counters = {"rollouts": 0, "correct": 0, "tokens": 0}
+        with open(shard_path, "a", encoding="utf-8") as out:
+
+            def on_tree(n_done: int, n_total: int, tree) -> None:
+                tree.config_hash = run_hash
+                d = tree.to_dict()
+                out.write(json.dumps(d, ensure_ascii=False) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+                written.append(d)
+                for role, prompt in render_chat_prompts(task, tree.problem, gens).items():
+                    release = getattr(gens[role], "release", None)
+                    if callable(release):  # evict the finished problem's prefix caches
+                        release(prompt)
+                st = tree.stats
+                counters["rollouts"] += int(st.get("rollouts", 0))
+                counters["correct"] += int(st.get("correct_paths", 0))
+                counters["tokens"] += int(st.get("generated_tokens", 0))
+                if bar is not None:
+                    el = time.perf_counter() - t0
+                    bar.set_postfix(
+                        rollouts=counters["rollouts"],
+                        correct=counters["correct"],
+                        tok_s=f"{counters['tokens'] / el:.1f}" if el else "-",
+                    )
+                    bar.update(1)
+
+            try:
+                run_search(
+                    todo,
+                    task,
+                    patterns,
+                    gens,
+                    config,
+                    progress=on_tree,
+                    max_in_flight=spec.problems_in_flight,
+                )
+            finally:
+                if bar is not None:
+                    bar.close()
+    wall = time.perf_counter() - t0
+    all_trees = list(iter_tree_dicts([shard_path])) if shard_path.exists() else []
+    summary = _summarise(all_trees, wall)
+    summary.update(config_hash=run_hash, shard=shard.suffix, new_trees=len(written), skipped=skipped)
+    (out_dir / f"stats-{run_hash}-{shard.suffix}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print("[treecot generate] " + format_summary(summary), flush=True)
+    return summary
+
+
+def format_summary(s: dict) -> str:
+    def pct(x):
+        return f"{100 * x:.0f}%"
+
+    tpc = s.get("tokens_per_correct_path")
+    return (
+        f"{s['problems']} trees ({s['new_trees']} new); yield ≥1 correct {pct(s['yield_at_least_1'])}, "
+        f"≥4 correct {pct(s['yield_at_least_4'])}; {s['correct_paths']} correct paths, {s['rollouts']} rollouts; "
+        f"LLM calls {s['llm_calls']}, prefill tokens {s['prefill_tokens']}, cache-hit tokens "
+        f"{s['cache_hit_tokens']}, generated tokens {s['generated_tokens']}"
+        + (f", {tpc} tokens per correct path" if tpc else "")
+        + f"; {s['wall_seconds']}s"
+    )
