@@ -1,0 +1,279 @@
+"""Dataset cards: the README.md of a treecot dataset repository, rendered from a Jinja template.
+
+The template is ``hub_cards/dataset_card.md``; it receives the YAML metadata already serialised (so
+the front matter is always valid YAML that ``huggingface_hub.DatasetCard`` parses back) and the body
+fields below. Everything in ``info`` goes through :func:`treecot.data.hub.redact` first, so a token
+that slipped into a recipe never reaches a card.
+
+``info`` keys (all optional except ``repo_id`` and ``configs``)::
+
+    repo_id          "org/name"
+    configs          {config: {"splits": {split: n_rows}, "data_files": {split: glob}}}
+                     (``data_files`` defaults to ``data/<config>/<split>-*.parquet``)
+    pretty_name, description, license ("apache-2.0"), task_categories, tags (extra tags)
+    config_hash, branch, tag, revision (used in the loading snippet), complete (bool)
+    treecot_version  (defaults to the installed treecot)
+    recipe           the run's configuration (dict), shown as a YAML block
+    models           {role: model id}, e.g. {"A": "…Qwen…", "B": "…Llama…"}
+    seeds            int, list or {name: seed}
+    yield            {"problems", "solved", "paths", "correct_paths", …}: counts; "yield" is derived
+    cost             {"llm_calls", "prefill_tokens", "generated_tokens", "cache_hit_tokens", "wall_seconds", …}
+    histograms       [{"title": str, "path": "histograms/sft_lengths.png"}]  (files pushed alongside)
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TEMPLATE_NAME = "dataset_card.md"
+DEFAULT_TASK_CATEGORIES = ("text-generation", "question-answering")
+DEFAULT_TAGS = ("treecot", "chain-of-thought", "mcts")
+
+_SIZE_BOUNDS = (
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+    (100_000_000, "10M<n<100M"),
+    (1_000_000_000, "100M<n<1B"),
+)
+_YIELD_LABELS = {
+    "problems": "problems searched",
+    "solved": "problems with a correct path",
+    "paths": "root-to-answer paths",
+    "correct_paths": "correct paths",
+    "rollouts": "rollouts",
+    "sft_rows": "SFT rows",
+    "dpo_pairs": "preference pairs",
+}
+_COST_LABELS = {
+    "llm_calls": "LLM calls",
+    "prefill_tokens": "prefill tokens",
+    "generated_tokens": "generated tokens",
+    "cache_hit_tokens": "cache-hit tokens",
+    "wall_seconds": "wall time (s)",
+}
+
+
+def template_dirs() -> list[Path]:
+    """Where card templates are looked up, in order.
+
+    1. ``$TREECOT_HUB_CARDS`` (a folder), 2. ``treecot/resources/hub_cards`` (package data in a wheel),
+    3. ``hub_cards/`` at the root of a source checkout.
+    """
+    package_dir = Path(__file__).resolve().parents[1]
+    candidates = [package_dir / "resources" / "hub_cards", package_dir.parent / "hub_cards"]
+    if os.environ.get("TREECOT_HUB_CARDS"):
+        candidates.insert(0, Path(os.environ["TREECOT_HUB_CARDS"]))
+    return candidates
+
+
+def find_template(name: str = TEMPLATE_NAME) -> Path:
+    """The path of card template ``name``; raises `FileNotFoundError` naming every place searched."""
+    for folder in template_dirs():
+        if (folder / name).is_file():
+            return folder / name
+    searched = ", ".join(str(folder) for folder in template_dirs())
+    raise FileNotFoundError(f"card template {name!r} not found; searched: {searched} (set TREECOT_HUB_CARDS)")
+
+
+def size_category(n_rows: int) -> str:
+    """The Hub's ``size_categories`` value for ``n_rows`` rows (``"n<1K"``, ``"1K<n<10K"``, …)."""
+    if n_rows < 0:
+        raise ValueError(f"size_category: n_rows must be >= 0, got {n_rows}")
+    for bound, label in _SIZE_BOUNDS:
+        if n_rows < bound:
+            return label
+    return "n>1B"
+
+
+def default_data_files(config: str, split: str) -> str:
+    """The glob a config/split's parquet shards live under in a treecot repository."""
+    return f"data/{config}/{split}-*.parquet"
+
+
+def card_metadata(info: Mapping[str, Any]) -> dict[str, Any]:
+    """The YAML front matter of a dataset card (license, task categories, tags, configs, size)."""
+    configs = _configs(info)
+    n_rows = max((sum(c["splits"].values()) for c in configs.values()), default=0)
+    tags = list(dict.fromkeys([*DEFAULT_TAGS, *info.get("tags", ())]))
+    metadata: dict[str, Any] = {
+        "license": info.get("license", "apache-2.0"),
+        "task_categories": list(info.get("task_categories", DEFAULT_TASK_CATEGORIES)),
+        "language": list(info.get("language", ["en"])),
+        "tags": tags,
+        "size_categories": [size_category(n_rows)],
+        "pretty_name": _pretty_name(info),
+        "configs": [
+            {
+                "config_name": name,
+                "data_files": [
+                    {"split": split, "path": path} for split, path in config["data_files"].items()
+                ],
+            }
+            for name, config in configs.items()
+        ],
+    }
+    treecot_meta = {
+        key: info[key] for key in ("config_hash", "branch", "tag", "complete") if info.get(key) is not None
+    }
+    treecot_meta["version"] = _version(info)
+    metadata["treecot"] = treecot_meta
+    return metadata
+
+
+def render_dataset_card(info: Mapping[str, Any], template: str | os.PathLike | None = None) -> str:
+    """Render a dataset card (README.md text) from ``info`` (see the module docstring for the keys).
+
+    ``template`` is a template path; default :func:`find_template`. Secrets are redacted first.
+    """
+    import jinja2
+
+    from treecot.data.hub import redact
+
+    if "repo_id" not in info:
+        raise ValueError("render_dataset_card: info needs 'repo_id'")
+    info = redact(dict(info))
+    path = Path(template) if template is not None else find_template()
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(path.parent)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    recipe = info.get("recipe")
+    context = {
+        "metadata_yaml": yaml.safe_dump(card_metadata(info), sort_keys=False, allow_unicode=True, width=110),
+        "repo_id": info["repo_id"],
+        "pretty_name": _pretty_name(info),
+        "description": info.get("description")
+        or "Tree-structured chain-of-thought data: MCTS search trees, SFT paths and preference pairs.",
+        "treecot_version": _version(info),
+        "configs": _configs(info),
+        "config_hash": info.get("config_hash"),
+        "branch": info.get("branch"),
+        "tag": info.get("tag"),
+        "revision": info.get("revision") or info.get("tag") or info.get("branch"),
+        "complete": bool(info.get("complete")),
+        "models": dict(info.get("models") or {}),
+        "seeds": info.get("seeds"),
+        "yield_stats": _yield_rows(info.get("yield") or {}),
+        "cost_stats": _stat_rows(info.get("cost") or {}, _COST_LABELS),
+        "histograms": [
+            {"title": h.get("title") or Path(h["path"]).stem, "path": h["path"]}
+            for h in info.get("histograms") or []
+        ],
+        "recipe_yaml": yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True, width=110)
+        if recipe
+        else "",
+    }
+    return env.get_template(path.name).render(**context)
+
+
+def length_histogram_png(
+    lengths: Iterable[float],
+    *,
+    title: str,
+    xlabel: str = "tokens",
+    bins: int = 30,
+    labels: Sequence[str] = (),
+) -> bytes:
+    """A PNG histogram of lengths (one series, or several when ``lengths`` is a list of lists + ``labels``).
+
+    Used for the card's length histograms (e.g. SFT path tokens, chosen vs rejected tokens).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    series = list(lengths)
+    if labels:
+        if len(labels) != len(series):
+            raise ValueError(f"length_histogram_png: {len(labels)} labels for {len(series)} series")
+        groups = [list(map(float, s)) for s in series]
+    else:
+        groups = [list(map(float, series))]
+    if not any(groups):
+        raise ValueError(f"length_histogram_png: no lengths to plot for {title!r}")
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    try:
+        for i, values in enumerate(groups):
+            ax.hist(
+                values, bins=bins, alpha=0.6 if len(groups) > 1 else 0.9, label=labels[i] if labels else None
+            )
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("count")
+        if labels:
+            ax.legend()
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", metadata={"Software": None})
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+def _configs(info: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    configs = info.get("configs")
+    if not configs:
+        raise ValueError("dataset card: info['configs'] must name at least one config with its splits")
+    out = {}
+    for name, config in configs.items():
+        splits = {str(split): int(rows) for split, rows in (config.get("splits") or {}).items()}
+        if not splits:
+            raise ValueError(f"dataset card: config {name!r} has no splits")
+        data_files = dict(config.get("data_files") or {})
+        for split in splits:
+            data_files.setdefault(split, default_data_files(name, split))
+        out[name] = {"splits": splits, "data_files": data_files}
+    return out
+
+
+def _pretty_name(info: Mapping[str, Any]) -> str:
+    return info.get("pretty_name") or info["repo_id"].split("/")[-1]
+
+
+def _version(info: Mapping[str, Any]) -> str:
+    if info.get("treecot_version"):
+        return str(info["treecot_version"])
+    import treecot
+
+    return treecot.__version__
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.3g}"
+    return str(value)
+
+
+def _stat_rows(stats: Mapping[str, Any], labels: Mapping[str, str]) -> list[dict[str, str]]:
+    ordered = [k for k in labels if k in stats] + [k for k in stats if k not in labels]
+    return [{"label": labels.get(k, k.replace("_", " ")), "value": _format(stats[k])} for k in ordered]
+
+
+def _yield_rows(stats: Mapping[str, Any]) -> list[dict[str, str]]:
+    rows = _stat_rows(stats, _YIELD_LABELS)
+    if stats.get("problems") and "solved" in stats:
+        rows.append(
+            {"label": "yield (solved / searched)", "value": f"{stats['solved'] / stats['problems']:.1%}"}
+        )
+    if stats.get("paths") and "correct_paths" in stats:
+        rows.append({"label": "correct path rate", "value": f"{stats['correct_paths'] / stats['paths']:.1%}"})
+    return rows
