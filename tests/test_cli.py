@@ -72,3 +72,33 @@ def test_verify_errors_name_the_bad_input(tmp_path, problem_file, capsys):
     assert main(["verify", "--task", "nosuchtask", "--problem-json", str(problem_file),
                  "--completion-file", str(completion)]) == 2  # fmt: skip
     assert "unknown task 'nosuchtask'; known tasks: gsm8k" in capsys.readouterr().err
+
+
+def test_generate_and_show_tree_commands(tmp_path, capsys, monkeypatch):
+    import yaml
+
+    from tests.test_runner import fake_generators, recipe_dict
+    from treecot.search import runner
+
+    monkeypatch.setattr(runner, "build_generators", lambda recipe: fake_generators())
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(recipe_dict(tmp_path / "trees", limit=5)))
+    assert main(["generate", str(recipe), "--limit", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "2 trees (2 new)" in out
+    shard = next((tmp_path / "trees").glob("trees-*.jsonl"))
+    png = tmp_path / "tree.png"
+    first = json.loads(shard.read_text().splitlines()[0])["problem"]["id"]
+    assert main(["show-tree", str(shard), "--png", str(png)]) == 2
+    assert "choose one with --problem" in capsys.readouterr().err
+    assert main(["show-tree", str(shard), "--problem", first, "--png", str(png)]) == 0
+    view = capsys.readouterr().out
+    assert "sub_task" in view and "answer" in view and png.read_bytes()[:4] == b"\x89PNG"
+    assert main(["show-tree", str(shard), "--problem", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert main(["generate", str(recipe), "--shard", "3/2"]) == 2
+    assert "--shard '3/2'" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"problems": {"task": "gsm8k"}, "generate": {"search": {"c": -1}}}))
+    assert main(["generate", str(bad)]) == 2
+    assert "generate.search" in capsys.readouterr().err

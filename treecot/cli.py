@@ -93,6 +93,41 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- generate / show-tree
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from treecot.recipe import RecipeError, load_recipe
+    from treecot.search.runner import Shard, run_generate
+
+    try:
+        shard = Shard.parse(args.shard) if args.shard else None
+        recipe = load_recipe(args.recipe)
+        if args.limit is not None:
+            recipe.problems.limit = args.limit
+        if args.output_dir:
+            recipe.generate.output_dir = args.output_dir
+    except (RecipeError, ValueError) as e:
+        raise CLIError(str(e)) from None
+    except AttributeError:
+        raise CLIError(f"{args.recipe}: the recipe has no 'generate' section") from None
+    try:
+        run_generate(recipe, shard, progress=not args.no_progress)
+    except RecipeError as e:
+        raise CLIError(str(e)) from None
+    return 0
+
+
+def cmd_show_tree(args: argparse.Namespace) -> int:
+    from treecot.search.show import show_tree_main
+
+    try:
+        show_tree_main(args.file, args.problem, png=args.png, words=args.words)
+    except (KeyError, FileNotFoundError, ValueError) as e:
+        raise CLIError(e.args[0] if e.args else str(e)) from None
+    return 0
+
+
 # --------------------------------------------------------------------------- demo
 
 
@@ -136,6 +171,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--problem-json", required=True, help="a JSON file with one Problem record")
     s.add_argument("--completion-file", required=True, help="a text file with the model's completion")
     s.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("generate", help="build MCTS reasoning trees for a recipe's problems (resumable)")
+    s.add_argument("recipe", help="recipe YAML with 'problems' and 'generate' sections")
+    s.add_argument(
+        "--shard", help="run shard i of n, as i/n (default: from accelerate's environment, else 0/1)"
+    )
+    s.add_argument("--limit", type=int, help="override problems.limit")
+    s.add_argument("--output-dir", help="override generate.output_dir")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("show-tree", help="print a search tree as an indented view and optionally plot it")
+    s.add_argument("file", help="a trees-*.jsonl shard")
+    s.add_argument(
+        "--problem", help="problem id or a unique prefix (needed when the file holds several trees)"
+    )
+    s.add_argument("--png", help="also write a plot of the tree to this PNG file")
+    s.add_argument("--words", type=int, default=12, help="words of node text to show")
+    s.set_defaults(func=cmd_show_tree)
 
     s = sub.add_parser("demo", help="run the end-to-end demo on the embedded default model (offline)")
     s.add_argument("--model", default="smollm2-135m-instruct", help="model name, directory or Hub id")
