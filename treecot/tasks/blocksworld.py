@@ -824,7 +824,7 @@ _LEAD_WORDS_RE = re.compile(
 )
 _SPLIT_RE = re.compile(r"\s*(?:;|,\s*(?:and\s+)?(?:then\s+)?|\s+and\s+then\s+|\s+then\s+|\.\s+)\s*")
 _ACTION_WORD_RE = re.compile(r"^(?:\(|(?:pick|put|unstack|stack|place|lift|move|grab|drop|take|set)\w*\b)")
-_IGNORED_LINE_RE = re.compile(r"^(?:```\w*|\[/?plan(?: end)?\]|\[plan end\]|<\/?answer>|[-=*_#]+)$")
+_IGNORED_LINE_RE = re.compile(r"^(?:```\w*|\[/?plan(?: end)?\]|<\/?answer>|[-=*_#]+)$")
 
 
 def _pddl_match_to_action(match: re.Match[str]) -> Action:
