@@ -488,3 +488,33 @@ def test_write_results(tmp_path):
     with pytest.raises(ValueError, match="benchmark name '../x'"):
         write_results("../x", {}, "cmd", tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.json"], "no temp files left behind"
+
+
+# --------------------------------------------------------------------------------------------------
+# the real tasks
+
+
+def test_real_math_task_verifies_when_a_problem_is_given():
+    problem = make_problem("gsm8k", "How many clips did Natalia sell altogether?", "72")
+    d = diagnose(HEALTHY_PATH, "gsm8k", problem=problem)
+    assert (d["no_answer"], d["correct"], d["answer"], d["instruction_failure"]) == (False, True, "72", None)
+    d = diagnose(HEALTHY_PATH.replace("{72}", "{73}"), problem=problem)  # task from problem["task"]
+    assert (d["no_answer"], d["correct"]) == (False, False)
+
+
+def test_real_instruction_task_sections_match_its_checkers():
+    from treecot.tasks.instructions import extract_response
+
+    texts = [
+        HEALTHY_PATH,
+        "<think>plan</think>\nMy response, in full.",
+        "<think>never finished",
+        "a plain response\nthe answer is here",
+        "<answer>first</answer> then <answer>second",
+        "<|begin_of_thought|>x<|end_of_thought|><|begin_of_solution|>sol<|end_of_solution|>",
+    ]
+    for text in texts:
+        _, answer = split_sections(text, instructions=True)
+        assert (answer or "").strip() == extract_response(text), text
+    d = diagnose(f"<think>{_words(300)}</think>\nParis.", "ifeval")
+    assert d["instruction_failure"] is True and d["correct"] is None
