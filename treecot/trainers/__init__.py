@@ -1,0 +1,26 @@
+"""CoT-aware post-training: TRL 1.16 subclasses for balanced SFT and conservative, prefix-masked DPO.
+
+>>> from treecot.trainers import BalancedSFTConfig, BalancedSFTTrainer, CDPOConfig, CDPOTrainer
+"""
+
+from .cdpo import (
+    CDPOConfig,
+    CDPOTrainer,
+    DataCollatorForMaskedPreference,
+    cdpo_loss,
+    shared_prefix_token_count,
+    to_conversational_preference,
+)
+from .sft import BalancedSFTConfig, BalancedSFTTrainer, split_last_turn
+
+__all__ = [
+    "BalancedSFTConfig",
+    "BalancedSFTTrainer",
+    "CDPOConfig",
+    "CDPOTrainer",
+    "DataCollatorForMaskedPreference",
+    "cdpo_loss",
+    "shared_prefix_token_count",
+    "split_last_turn",
+    "to_conversational_preference",
+]
