@@ -425,6 +425,9 @@ def test_hub_roundtrip_branch_tag_main_card_edit_and_skip(hub_server, tmp_path):
             moved = "no error"
         except ValueError as err:
             moved = str(err)
+        forced = push_dataset(repo, make_configs(offset=3), card=CARD, config_hash=HASH_A, tag="v1", force=True)
+        forced_v1 = load_versioned(repo, "dpo", revision="v1", split="train")
+        emit(forced_skipped=forced.skipped, forced_v1=list(forced_v1["chosen"]))
         emit(revision=r.revision, url=r.url_or_path, local=r.local, tag=r.tag, commit=r.commit,
              branches={b.name: b.target_commit for b in refs.branches},
              tags={t.name: t.target_commit for t in refs.tags},
@@ -457,6 +460,10 @@ def test_hub_roundtrip_branch_tag_main_card_edit_and_skip(hub_server, tmp_path):
     assert "already points to" in out["moved"]  # v1 is not moved without force
     assert set(out["versions"]["branches"]) == {"main", branch, branch_name(HASH_B)}
     assert set(out["versions"]["tags"]) == {"v1"}
+    assert out["forced_skipped"] is False and out["forced_v1"] == [
+        "good 3",
+        "fine",
+    ]  # force overwrites and moves v1
 
 
 def test_hub_interrupted_push_then_rerun(hub_server, tmp_path):  # noqa: F811  (the imported fixture)

@@ -55,6 +55,7 @@ import re
 import shutil
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -418,27 +419,58 @@ def _push(
     return result
 
 
-class _Target:
-    """The operations a push needs, on a Hub repository or a local folder."""
+class _Target(ABC):
+    """The operations a push needs, on a Hub repository (`_HubTarget`) or a local folder (`_LocalTarget`).
+
+    Each operation is idempotent: it re-reads the remote state, so a retried or rerun step is safe.
+    """
 
     repo_id: str
     name: str
-    retry: RetryPolicy
 
     def step(self, what: str, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run one push step (the Hub target retries it)."""
         return fn(*args)
 
-    # The interface (see _HubTarget / _LocalTarget).
-    def branch_state(self, branch: str) -> dict | None: ...  # None: no branch; {}: incomplete
-    def ensure_repo(self) -> None: ...
-    def create_branch(self, branch: str) -> None: ...
-    def begin(self, branch: str) -> None: ...
-    def commit_config(self, branch: str, config: str, files: dict[str, Path], rows: int) -> None: ...
-    def finalize(self, branch: str, top: dict[str, Path | bytes], expected: set[str]) -> None: ...
-    def sync_main(self, branch: str, files: dict[str, Path | bytes]) -> None: ...
-    def tag(self, tag: str, branch: str, force: bool) -> None: ...
+    @abstractmethod
+    def branch_state(self, branch: str) -> dict | None:
+        """None: no such branch; {}: an incomplete push; else the completeness marker."""
+
+    @abstractmethod
+    def ensure_repo(self) -> None:
+        """Create the repository (with its main branch) if missing."""
+
+    @abstractmethod
+    def create_branch(self, branch: str) -> None:
+        """Create ``branch`` (from main) if missing."""
+
+    @abstractmethod
+    def begin(self, branch: str) -> None:
+        """Remove the marker and card so the branch reads as incomplete until `finalize`."""
+
+    @abstractmethod
+    def commit_config(self, branch: str, config: str, files: dict[str, Path], rows: int) -> None:
+        """Make ``data/<config>/`` on ``branch`` hold exactly ``files`` (one commit, none if unchanged)."""
+
+    @abstractmethod
+    def finalize(self, branch: str, top: dict[str, Path | bytes], expected: set[str]) -> None:
+        """Write card, extra files and marker (last), and delete files not in ``expected``."""
+
+    @abstractmethod
+    def sync_main(self, branch: str, files: dict[str, Path | bytes]) -> None:
+        """Make main hold the same files as ``branch``."""
+
+    @abstractmethod
+    def tag(self, tag: str, branch: str, force: bool) -> None:
+        """Point ``tag`` at ``branch``'s head; an existing tag elsewhere needs ``force``."""
+
+    @abstractmethod
     def versions(self) -> Versions: ...
+
+    @abstractmethod
     def load(self, config: str, revision: str, split: str | None) -> Dataset | DatasetDict: ...
+
+    @abstractmethod
     def result(self, branch: str, tag: str | None, skipped: bool) -> PushResult: ...
 
 
