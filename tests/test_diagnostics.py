@@ -518,3 +518,13 @@ def test_real_instruction_task_sections_match_its_checkers():
         assert (answer or "").strip() == extract_response(text), text
     d = diagnose(f"<think>{_words(300)}</think>\nParis.", "ifeval")
     assert d["instruction_failure"] is True and d["correct"] is None
+
+
+def test_real_planning_task_answer_is_the_plan():
+    from treecot.tasks.blocksworld import BlocksworldTask
+
+    problem = BlocksworldTask(min_blocks=3, max_blocks=3).load("test", limit=1)[0]
+    d = diagnose(f"<answer>{problem['reference']}</answer>", "blocksworld", problem=problem)
+    assert (d["no_answer"], d["correct"], d["answer"]) == (False, True, problem["reference"])
+    d = diagnose("<answer>I would move some blocks.</answer>", problem=problem)
+    assert (d["no_answer"], d["correct"], d["answer"]) == (True, False, None)

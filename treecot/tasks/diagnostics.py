@@ -413,7 +413,7 @@ def diagnose(
 
     Returns:
         A flat dict: `no_answer`, `answer` (generic extraction, or the verifier's extraction as a
-        string), `correct` (None without a problem), `hit_token_limit`, `n_tokens`, `thinking_tokens`,
+        string; a list such as a plan's actions is joined by newlines), `correct` (None without a problem), `hit_token_limit`, `n_tokens`, `thinking_tokens`,
         `answer_tokens`, `repetition`, `repetition_score`, `repeated_text`, `loop_unit_tokens`,
         `loop_repeats`, `reflection_markers`, `reflections_per_1k`, `over_reflection`,
         `instruction_failure` (None unless the task's domain is "instructions").
@@ -452,7 +452,10 @@ def diagnose(
         verdict = resolved.verify(text, problem)
         no_answer = not verdict.answered
         correct = bool(verdict.correct)
-        answer = None if verdict.extracted is None else str(verdict.extracted)
+        extracted = verdict.extracted
+        if isinstance(extracted, list | tuple):  # e.g. a plan's actions
+            extracted = "\n".join(map(str, extracted)) if extracted else None
+        answer = None if extracted is None else str(extracted)
     elif instructions:
         answer = answer_section.strip() if answer_section else None
         answer = answer or None
