@@ -32,11 +32,13 @@ def recipe_dict(out_dir, limit=3):
 
 
 def fake_generators(delay=0.0):
-    """Answers alternate between the gold answer and a wrong one; other nodes say a few words."""
+    """Answers alternate (in call order) between the gold answer and a wrong one; other nodes say a few
+    words."""
     from tests.fake_generator import FakeGenerator
     from treecot.tasks.sources import load_source
 
     golds = {p["question"]: p["reference"] for p in load_source("gsm8k", "test", limit=10)}
+    answers = iter(range(10**9))
 
     def respond(request, i):
         if delay:
@@ -44,7 +46,7 @@ def fake_generators(delay=0.0):
         prompt = request.prompt
         if prompt.rstrip().endswith("\\boxed{"):
             gold = next(g for q, g in golds.items() if q in prompt)
-            return f"{gold}}}" if i % 2 == 0 else "-1}"
+            return f"{gold}}}" if next(answers) % 2 == 0 else "-1}"
         return "some careful words"
 
     gen = FakeGenerator(respond=respond, model_id="fake")

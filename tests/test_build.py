@@ -1,0 +1,79 @@
+"""`treecot build`: trees → trees/sft/dpo configs with a card and histograms, versioned, local layout."""
+
+import json
+
+import pytest
+
+from tests.test_runner import fake_generators, recipe_dict
+from treecot.data.build import load_trees, run_build
+from treecot.data.hub import list_versions, load_versioned
+from treecot.recipe import RecipeError, load_recipe
+from treecot.search.runner import run_generate
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("build")
+    d = recipe_dict(root / "trees", limit=4)
+    d["build"] = {"student": "tiny", "output_dir": str(root / "dataset"), "tag": "v1"}
+    recipe = load_recipe(d)
+    run_generate(recipe, generators=fake_generators(), progress=False)
+    return root, recipe
+
+
+def test_build_writes_versioned_local_dataset(generated):
+    root, recipe = generated
+    out = run_build(recipe)
+    report = out["report"]
+    assert report["trees"] == 4 and report["sft_rows"] == 4 and report["dpo_rows"] >= 1
+    local = root / "dataset"
+    versions = list_versions(str(local))
+    branch = out["result"].branch
+    assert branch.startswith("run-") and "v1" in str(versions)
+    sft = load_versioned(str(local), "sft", revision="v1", split="train")
+    assert len(sft) == 4 and set(sft[0]) >= {"messages", "problem_id", "n_tokens", "length_rank", "source"}
+    assert all(r["length_rank"] == "longest" for r in sft), "paper default: the longest correct path for SFT"
+    dpo = load_versioned(str(local), "dpo", revision=branch, split="train")
+    for row in dpo:
+        assert row["chosen"].startswith(row["shared_prefix"]) and row["rejected"].startswith(
+            row["shared_prefix"]
+        )
+    trees = load_versioned(str(local), "trees", split="train")
+    tree = json.loads(trees[0]["tree"])
+    assert tree["problem"]["id"] == trees[0]["problem_id"] and trees[0]["n_nodes"] == len(tree["nodes"])
+    main = local / "main"
+    card = (main / "README.md").read_text()
+    assert "configs:" in card and "sft" in card and "histograms/length_hist_gsm8k.png" in card
+    assert (main / "histograms" / "length_hist_gsm8k.png").read_bytes()[:4] == b"\x89PNG"
+    # A rerun of the same recipe is skipped: the branch is complete.
+    again = run_build(recipe)
+    assert again["result"].skipped and again["config_hash"] == out["config_hash"]
+
+
+def test_build_options_change_the_run(generated):
+    root, recipe = generated
+    recipe.build.sft_length = "all"
+    recipe.build.tag = None
+    out = run_build(recipe)
+    sft = load_versioned(str(root / "dataset"), "sft", revision=out["result"].branch, split="train")
+    assert len(sft) >= 4 and not out["result"].skipped
+
+
+def test_build_errors(tmp_path, generated):
+    root, _ = generated
+    with pytest.raises(RecipeError, match="does not exist"):
+        load_trees(tmp_path / "nope")
+    with pytest.raises(RecipeError, match="no trees-"):
+        load_trees(tmp_path)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    src = next((root / "trees").glob("trees-*.jsonl"))
+    lines = src.read_text().splitlines()
+    other = json.loads(lines[0])
+    other["config_hash"] = "another"
+    (mixed / "trees-a-shard-00000-of-00001.jsonl").write_text(lines[0] + "\n")
+    (mixed / "trees-b-shard-00000-of-00001.jsonl").write_text(json.dumps(other) + "\n")
+    with pytest.raises(RecipeError, match="2 different search configurations"):
+        load_trees(mixed)
+    with pytest.raises(RecipeError, match="no 'build' section"):
+        run_build(load_recipe(recipe_dict(tmp_path)))

@@ -1,0 +1,213 @@
+"""`treecot build RECIPE.yaml` and `treecot distill RECIPE.yaml`: datasets with cards, versioned on the Hub
+(or in the local Hub layout).
+
+build:   tree shards → configs `trees`, `sft`, `dpo` (Thoughts Length Balance under the student's tokenizer),
+         length histograms per task, card, pushed to the branch of the run's config hash (+ optional tag).
+distill: teacher samples → config `sft` (`source: "distill"`) and `rejected` (failed traces, for the
+         `wrong_answer` perturbation), same versioning.
+
+Without `push_to_hub` the dataset is written in the Hub layout to the section's `output_dir`:
+`load_versioned(output_dir, "sft", revision=...)` reads it back, `datasets.load_dataset(f"{output_dir}/main",
+"sft")` works too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from treecot.recipe import Recipe, RecipeError, load_recipe
+
+logger = logging.getLogger(__name__)
+
+LOCAL_REPO_PREFIX = "local"
+
+
+def _tree_dataset(tree_dicts: list[dict]):
+    """The `trees` config: one row per tree; the full tree as JSON text (its node fields vary by type)."""
+    from datasets import Dataset
+
+    rows = []
+    for t in tree_dicts:
+        nodes = t.get("nodes", [])
+        answers = [n for n in nodes if n.get("terminal")]
+        rows.append(
+            {
+                "schema_version": int(t.get("schema_version", 1)),
+                "problem_id": str(t["problem"].get("id", "")),
+                "task": str(t["problem"].get("task", "")),
+                "question": str(t["problem"].get("question", "")),
+                "config_hash": str(t.get("config_hash", "")),
+                "n_nodes": len(nodes),
+                "correct_paths": sum(1 for n in answers if n.get("correct") is True),
+                "wrong_paths": sum(1 for n in answers if n.get("correct") is False),
+                "tree": json.dumps(t, ensure_ascii=False),
+            }
+        )
+    return Dataset.from_list(rows)
+
+
+def load_trees(directory: str | Path) -> tuple[list[dict], str]:
+    """All trees of ONE configuration in `directory` (or a single JSONL file) and that config hash."""
+    from treecot.search.runner import iter_tree_dicts, tree_files
+
+    path = Path(directory)
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = tree_files(path)
+    else:
+        raise RecipeError(f"build.trees: {str(path)!r} does not exist (run `treecot generate` first)")
+    if not files:
+        raise RecipeError(
+            f"build.trees: no trees-*.jsonl shards in {str(path)!r} (run `treecot generate` first)"
+        )
+    trees = list(iter_tree_dicts(files))
+    hashes = sorted({t.get("config_hash", "") for t in trees})
+    if len(hashes) > 1:
+        raise RecipeError(
+            f"build.trees: {str(path)!r} holds trees of {len(hashes)} different search configurations "
+            f"({', '.join(hashes)}); point build.trees at one shard file or a directory of one configuration"
+        )
+    seen, unique = set(), []
+    for t in trees:  # shards of one config never overlap, but a hand-merged directory might
+        pid = t["problem"]["id"]
+        if pid not in seen:
+            seen.add(pid)
+            unique.append(t)
+    return unique, hashes[0] if hashes else ""
+
+
+def _histograms(sft, dpo, all_lengths: dict[str, list[int]], out_dir: Path) -> dict[str, bytes]:
+    from treecot.data.balance import plot_length_histograms
+
+    by_task: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for task, lengths in all_lengths.items():
+        by_task[task]["all correct paths"] = lengths
+    for r in sft:
+        by_task[r["task"]]["SFT rows"].append(r["n_tokens"])
+    for r in dpo:
+        by_task[r["task"]]["DPO chosen"].append(r["chosen_tokens"])
+    paths = plot_length_histograms({k: dict(v) for k, v in by_task.items()}, out_dir)
+    return {f"histograms/{p.name}": p.read_bytes() for p in paths}
+
+
+def run_build(
+    recipe: Recipe | str,
+    *,
+    push_to_hub: str | None = None,
+    tag: str | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Build the `trees` / `sft` / `dpo` configs of a recipe's trees and push (or write) them."""
+    from datasets import Dataset
+
+    from treecot import __version__
+    from treecot.data.extract import DEFAULT_SYSTEM_PROMPT, build_rows, tree_paths
+    from treecot.data.hub import redact
+    from treecot.models import load_tokenizer
+    from treecot.search.tree import Tree
+
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    if recipe.build is None:
+        raise RecipeError("build: the recipe has no 'build' section")
+    spec = recipe.build
+    trees_dir = spec.trees or (recipe.generate.output_dir if recipe.generate else None)
+    if not trees_dir:
+        raise RecipeError("build.trees: not set and the recipe has no generate.output_dir to read trees from")
+    tree_dicts, search_hash = load_trees(trees_dir)
+    tokenizer = load_tokenizer(spec.student)
+    trees = [Tree.from_dict(t) for t in tree_dicts]
+    sft, dpo, report = build_rows(
+        trees,
+        tokenizer,
+        system_prompt=spec.system_prompt or DEFAULT_SYSTEM_PROMPT,
+        sft_length=spec.sft_length,
+        dpo_length=spec.dpo_length,
+    )
+    count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    all_lengths: dict[str, list[int]] = defaultdict(list)
+    for t in trees:
+        all_lengths[str(t.problem.get("task", ""))].extend(
+            p.n_tokens for p in tree_paths(t, count, correct=True)
+        )
+    print(f"[treecot build] {report.summary()}", flush=True)
+
+    configs: dict[str, Any] = {"trees": _tree_dataset(tree_dicts)}
+    if sft:
+        configs["sft"] = Dataset.from_list(sft)
+    if dpo:
+        configs["dpo"] = Dataset.from_list(dpo)
+    run_hash = (
+        f"{search_hash[:6]}{recipe.section_hash('build')[:6]}"
+        if search_hash
+        else recipe.section_hash("build")
+    )
+
+    stats_keys = (
+        "llm_calls",
+        "prefill_tokens",
+        "generated_tokens",
+        "cache_hit_tokens",
+        "wall_seconds",
+        "rollouts",
+    )
+    cost = {k: round(sum(float(t.stats.get(k, 0) or 0) for t in trees), 2) for k in stats_keys}
+    generator = tree_dicts[0].get("generator", {}) if tree_dicts else {}
+    card = {
+        "pretty_name": f"treecot: {recipe.name}",
+        "description": (
+            f"Tree-structured chain-of-thought data for `{recipe.problems.task}` built by Monte Carlo tree search "
+            f"(Marco-o1 v2). SFT rows keep the {spec.sft_length} correct path per problem, preference pairs the "
+            f"{spec.dpo_length} (Thoughts Length Balance, lengths in `{spec.student}` tokens)."
+        ),
+        "recipe": redact(recipe.to_dict()),
+        "models": generator.get("models", {}),
+        "seeds": {"recipe": recipe.seed},
+        "yield": {
+            "problems": len(trees),
+            "solved": len(trees) - len(report.problems_without_correct_path),
+            "paths": report.correct_paths + report.wrong_paths,
+            "correct_paths": report.correct_paths,
+            "rollouts": int(cost["rollouts"]),
+            "sft_rows": len(sft),
+            "dpo_pairs": len(dpo),
+        },
+        "cost": {k: v for k, v in cost.items() if k != "rollouts"},
+        "treecot_version": __version__,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = _histograms(sft, dpo, all_lengths, Path(tmp))
+    repo = push_to_hub or spec.push_to_hub
+    from treecot.data.hub import push_dataset
+
+    if repo:
+        result = push_dataset(
+            repo,
+            configs,
+            card=card,
+            config_hash=run_hash,
+            tag=tag or spec.tag,
+            force=force,
+            extra_files=extra,
+        )
+    else:
+        result = push_dataset(
+            f"{LOCAL_REPO_PREFIX}/{recipe.name}",
+            configs,
+            card=card,
+            config_hash=run_hash,
+            tag=tag or spec.tag,
+            force=force,
+            local_dir=spec.output_dir,
+            extra_files=extra,
+        )
+    where = getattr(result, "url_or_path", "")
+    print(f"[treecot build] {'skipped (already complete)' if result.skipped else 'wrote'} {where} "
+          f"(branch {result.branch}{', tag ' + result.tag if result.tag else ''})", flush=True)  # fmt: skip
+    return {"report": report.to_dict(), "result": result, "config_hash": run_hash, "card": card}
