@@ -18,12 +18,12 @@ def generated(tmp_path_factory):
     d["build"] = {"student": "tiny", "output_dir": str(root / "dataset"), "tag": "v1"}
     recipe = load_recipe(d)
     run_generate(recipe, generators=fake_generators(), progress=False)
-    return root, recipe
+    built = run_build(recipe)
+    return root, recipe, built
 
 
 def test_build_writes_versioned_local_dataset(generated):
-    root, recipe = generated
-    out = run_build(recipe)
+    root, recipe, out = generated
     report = out["report"]
     assert report["trees"] == 4 and report["sft_rows"] == 4 and report["dpo_rows"] >= 1
     local = root / "dataset"
@@ -51,16 +51,17 @@ def test_build_writes_versioned_local_dataset(generated):
 
 
 def test_build_options_change_the_run(generated):
-    root, recipe = generated
-    recipe.build.sft_length = "all"
-    recipe.build.tag = None
+    root, recipe, _ = generated
+    recipe = load_recipe(
+        {**recipe.to_dict(), "build": {**recipe.to_dict()["build"], "sft_length": "all", "tag": None}}
+    )
     out = run_build(recipe)
     sft = load_versioned(str(root / "dataset"), "sft", revision=out["result"].branch, split="train")
     assert len(sft) >= 4 and not out["result"].skipped
 
 
 def test_build_errors(tmp_path, generated):
-    root, _ = generated
+    root, _, _ = generated
     with pytest.raises(RecipeError, match="does not exist"):
         load_trees(tmp_path / "nope")
     with pytest.raises(RecipeError, match="no trees-"):
@@ -77,3 +78,49 @@ def test_build_errors(tmp_path, generated):
         load_trees(mixed)
     with pytest.raises(RecipeError, match="no 'build' section"):
         run_build(load_recipe(recipe_dict(tmp_path)))
+
+
+def test_distill_writes_sft_and_rejected_configs(tmp_path):
+    from tests.test_distill import ScriptedTeacher
+    from treecot.data.build import run_distill
+    from treecot.tasks.sources import load_source
+
+    problems = load_source("gsm8k", "test", limit=2)
+    script = {
+        p["question"]: [f"Thought: a\n\nb Solution: \\boxed{{{p['reference']}}}", "no answer"]
+        for p in problems
+    }
+    recipe = load_recipe(
+        {
+            "name": "d",
+            "problems": {"task": "gsm8k", "split": "test", "limit": 2},
+            "distill": {
+                "student": "tiny",
+                "samples": 2,
+                "output_dir": str(tmp_path / "distill"),
+                "tag": "v1",
+            },
+        }
+    )
+    out = run_distill(recipe, teacher=ScriptedTeacher(script), progress=False)
+    assert out["report"]["accepted"] == 2 and out["report"]["rejected"] == 2
+    sft = load_versioned(str(tmp_path / "distill"), "sft", revision="v1", split="train")
+    assert len(sft) == 2 and set(sft["source"]) == {"distill"}
+    rejected = load_versioned(str(tmp_path / "distill"), "rejected", revision="v1", split="train")
+    assert rejected["text"] == ["no answer", "no answer"]
+
+
+def test_perturb_reads_a_dataset_and_writes_a_new_version(generated, tmp_path):
+    from treecot.data.build import run_perturb
+
+    root, _, _ = generated
+    out = run_perturb(
+        str(root / "dataset"), "shuffle", 1.0, seed=1, revision="v1", output_dir=str(tmp_path / "p")
+    )
+    assert out["rows"] == 4
+    sft = load_versioned(str(tmp_path / "p"), "sft", split="train")
+    assert all(r["perturbation"]["kind"] == "shuffle" and r["perturbation"]["seed"] == 1 for r in sft)
+    wrong = run_perturb(
+        str(root / "dataset"), "wrong_answer", 1.0, revision="v1", output_dir=str(tmp_path / "w")
+    )
+    assert wrong["changed"] >= 1, "wrong paths come from the trees config"

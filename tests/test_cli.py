@@ -102,3 +102,26 @@ def test_generate_and_show_tree_commands(tmp_path, capsys, monkeypatch):
     bad.write_text(yaml.safe_dump({"problems": {"task": "gsm8k"}, "generate": {"search": {"c": -1}}}))
     assert main(["generate", str(bad)]) == 2
     assert "generate.search" in capsys.readouterr().err
+
+
+def test_build_and_perturb_commands(tmp_path, capsys, monkeypatch):
+    import yaml
+
+    from tests.test_runner import fake_generators, recipe_dict
+    from treecot.search import runner
+
+    monkeypatch.setattr(runner, "build_generators", lambda recipe: fake_generators())
+    d = recipe_dict(tmp_path / "trees", limit=2)
+    d["build"] = {"student": "tiny", "output_dir": str(tmp_path / "ds")}
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(d))
+    assert main(["generate", str(recipe), "--no-progress"]) == 0
+    assert main(["build", str(recipe), "--tag", "v1"]) == 0
+    assert "2 trees → 2 SFT rows" in capsys.readouterr().out
+    assert main(["perturb", str(tmp_path / "ds"), "--kind", "delete", "--rate", "0.5", "--revision", "v1",
+                 "--output-dir", str(tmp_path / "p")]) == 0  # fmt: skip
+    assert "rows changed" in capsys.readouterr().out
+    assert main(["perturb", str(tmp_path / "ds"), "--kind", "delete", "--rate", "2"]) == 2
+    assert "rate must be between 0 and 1" in capsys.readouterr().err
+    assert main(["build", str(tmp_path / "missing.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err

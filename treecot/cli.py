@@ -128,6 +128,51 @@ def cmd_show_tree(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- build / distill / perturb
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from treecot.data.build import run_build
+    from treecot.recipe import RecipeError
+
+    try:
+        run_build(args.recipe, push_to_hub=args.push_to_hub, tag=args.tag, force=args.force)
+    except (RecipeError, ValueError) as e:
+        raise CLIError(str(e)) from None
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from treecot.data.build import run_distill
+    from treecot.recipe import RecipeError
+
+    try:
+        run_distill(args.recipe, push_to_hub=args.push_to_hub, tag=args.tag, force=args.force)
+    except (RecipeError, ValueError) as e:
+        raise CLIError(str(e)) from None
+    return 0
+
+
+def cmd_perturb(args: argparse.Namespace) -> int:
+    from treecot.data.build import run_perturb
+
+    try:
+        run_perturb(
+            args.dataset,
+            args.kind,
+            args.rate,
+            seed=args.seed,
+            revision=args.revision,
+            output_dir=args.output_dir,
+            push_to_hub=args.push_to_hub,
+            tag=args.tag,
+            force=args.force,
+        )
+    except (ValueError, FileNotFoundError) as e:
+        raise CLIError(str(e)) from None
+    return 0
+
+
 # --------------------------------------------------------------------------- demo
 
 
@@ -190,6 +235,39 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--png", help="also write a plot of the tree to this PNG file")
     s.add_argument("--words", type=int, default=12, help="words of node text to show")
     s.set_defaults(func=cmd_show_tree)
+
+    def push_args(s):
+        s.add_argument(
+            "--push-to-hub", metavar="REPO", help="push to this Hub dataset repo (else the local layout)"
+        )
+        s.add_argument("--tag", help="tag the run (e.g. v1) once the push is complete")
+        s.add_argument("--force", action="store_true", help="overwrite a complete run branch / move a tag")
+
+    s = sub.add_parser("build", help="trees → trees/sft/dpo datasets with length balance, card and versions")
+    s.add_argument("recipe", help="recipe YAML with a 'build' section")
+    push_args(s)
+    s.set_defaults(func=cmd_build)
+
+    s = sub.add_parser("distill", help="SkyThought-style teacher sampling + rejection sampling → sft dataset")
+    s.add_argument("recipe", help="recipe YAML with a 'distill' section")
+    push_args(s)
+    s.set_defaults(func=cmd_distill)
+
+    from treecot.data.perturb import KINDS
+
+    s = sub.add_parser(
+        "perturb", help="structure/content perturbations of a dataset's sft config (SkyThought)"
+    )
+    s.add_argument("dataset", help="Hub dataset repo id or local layout folder")
+    s.add_argument("--kind", required=True, choices=KINDS)
+    s.add_argument("--rate", type=float, default=1.0, help="fraction p (digits, keywords) or f (steps)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--revision", help="branch or tag of the input dataset (default main)")
+    s.add_argument(
+        "--output-dir", help="local layout folder for the result (default outputs/perturb/KIND-RATE)"
+    )
+    push_args(s)
+    s.set_defaults(func=cmd_perturb)
 
     s = sub.add_parser("demo", help="run the end-to-end demo on the embedded default model (offline)")
     s.add_argument("--model", default="smollm2-135m-instruct", help="model name, directory or Hub id")

@@ -211,3 +211,162 @@ def run_build(
     print(f"[treecot build] {'skipped (already complete)' if result.skipped else 'wrote'} {where} "
           f"(branch {result.branch}{', tag ' + result.tag if result.tag else ''})", flush=True)  # fmt: skip
     return {"report": report.to_dict(), "result": result, "config_hash": run_hash, "card": card}
+
+
+def run_distill(
+    recipe: Recipe | str,
+    *,
+    teacher=None,
+    reference=None,
+    push_to_hub: str | None = None,
+    tag: str | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """SkyThought-style distillation of the recipe's problems; configs `sft` (accepted traces, `source:
+    distill`) and `rejected` (failed traces), versioned like `run_build`.
+
+    teacher / reference: pre-built generators (tests, notebooks); default: built from the recipe.
+    """
+    from datasets import Dataset
+
+    from treecot import __version__
+    from treecot.backends import make_generator
+    from treecot.data.distill import distill
+    from treecot.data.hub import push_dataset, redact
+    from treecot.models import load_tokenizer
+    from treecot.tasks import get_task
+
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    if recipe.distill is None:
+        raise RecipeError("distill: the recipe has no 'distill' section")
+    spec = recipe.distill
+    task = get_task(recipe.problems.task)
+    problems = task.load(recipe.problems.split)
+    end = len(problems) if recipe.problems.limit is None else recipe.problems.offset + recipe.problems.limit
+    problems = [problems[i] for i in range(recipe.problems.offset, min(end, len(problems)))]
+    tokenizer = load_tokenizer(spec.student)
+    teacher = teacher or make_generator(spec.teacher, seed=recipe.seed)
+    if reference is None and spec.reference is not None:
+        reference = make_generator(spec.reference, seed=recipe.seed)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(problems), desc="distilling", unit="problem")
+    try:
+        rows, wrong, report = distill(
+            problems,
+            task,
+            teacher,
+            tokenizer,
+            spec.distill_config(recipe.seed),
+            reference=reference,
+            progress=bar.update if bar is not None else None,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    print(
+        f"[treecot distill] {report.problems} problems, {report.samples} samples: {report.accepted} accepted, "
+        f"{report.rejected} rejected ({report.no_answer} without an answer), "
+        f"{len(report.problems_without_accepted)} problems with no accepted trace, "
+        f"{report.duplicates_dropped} duplicates dropped",
+        flush=True,
+    )
+    configs: dict[str, Any] = {}
+    if rows:
+        configs["sft"] = Dataset.from_list(rows)
+    rejected = [{"problem_id": pid, "text": t} for pid, texts in wrong.items() for t in texts]
+    if rejected:
+        configs["rejected"] = Dataset.from_list(rejected)
+    if not configs:
+        raise RuntimeError("distillation produced no rows at all (no accepted and no rejected traces)")
+    run_hash = recipe.section_hash("distill")
+    card = {
+        "pretty_name": f"treecot distillation: {recipe.name}",
+        "description": (
+            f"SkyThought-style long-CoT distillation for `{recipe.problems.task}`: {spec.samples} teacher samples "
+            "per problem, rejection-sampled with treecot's verifier (config `sft`); the failed traces are in "
+            "config `rejected`."
+        ),
+        "recipe": redact(recipe.to_dict()),
+        "models": {"teacher": getattr(teacher, "model_id", spec.teacher.model)},
+        "seeds": {"recipe": recipe.seed},
+        "yield": {"problems": report.problems, "sft_rows": len(rows)},
+        "cost": {"generated_tokens": report.generated_tokens},
+        "treecot_version": __version__,
+    }
+    repo = push_to_hub or spec.push_to_hub
+    kwargs = dict(card=card, config_hash=run_hash, tag=tag or spec.tag, force=force)
+    if repo:
+        result = push_dataset(repo, configs, **kwargs)
+    else:
+        result = push_dataset(
+            f"{LOCAL_REPO_PREFIX}/{recipe.name}-distill", configs, local_dir=spec.output_dir, **kwargs
+        )
+    print(f"[treecot distill] wrote {result.url_or_path} (branch {result.branch})", flush=True)
+    return {"report": report.to_dict(), "result": result, "config_hash": run_hash}
+
+
+def run_perturb(
+    source: str,
+    kind: str,
+    rate: float,
+    *,
+    seed: int = 0,
+    revision: str | None = None,
+    output_dir: str | None = None,
+    push_to_hub: str | None = None,
+    tag: str | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Perturb the `sft` config of a treecot dataset (Hub repo or local layout) and write/push the result.
+
+    `wrong_answer` reads the failed traces from the same dataset's `rejected` config (distillation) or,
+    for MCTS datasets, from the wrong paths of its `trees` config.
+    """
+    from datasets import Dataset
+
+    from treecot import __version__
+    from treecot.data.hub import load_versioned, push_dataset
+    from treecot.data.perturb import perturb_rows
+    from treecot.search.tree import Tree
+
+    rows = [dict(r) for r in load_versioned(source, "sft", revision=revision, split="train")]
+    wrong = None
+    if kind == "wrong_answer":
+        wrong = defaultdict(list)
+        try:
+            for r in load_versioned(source, "rejected", revision=revision, split="train"):
+                wrong[r["problem_id"]].append(r["text"])
+        except Exception:  # noqa: BLE001 — no `rejected` config: an MCTS dataset, read its trees
+            for r in load_versioned(source, "trees", revision=revision, split="train"):
+                tree = Tree.from_dict(json.loads(r["tree"]))
+                wrong[r["problem_id"]].extend(tree.serialize_path(n.id) for n in tree.wrong_answers())
+    out = perturb_rows(rows, kind, rate, seed, wrong_traces=wrong)
+    changed = sum(1 for r in out if r["perturbation"]["n_changed"])
+    print(f"[treecot perturb] {kind} at {rate}: {changed}/{len(out)} rows changed", flush=True)
+    import hashlib
+
+    run_hash = hashlib.sha256(f"{source}|{revision}|{kind}|{rate}|{seed}".encode()).hexdigest()[:12]
+    card = {
+        "pretty_name": f"treecot perturbation: {kind} {rate}",
+        "description": (
+            f"SkyThought-style `{kind}` perturbation at rate {rate} (seed {seed}) of the `sft` config of "
+            f"`{source}`{' at ' + revision if revision else ''}. Each row's `perturbation` field logs what changed."
+        ),
+        "seeds": {"perturbation": seed},
+        "yield": {"sft_rows": len(out)},
+        "treecot_version": __version__,
+    }
+    configs = {"sft": Dataset.from_list(out)}
+    kwargs = dict(card=card, config_hash=run_hash, tag=tag, force=force)
+    if push_to_hub:
+        result = push_dataset(push_to_hub, configs, **kwargs)
+    else:
+        target = output_dir or f"outputs/perturb/{kind}-{rate}"
+        result = push_dataset(f"{LOCAL_REPO_PREFIX}/perturb-{kind}", configs, local_dir=target, **kwargs)
+    print(f"[treecot perturb] wrote {result.url_or_path} (branch {result.branch})", flush=True)
+    return {"changed": changed, "rows": len(out), "result": result}
