@@ -381,9 +381,10 @@ def _check_graph(p: Patterns, where: str) -> None:
 
 
 def patterns_dirs() -> list[Path]:
-    """Directories searched by `load_patterns(name)`: `$TREECOT_PATTERNS_PATH` entries, then the repo's."""
+    """Directories searched by `load_patterns(name)`: `$TREECOT_PATTERNS_PATH` entries, then the package's
+    `treecot/resources/patterns` (in a source checkout a link to `recipes/patterns`; copied into wheels)."""
     dirs = [Path(p) for p in os.environ.get(PATTERNS_PATH_ENV, "").split(os.pathsep) if p]
-    dirs.append(Path(__file__).resolve().parents[2] / "recipes" / "patterns")
+    dirs.append(Path(__file__).resolve().parents[1] / "resources" / "patterns")
     return dirs
 
 
