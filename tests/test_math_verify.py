@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -93,6 +94,9 @@ def no_worker(monkeypatch):
         ("**Final Answer**: 17", "17"),
         ("Answer: 12\nMore reasoning after.", "12"),
         ("The answer is 1. Wait, the answer is 2.", "2"),
+        ("The answer is 42.\nLet me restate the answer:", "42"),
+        ("The answer is 42, so the answer is", "42, so"),  # cut at the next phrase
+        ("The answer is " * 1000, None),
         ("I think it is 42", None),
         ("", None),
         ("<answer>", None),
@@ -100,6 +104,11 @@ def no_worker(monkeypatch):
 )
 def test_extract_answer(text, expected):
     assert extract_answer(text) == expected
+
+
+def test_importing_the_math_task_does_not_import_sympy():
+    code = "import sys, treecot.tasks.math; assert 'sympy' not in sys.modules and 'math_verify' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
 
 
 def test_extract_answer_ignores_non_strings():
@@ -535,32 +544,36 @@ def _run_script(body: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
 
 
-def test_worker_ends_when_the_parent_exits_without_shutdown():
-    proc = _run_script(
-        f"""
-        from treecot.tasks._timeout import TimeoutWorker
-        worker = TimeoutWorker("{HELPERS}:pid")
-        print(worker.call(timeout=60), flush=True)
-        """
-    )
+def test_worker_is_stopped_when_garbage_collected():
+    worker = TimeoutWorker(f"{HELPERS}:pid")
+    pid = worker.call(timeout=30)
+    del worker
+    gc.collect()
+    assert _wait_dead(pid)
+
+
+_BUSY_WORKER = f"""
+import os, signal, threading, time
+from treecot.tasks._timeout import TimeoutWorker
+worker = TimeoutWorker("{HELPERS}:sleep")
+worker.call(0, timeout=60)
+print(worker.pid, flush=True)
+threading.Thread(target=worker.call, args=(120,), kwargs={{"timeout": 300}}, daemon=True).start()
+time.sleep(0.5)  # the worker is now busy for two minutes: it will not notice EOF on its stdin
+"""
+
+
+def test_busy_worker_ends_when_the_parent_exits_without_shutdown():
+    proc = _run_script(_BUSY_WORKER)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0
     assert _wait_dead(int(out.strip()))
 
 
-def test_worker_dies_with_a_killed_parent():
-    proc = _run_script(
-        f"""
-        import os, signal
-        from treecot.tasks._timeout import TimeoutWorker
-        worker = TimeoutWorker("{HELPERS}:pid")
-        print(worker.call(timeout=60), flush=True)
-        worker.call(timeout=60)
-        os.kill(os.getpid(), signal.SIGKILL)
-        """
-    )
+def test_busy_worker_dies_with_a_killed_parent():
+    proc = _run_script(_BUSY_WORKER + "os.kill(os.getpid(), signal.SIGKILL)\n")
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == -signal.SIGKILL
+    assert proc.returncode == -signal.SIGKILL  # no atexit, no finalizer: only PR_SET_PDEATHSIG is left
     assert _wait_dead(int(out.strip()))
 
 

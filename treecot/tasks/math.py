@@ -147,14 +147,21 @@ def _last_answer_tag(text: str) -> str | None:
 
 
 def _answer_phrase(text: str) -> str | None:
-    """What follows the last "The answer is" / "Final answer:" on its line, without trailing prose."""
-    last = None
-    for last in _ANSWER_PHRASE.finditer(text):  # noqa: B007 - we want the last match
-        pass
-    if last is None:
-        return None
-    end = text.find("\n", last.end())
-    value = text[last.end() : end if end != -1 else len(text)].strip().strip("*").strip()
+    """What follows the last "The answer is" / "Final answer:" that is followed by something on its line
+    (up to the next such phrase), without trailing prose."""
+    matches = list(_ANSWER_PHRASE.finditer(text))
+    for k in range(len(matches) - 1, -1, -1):
+        start = matches[k].end()
+        end = matches[k + 1].start() if k + 1 < len(matches) else len(text)
+        newline = text.find("\n", start, end)
+        value = _phrase_value(text[start : newline if newline != -1 else end])
+        if value:
+            return value
+    return None
+
+
+def _phrase_value(value: str) -> str:
+    value = value.strip().strip("*").strip()
     for opener, closer in _MATH_OPENERS:  # "$\frac{1}{2}$ cups." -> "\frac{1}{2}"
         if value.startswith(opener):
             close = value.find(closer, len(opener))
@@ -165,8 +172,7 @@ def _answer_phrase(text: str) -> str | None:
         sentence_end = _SENTENCE_END.search(value)
         if sentence_end:
             value = value[: sentence_end.start()]
-    value = value.strip().rstrip(".,;").strip()
-    return value or None
+    return value.strip().rstrip(".,;").strip()
 
 
 def extract_answer(text: str) -> str | None:
