@@ -50,8 +50,17 @@ def _wait_dead(pid: int, seconds: float = 15.0) -> bool:
     return not _alive(pid)
 
 
+def _is_timeout_worker(p: psutil.Process) -> bool:
+    try:
+        return any("treecot.tasks._timeout import _worker_main" in part for part in p.cmdline())
+    except psutil.Error:
+        return False
+
+
 def _live_children() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True) if _alive(p.pid)]
+    """Live timeout-worker processes started by this process (other tests' helpers, e.g. the loopback Hub
+    server's git processes, are not ours to count)."""
+    return [p for p in psutil.Process().children(recursive=True) if _alive(p.pid) and _is_timeout_worker(p)]
 
 
 @pytest.fixture
