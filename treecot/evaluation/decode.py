@@ -1,0 +1,438 @@
+"""Scoring of sampled completions (accuracy, no-answer rate, diagnostics, Test@N / pass@k) and MCTS decoding.
+
+Nothing here imports lighteval: the lighteval metric (`treecot.evaluation.lighteval_tasks`) and the runner
+call these functions, and they are tested directly on scripted responses.
+
+**Test@N** (Marco-o1 v2, Table 7) is the share of problems solved at least once in N samples. With n
+samples per problem of which c are correct, `pass_at_k(n, c, k)` is the unbiased estimator of Chen et al.
+(2021), 1 − C(n−c, k) / C(n, k); pass@N with n = N is exactly "solved at least once", and pass@1 is the
+mean share of correct samples.
+
+**MCTS decode** runs treecot's tree search at inference time without ground truth: `MCTSConfig(
+value_mode="confidence")` scores every answer node with the Marco-o1 v1 token confidence of its path
+(mean over the path's generated tokens of the token's probability renormalised over its top-5
+alternatives). The final answer is the answer node with the **highest value** (ties: more visits, then
+the earlier node). We pick the highest-valued answer rather than the most-visited one because, with the
+small rollout budgets usable at test time, most answers are visited once and visits carry no signal,
+while the value is defined for every answer. The search's verifier still runs "for the record" inside the
+tree but never influences the choice. With `n_answers = N`, the N best-valued distinct answers are the N
+"samples" of Test@N under MCTS decode.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from treecot.backends.base import Completion, GenerationRequest, GenerationResult
+
+if TYPE_CHECKING:
+    from treecot.search.tree import Node, Tree
+    from treecot.tasks.base import Task
+
+__all__ = [
+    "HFGenerator",
+    "MCTSDecodeConfig",
+    "MCTSDecodeResult",
+    "best_answers",
+    "default_ks",
+    "mcts_decode",
+    "pass_at_k",
+    "sample_metric_names",
+    "score_completions",
+    "test_at_n",
+]
+
+
+# --------------------------------------------------------------------------------------------- pass@k
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k for one problem with `n` samples of which `c` are correct: 1 − C(n−c, k)/C(n, k)."""
+    for name, value in (("n", n), ("c", c), ("k", k)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"pass_at_k: {name} must be an int, got {value!r}")
+    if n < 1 or not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass_at_k needs n >= 1, 0 <= c <= n and 1 <= k <= n; got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def default_ks(n: int) -> list[int]:
+    """The k reported for n samples: 1, 2, 4, … below n, and n itself (e.g. n=8 → [1, 2, 4, 8])."""
+    if n < 1:
+        raise ValueError(f"the number of samples must be >= 1, got {n}")
+    ks = [1 << i for i in range(n.bit_length()) if (1 << i) < n]
+    return [*ks, n]
+
+
+def test_at_n(correct: Sequence[Sequence[bool]]) -> float:
+    """Test@N: share of problems with at least one correct sample (`correct[i]` = problem i's samples)."""
+    if not correct:
+        raise ValueError("test_at_n: no problems")
+    return sum(1.0 for samples in correct if any(samples)) / len(correct)
+
+
+# --------------------------------------------------------------------------------------------- scoring
+
+
+def sample_metric_names(task: Task, n_samples: int = 1) -> list[str]:
+    """Names of the per-problem values `score_completions` returns for `task` with `n_samples` samples."""
+    names = [
+        "accuracy",
+        "no_answer_rate",
+        "repetition_rate",
+        "over_reflection_rate",
+        "hit_limit_rate",
+        "mean_tokens",
+    ]
+    if task.domain == "instructions":
+        names += ["instruction_failure_rate", "prompt_loose", "inst_strict", "inst_loose"]
+    if n_samples > 1:
+        names += [f"pass@{k}" for k in default_ks(n_samples)]
+    return names
+
+
+def score_completions(
+    task: Task,
+    problem: Mapping[str, Any],
+    texts: Sequence[str],
+    *,
+    n_tokens: Sequence[int | None] | None = None,
+    max_new_tokens: int | None = None,
+    diagnostics_config: Any = None,
+) -> dict[str, Any]:
+    """Score the `texts` sampled for one `problem` (one text for greedy decoding, N for Test@N).
+
+    Every value is a mean over the samples (so with one sample a 0/1 value): ``accuracy`` (the task's
+    verifier: math equivalence, plan reaches the goal, every instruction followed strictly),
+    ``no_answer_rate`` (the verifier could not read an answer: the paper's parenthesised figure),
+    ``repetition_rate``, ``over_reflection_rate``, ``hit_limit_rate`` (`treecot.tasks.diagnostics`) and
+    ``mean_tokens`` (generated tokens; `n_tokens[i]` when given, else the approximate count).
+    Instruction tasks add ``instruction_failure_rate``, ``prompt_loose`` and the instruction-level
+    ``inst_strict`` / ``inst_loose`` as ``[followed, total]`` pairs (summed over the corpus, as IFEval
+    does). With N > 1 samples: ``pass@k`` for `default_ks(N)` (``pass@N`` is Test@N).
+    """
+    from treecot.tasks.diagnostics import diagnose
+
+    if not texts:
+        raise ValueError(f"score_completions: no completion to score for problem {problem.get('id')!r}")
+    if n_tokens is not None and len(n_tokens) != len(texts):
+        raise ValueError(f"score_completions: {len(texts)} texts but {len(n_tokens)} token counts")
+    instructions = task.domain == "instructions"
+    rows = []
+    for i, text in enumerate(texts):
+        text = text if isinstance(text, str) else ("" if text is None else str(text))
+        verdict = task.verify(text, dict(problem))
+        given = n_tokens[i] if n_tokens is not None else None
+        diag = diagnose(
+            Completion(text=text, n_tokens=given) if given is not None else text,
+            task,
+            max_tokens=max_new_tokens,
+            config=diagnostics_config,
+        )
+        row = {
+            "correct": bool(verdict.correct),
+            "answered": bool(verdict.answered),
+            "repetition": bool(diag["repetition"]),
+            "over_reflection": bool(diag["over_reflection"]),
+            "hit_limit": bool(diag["hit_token_limit"]),
+            "tokens": int(diag["n_tokens"]),
+        }
+        if instructions:
+            details = verdict.details or {}
+            row["instruction_failure"] = bool(diag["instruction_failure"])
+            row["prompt_loose"] = bool(details.get("prompt_loose", False))
+            row["strict"] = [bool(x) for x in details.get("strict", [])]
+            row["loose"] = [bool(x) for x in details.get("loose", [])]
+        rows.append(row)
+
+    def mean(key: str) -> float:
+        return sum(float(r[key]) for r in rows) / len(rows)
+
+    out: dict[str, Any] = {
+        "accuracy": mean("correct"),
+        "no_answer_rate": 1.0 - mean("answered"),
+        "repetition_rate": mean("repetition"),
+        "over_reflection_rate": mean("over_reflection"),
+        "hit_limit_rate": mean("hit_limit"),
+        "mean_tokens": mean("tokens"),
+    }
+    if instructions:
+        out["instruction_failure_rate"] = mean("instruction_failure")
+        out["prompt_loose"] = mean("prompt_loose")
+        out["inst_strict"] = [sum(sum(r["strict"]) for r in rows), sum(len(r["strict"]) for r in rows)]
+        out["inst_loose"] = [sum(sum(r["loose"]) for r in rows), sum(len(r["loose"]) for r in rows)]
+    n = len(rows)
+    if n > 1:
+        c = sum(r["correct"] for r in rows)
+        for k in default_ks(n):
+            out[f"pass@{k}"] = pass_at_k(n, c, k)
+    return out
+
+
+# --------------------------------------------------------------------------------------------- MCTS decode
+
+
+@dataclass
+class MCTSDecodeConfig:
+    """Budget of tree search at test time (value = token confidence, no ground truth).
+
+    max_rollouts:    rollouts per problem (the only stop rule in confidence mode).
+    max_depth:       most nodes on a root-to-answer path.
+    max_node_tokens: generation cap per node.
+    temperature, top_p: sampling of every expansion.
+    top_logprobs:    alternatives per token for the confidence (Marco-o1 v1: 5).
+    patterns:        node patterns (name or YAML path); default: the task domain's.
+    seed:            seeds the search (prefills, tie-breaks, request seeds).
+    """
+
+    max_rollouts: int = 8
+    max_depth: int = 6
+    max_node_tokens: int = 128
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_logprobs: int = 5
+    patterns: str | None = None
+    seed: int = 0
+
+    def to_mcts_config(self):
+        from treecot.search.mcts import MCTSConfig
+
+        return MCTSConfig(
+            value_mode="confidence",
+            max_rollouts=self.max_rollouts,
+            max_depth=self.max_depth,
+            max_node_tokens=self.max_node_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_logprobs=self.top_logprobs,
+            seed=self.seed,
+        )
+
+
+@dataclass
+class MCTSDecodeResult:
+    """The decoded answer(s) of one problem: `texts[0]` is the chosen path, best value first."""
+
+    texts: list[str]
+    values: list[float]
+    n_tokens: list[int]
+    tree: Tree = field(repr=False)
+
+
+def best_answers(tree: Tree, k: int = 1) -> list[Node]:
+    """The `k` answer nodes with the highest value (reward), ties broken by visits then node id.
+
+    Answers whose path serializes to the same text count once. Never looks at `correct`.
+    """
+    answers = sorted(tree.answer_nodes(), key=lambda n: (-(n.reward or 0.0), -n.visits, n.id))
+    chosen: list[Node] = []
+    seen: set[str] = set()
+    for node in answers:
+        text = tree.serialize_path(node.id)
+        if text in seen:
+            continue
+        seen.add(text)
+        chosen.append(node)
+        if len(chosen) == k:
+            break
+    return chosen
+
+
+def _path_tokens(tree: Tree, node_id: int) -> int:
+    return sum(n.n_tokens for n in tree.path(node_id))
+
+
+def mcts_decode(
+    problems: Sequence[Mapping[str, Any]],
+    task: Task,
+    generators: Any,
+    config: MCTSDecodeConfig | None = None,
+    *,
+    n_answers: int = 1,
+    progress: bool | Callable[[int, int, Any], None] | None = None,
+) -> list[MCTSDecodeResult]:
+    """Decode every problem by confidence-valued MCTS (see the module docstring); one result per problem.
+
+    `generators` is one `Generator` (both roles) or ``{"A": …, "B": …}``. A problem whose search produced
+    no answer node gets the empty text (it counts as no answer). Fewer than `n_answers` distinct answers
+    are padded with the best one, so Test@N always sees N samples.
+    """
+    from treecot.search.mcts import run_search
+
+    if n_answers < 1:
+        raise ValueError(f"n_answers must be >= 1, got {n_answers}")
+    config = config or MCTSDecodeConfig()
+    if config.max_rollouts < n_answers:
+        raise ValueError(
+            f"MCTS decode with n_answers={n_answers} needs max_rollouts >= {n_answers}, got {config.max_rollouts}"
+        )
+    trees = run_search(
+        list(problems),
+        task,
+        patterns=config.patterns,
+        generators=generators,
+        config=config.to_mcts_config(),
+        progress=progress,
+    )
+    results = []
+    for tree in trees:
+        nodes = best_answers(tree, n_answers)
+        texts = [tree.serialize_path(n.id) for n in nodes]
+        values = [float(n.reward or 0.0) for n in nodes]
+        tokens = [_path_tokens(tree, n.id) for n in nodes]
+        if not nodes:
+            texts, values, tokens = [""], [0.0], [0]
+        while len(texts) < n_answers:
+            texts.append(texts[0])
+            values.append(values[0])
+            tokens.append(tokens[0])
+        results.append(MCTSDecodeResult(texts, values, tokens, tree))
+    return results
+
+
+# --------------------------------------------------------------------------------------------- generator
+
+
+class HFGenerator:
+    """A plain in-process `Generator` over a transformers causal LM (batched `model.generate`).
+
+    Used for MCTS decode when treecot's optimised `TransformersGenerator` is not available. Requests with
+    the same sampling parameters and stop strings are batched together (left padding), each prompt
+    repeated `n` times. Log-probs come from the raw logits (before temperature / top-p), so the token
+    confidence measures the model's own distribution. Seeding: the torch generator is seeded once per
+    `generate` call from the first request's seed (or the constructor's), so identical calls give
+    identical results.
+    """
+
+    backend_name = "transformers-plain"
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        model_id: str | None = None,
+        max_batch_size: int = 16,
+        seed: int = 0,
+    ):
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.model_id = model_id or str(getattr(model.config, "name_or_path", "") or type(model).__name__)
+        self.max_batch_size = max_batch_size
+        self.seed = seed
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+    def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=add_generation_prompt
+        )
+
+    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        import torch
+
+        if not requests:
+            return []
+        seed = requests[0].seed if requests[0].seed is not None else self.seed
+        torch.manual_seed(int(seed))
+        flat: list[tuple[int, GenerationRequest]] = [
+            (i, r) for i, r in enumerate(requests) for _ in range(r.n)
+        ]
+        groups: dict[tuple, list[int]] = {}
+        for j, (_, r) in enumerate(flat):
+            key = (r.max_tokens, float(r.temperature), float(r.top_p), r.logprobs, tuple(r.stop))
+            groups.setdefault(key, []).append(j)
+        completions: list[Completion | None] = [None] * len(flat)
+        prompt_tokens = [0] * len(requests)
+        for key, members in groups.items():
+            for start in range(0, len(members), self.max_batch_size):
+                chunk = members[start : start + self.max_batch_size]
+                outs, lengths = self._generate_batch([flat[j][1] for j in chunk], *key)
+                for j, out, length in zip(chunk, outs, lengths):
+                    completions[j] = out
+                    prompt_tokens[flat[j][0]] = length
+        results = [
+            GenerationResult(completions=[], prompt_tokens=prompt_tokens[i]) for i in range(len(requests))
+        ]
+        for j, (i, _) in enumerate(flat):
+            results[i].completions.append(completions[j])  # type: ignore[arg-type]
+        return results
+
+    def _encode(self, prompt: str | list[int]) -> list[int]:
+        if isinstance(prompt, str):
+            return self.tokenizer.encode(prompt, add_special_tokens=False)
+        return list(prompt)
+
+    def _generate_batch(
+        self,
+        batch: list[GenerationRequest],
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+        logprobs: int | None,
+        stop: tuple[str, ...],
+    ) -> tuple[list[Completion], list[int]]:
+        import torch
+
+        ids = [self._encode(r.prompt) for r in batch]
+        width = max(len(x) for x in ids)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids])
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
+        kwargs: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": pad}
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if stop:
+            kwargs.update(stop_strings=list(stop), tokenizer=self.tokenizer)
+        with torch.no_grad():
+            out = self.model.generate(
+                input_ids=input_ids,
+                attention_mask=mask,
+                return_dict_in_generate=True,
+                output_logits=logprobs is not None,
+                **kwargs,
+            )
+        generated = out.sequences[:, width:]
+        logp = None
+        if logprobs is not None:
+            logp = torch.log_softmax(torch.stack(out.logits, dim=1).float(), dim=-1)
+        eos = self.tokenizer.eos_token_id
+        completions = []
+        for b in range(len(batch)):
+            toks = generated[b].tolist()
+            end, finish = len(toks), "length"
+            if eos in toks:
+                end, finish = toks.index(eos), "stop"
+            while end > 0 and toks[end - 1] == pad and pad != eos:
+                end -= 1
+            text = self.tokenizer.decode(toks[:end], skip_special_tokens=True)
+            cut = min((text.index(s) for s in stop if s in text), default=None)
+            if cut is not None:
+                finish = "stop"
+                text = text[:cut]
+                # fewest tokens whose decoding reaches the stop string
+                end = next(
+                    (
+                        t
+                        for t in range(1, end + 1)
+                        if len(self.tokenizer.decode(toks[:t], skip_special_tokens=True)) > cut
+                    ),
+                    end,
+                )
+            token_lp = top = None
+            if logp is not None:
+                rows = logp[b, :end]
+                token_lp = [float(rows[t, toks[t]]) for t in range(end)]
+                if logprobs > 0:
+                    top = rows.topk(logprobs, dim=-1).values.tolist()
+            completions.append(Completion(text, end, finish, token_lp, top))
+        return completions, [len(x) for x in ids]

@@ -1,0 +1,790 @@
+"""`treecot eval`: run treecot's lighteval tasks on CPU, offline, and write results, summary and table.
+
+    >>> from treecot.evaluation.runner import run_eval
+    >>> run = run_eval("smollm2-135m-instruct", ["gsm8k", "blocksworld"], limit=20)
+    >>> run.summary["tasks"]["gsm8k"]["accuracy"], run.summary_path
+
+Why a wrapper and not lighteval's own CLI. lighteval 0.13's `Registry` imports every built-in task module
+before it reads ``--custom-tasks``; here one of them downloads a file at import (``tiny_benchmarks``:
+fails offline) and two call ``HfApi.list_models(model_name=…)``, removed in huggingface-hub 2.x
+(``mix_eval``, ``mt_bench``); huggingface-hub 2.4 is pinned, so pinning our way out (hub < 2) is not an
+option. Its details logger also hashes ``str`` with ``xxhash.xxh64``, which xxhash 4 rejects. The wrapper
+changes only these seams:
+
+- `TreecotRegistry`: a lighteval `Registry` holding only treecot's task configs (no built-in import);
+  `TreecotPipeline` swaps it in while lighteval's own `Pipeline` loads tasks and requests.
+- `shim_xxhash`: lighteval's details logger gets an ``xxh64`` that encodes ``str`` first (only when the
+  installed xxhash rejects ``str``).
+- `TreecotTransformersModel` (lighteval's `TransformersModel` built from an already loaded model):
+  renders each task's own chat messages (system + user from ``Task.prompt``) with the model's chat
+  template; does not request the per-step scores lighteval never reads (a vocabulary-sized tensor per
+  generated token); sets ``do_sample`` when the temperature is positive (lighteval 0.13 leaves it to the
+  model's generation config, which makes N > 1 samples fail and one sample greedy); trims the EOS padding
+  off the returned token ids (exact token counts); bypasses lighteval's on-disk response cache (keyed by
+  model path and settings, not weights, so a retrained model at the same path would be served stale
+  answers).
+- `MCTSDecodeModel`: a lighteval model whose "generation" is treecot's tree search with the
+  token-confidence value (`treecot.evaluation.decode.mcts_decode`).
+
+Everything else (task loading, batching, metrics, aggregation, stderr, results JSON and details) is
+lighteval's. Outputs in ``output_dir`` (default ``outputs/eval/<model-slug>/``): lighteval's
+``results/results_<date>.json`` and ``details/…`` parquet, ``summary.json`` (per task: accuracy,
+no_answer_rate, repetition_rate, over_reflection_rate, instruction_failure_rate, mean_tokens, n, pass@k
+for Test@N; model id and revision, seed, settings, treecot version) and ``summary.md`` (a table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+import types
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from treecot.evaluation.decode import HFGenerator, MCTSDecodeConfig, mcts_decode
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "EvalRun",
+    "add_eval_arguments",
+    "eval_from_args",
+    "eval_main",
+    "format_markdown",
+    "model_revision",
+    "run_eval",
+    "shim_xxhash",
+]
+
+SUMMARY_SCHEMA_VERSION = 1
+PROVENANCE_FILE = "treecot_provenance.json"
+#: Sampling defaults for Test@N (METHOD §1: temperature 0.7, top-p 0.9).
+SAMPLING_TEMPERATURE = 0.7
+SAMPLING_TOP_P = 0.9
+_SUMMARY_METRICS = (
+    "accuracy",
+    "no_answer_rate",
+    "repetition_rate",
+    "over_reflection_rate",
+    "instruction_failure_rate",
+    "hit_limit_rate",
+    "mean_tokens",
+    "prompt_loose",
+    "inst_strict",
+    "inst_loose",
+)
+
+
+@dataclass
+class EvalRun:
+    """What `run_eval` wrote: the output directory, lighteval's results JSON, summary JSON and table."""
+
+    output_dir: Path
+    results_path: Path
+    summary_path: Path
+    markdown_path: Path
+    summary: dict[str, Any]
+    lighteval_results: dict[str, Any] = field(repr=False, default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------- lighteval seams
+
+
+def shim_xxhash() -> bool:
+    """Make lighteval's details logger work with xxhash 4 (which rejects ``str``); True if a shim was set."""
+    import lighteval.logging.info_loggers as info_loggers
+
+    current = info_loggers.xxhash
+    if getattr(current, "_treecot_shim", False):
+        return True
+    try:
+        current.xxh64("probe")
+        return False
+    except TypeError:
+        pass
+
+    def xxh64(data: Any = b"", seed: int = 0):
+        return current.xxh64(data.encode() if isinstance(data, str) else data, seed)
+
+    info_loggers.xxhash = types.SimpleNamespace(xxh64=xxh64, _treecot_shim=True, wrapped=current)
+    return True
+
+
+def _lighteval_classes() -> dict[str, type]:
+    """Build (once) the lighteval subclasses; lighteval is imported only when an evaluation runs."""
+    if _CLASSES:
+        return _CLASSES
+    import torch
+    from lighteval.models.abstract_model import LightevalModel
+    from lighteval.models.model_output import ModelResponse
+    from lighteval.models.transformers.transformers_model import TransformersModel, TransformersModelConfig
+    from lighteval.pipeline import Pipeline
+    from lighteval.tasks.prompt_manager import PromptManager
+    from lighteval.tasks.registry import Registry
+
+    class TreecotModelConfig(TransformersModelConfig):
+        """lighteval's transformers config plus the model revision treecot computed (no Hub call)."""
+
+        model_revision: str = ""
+
+        def get_model_sha(self) -> str:
+            return self.model_revision
+
+    class TreecotPromptManager(PromptManager):
+        """Renders a treecot Doc's own chat messages (``doc.specific["messages"]``) with the chat template."""
+
+        def prepare_prompt(self, doc):
+            messages = (doc.specific or {}).get("messages")
+            if self.use_chat_template and messages:
+                return self.tokenizer.apply_chat_template(
+                    json.loads(messages), tokenize=False, add_generation_prompt=True
+                )
+            return super().prepare_prompt(doc)
+
+    class _RegistryOnlyCache:
+        """Stands in for lighteval's `SampleCache`: the pipeline registers tasks with it; nothing is cached."""
+
+        def _init_registry(self, registry) -> None:
+            self.registry = registry
+
+    class TreecotTransformersModel(TransformersModel):
+        # Generative docs are split by generation settings, never by count: None avoids lighteval's warning.
+        DATASET_SPLITS = None
+
+        @classmethod
+        def wrap(cls, model, config: TreecotModelConfig) -> TreecotTransformersModel:
+            self = cls.from_model(model=model, config=config, accelerator=None)
+            self.generation_config_dict.pop("output_scores", None)
+            if self.generation_config_dict.get("temperature", 0) > 0:
+                self.generation_config_dict["do_sample"] = True
+            self.prompt_manager = TreecotPromptManager(
+                use_chat_template=self.use_chat_template, tokenizer=self.tokenizer, system_prompt=None
+            )
+            self._cache = _RegistryOnlyCache()
+            return self
+
+        def greedy_until(self, docs):
+            responses = self._padded_greedy_until(docs)
+            eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+            for response in responses:
+                trimmed = []
+                for tokens in response.output_tokens:
+                    ids = tokens.tolist() if hasattr(tokens, "tolist") else list(tokens)
+                    cut = next((i for i, t in enumerate(ids) if t in (eos, pad)), len(ids))
+                    trimmed.append(ids[:cut])
+                response.output_tokens = trimmed
+            return responses
+
+        @property
+        def disable_tqdm(self) -> bool:
+            return not getattr(self, "show_progress", True)
+
+        def cleanup(self):  # the model belongs to the caller: keep it alive
+            return None
+
+    class MCTSDecodeModel(LightevalModel):
+        """A lighteval model that answers each Doc by confidence-valued MCTS (`decode.mcts_decode`)."""
+
+        def __init__(
+            self,
+            generator,
+            tokenizer,
+            config,
+            decode_config: MCTSDecodeConfig,
+            n_answers: int,
+            trees_path=None,
+        ):
+            self.config = config
+            self.generator = generator
+            self._tokenizer = tokenizer
+            self.decode_config = decode_config
+            self.n_answers = n_answers
+            self.trees_path = trees_path
+            self._cache = _RegistryOnlyCache()
+            self.stats: dict[str, float] = {
+                "problems": 0,
+                "llm_calls": 0,
+                "generated_tokens": 0,
+                "rollouts": 0,
+            }
+
+        @property
+        def tokenizer(self):
+            return self._tokenizer
+
+        @property
+        def add_special_tokens(self) -> bool:
+            return False
+
+        @property
+        def max_length(self) -> int:
+            return int(getattr(self.generator.model.config, "max_position_embeddings", 2048))
+
+        def greedy_until(self, docs):
+            from treecot.tasks import get_task
+
+            by_task: dict[str, list[int]] = {}
+            problems = [json.loads(doc.specific["problem"]) for doc in docs]
+            for i, problem in enumerate(problems):
+                by_task.setdefault(problem["task"], []).append(i)
+            responses: list[Any] = [None] * len(docs)
+            for task_name, indices in by_task.items():
+                results = mcts_decode(
+                    [problems[i] for i in indices],
+                    get_task(task_name),
+                    self.generator,
+                    self.decode_config,
+                    n_answers=self.n_answers,
+                    progress=getattr(self, "show_progress", True),
+                )
+                for i, result in zip(indices, results):
+                    responses[i] = ModelResponse(
+                        text=result.texts,
+                        output_tokens=[
+                            self._tokenizer.encode(t, add_special_tokens=False) for t in result.texts
+                        ],
+                    )
+                    stats = result.tree.stats
+                    self.stats["problems"] += 1
+                    for key in ("llm_calls", "generated_tokens", "rollouts"):
+                        self.stats[key] += stats.get(key, 0)
+                    if self.trees_path is not None:
+                        with open(self.trees_path, "a", encoding="utf-8") as f:
+                            f.write(result.tree.to_json() + "\n")
+            return responses
+
+        def loglikelihood(self, docs):
+            raise NotImplementedError(
+                "MCTS decode only serves generative tasks (treecot's tasks are generative)"
+            )
+
+        def loglikelihood_rolling(self, docs):
+            raise NotImplementedError(
+                "MCTS decode only serves generative tasks (treecot's tasks are generative)"
+            )
+
+    class TreecotRegistry(Registry):
+        """A lighteval `Registry` over treecot's task configs only (no built-in task module is imported)."""
+
+        configs: list = []
+
+        def __init__(self, tasks=None, load_multilingual: bool = False, custom_tasks=None):
+            self.tasks_list = self._get_full_task_list_from_input_string(tasks) if tasks else []
+            self._load_multilingual = False
+            self._custom_tasks = None
+            self._task_registry = {c.name: c for c in self.configs}
+            self.task_to_configs = self._update_task_configs()
+
+    class TreecotPipeline(Pipeline):
+        """lighteval's `Pipeline`, loading tasks through `TreecotRegistry` over `task_configs`."""
+
+        def __init__(self, *, task_configs: list, **kwargs):
+            self._task_configs = list(task_configs)
+            super().__init__(**kwargs)
+
+        def _init_tasks_and_requests(self, tasks: str):
+            import lighteval.pipeline as pipeline_module
+
+            registry = type("BoundTreecotRegistry", (TreecotRegistry,), {"configs": self._task_configs})
+            original = pipeline_module.Registry
+            pipeline_module.Registry = registry
+            try:
+                super()._init_tasks_and_requests(tasks)
+            finally:
+                pipeline_module.Registry = original
+
+    _CLASSES.update(
+        TreecotModelConfig=TreecotModelConfig,
+        TreecotPromptManager=TreecotPromptManager,
+        TreecotTransformersModel=TreecotTransformersModel,
+        MCTSDecodeModel=MCTSDecodeModel,
+        TreecotRegistry=TreecotRegistry,
+        TreecotPipeline=TreecotPipeline,
+    )
+    del torch
+    return _CLASSES
+
+
+_CLASSES: dict[str, type] = {}
+
+
+@contextlib.contextmanager
+def _keep_grad_mode() -> Iterator[None]:
+    """lighteval disables autograd globally (at import and when wrapping a model): restore it afterwards."""
+    import torch
+
+    enabled = torch.is_grad_enabled()
+    try:
+        yield
+    finally:
+        torch.set_grad_enabled(enabled)
+
+
+# ----------------------------------------------------------------------------------------- model identity
+
+
+def model_slug(model: str) -> str:
+    """A file-name-safe name for `model` (a name, a directory or a Hub id)."""
+    path = Path(str(model).rstrip("/"))
+    base = path.name if (str(model).startswith((".", "/", "~")) or path.exists()) else str(model)
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "--", base).strip("-.")
+    return slug or "model"
+
+
+def model_revision(model: str, loaded: Any = None) -> str:
+    """What identifies the evaluated weights.
+
+    Embedded models: ``gguf-sha256:<12 hex>`` of their GGUF; ``tiny``: ``tiny-seed0``; Hub ids: the commit
+    transformers resolved (``config._commit_hash``); local directories: ``sha256:<16 hex>``, a fingerprint
+    of the weight, config and tokenizer files (name, size, and the first and last MiB of each file).
+    """
+    from treecot.models import EMBEDDED, TINY
+
+    if model in EMBEDDED:
+        return f"gguf-sha256:{EMBEDDED[model].sha256[:12]}"
+    if model == TINY:
+        return "tiny-seed0"
+    path = Path(str(model)).expanduser()
+    if path.is_dir():
+        h = hashlib.sha256()
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            if f.suffix not in {".safetensors", ".bin", ".json", ".model", ".txt", ".gguf", ".pt"}:
+                continue
+            size = f.stat().st_size
+            h.update(f"{f.relative_to(path).as_posix()}\0{size}\0".encode())
+            with open(f, "rb") as fh:
+                h.update(fh.read(1 << 20))
+                if size > 2 << 20:
+                    fh.seek(-(1 << 20), os.SEEK_END)
+                    h.update(fh.read())
+        return f"sha256:{h.hexdigest()[:16]}"
+    commit = getattr(getattr(loaded, "config", None), "_commit_hash", None)
+    return str(commit) if commit else "unknown"
+
+
+def _provenance(model: str, given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """dataset_repo / dataset_revision / recipe_hash: `given`, else the model directory's provenance file."""
+    out: dict[str, Any] = {"dataset_repo": None, "dataset_revision": None, "recipe_hash": None}
+    path = Path(str(model)).expanduser() / PROVENANCE_FILE
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON: {err}") from None
+        out.update({k: data.get(k) for k in out if data.get(k) is not None})
+    for key, value in (given or {}).items():
+        if key not in out:
+            raise ValueError(f"unknown provenance field {key!r}; known: {sorted(out)}")
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _tokenizer_source(model: str) -> str:
+    from treecot.models import TINY, embedded_tokenizer_dir, resolve_model_path
+
+    if model == TINY:
+        return str(embedded_tokenizer_dir())
+    path = Path(str(model)).expanduser()
+    return str(path) if path.is_dir() else resolve_model_path(model)
+
+
+# ----------------------------------------------------------------------------------------- run_eval
+
+
+def _parse_tasks(tasks: str | Sequence[str]) -> list[str]:
+    from treecot.evaluation.lighteval_tasks import EVAL_TASKS, PREFIX
+
+    names = [t.strip() for t in (tasks.split(",") if isinstance(tasks, str) else tasks) if t and t.strip()]
+    if not names:
+        raise ValueError(f"no task given; choose from {', '.join(EVAL_TASKS)}")
+    out = []
+    for name in names:
+        name = name.removeprefix(PREFIX)
+        if name not in EVAL_TASKS:
+            raise ValueError(f"unknown evaluation task {name!r}; choose from {', '.join(EVAL_TASKS)}")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def _check_positive(name: str, value: Any, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}"
+        )
+
+
+def run_eval(
+    model: str,
+    tasks: str | Sequence[str] = ("gsm8k",),
+    *,
+    limit: int | None = None,
+    samples: int = 1,
+    seed: int = 0,
+    output_dir: str | os.PathLike | None = None,
+    mcts: bool = False,
+    mcts_config: MCTSDecodeConfig | None = None,
+    max_new_tokens: int = 1024,
+    batch_size: int = 16,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    dtype: str | None = "float32",
+    provenance: Mapping[str, Any] | None = None,
+    loaded: tuple[Any, Any] | None = None,
+    progress: bool = True,
+) -> EvalRun:
+    """Evaluate `model` on treecot's `tasks` with lighteval (CPU, offline) and write the outputs.
+
+    Args:
+        model: "smollm2-135m-instruct" (embedded), "tiny", a local model directory or a Hub id.
+        tasks: names or a comma-separated string from gsm8k, math500, aime24, aime25, blocksworld,
+            ifeval, ifbench.
+        limit: evaluate the first `limit` test problems of each task (None: all).
+        samples: N samples per problem (Test@N: reports pass@k for k = 1, 2, 4, …, N; accuracy is then
+            pass@1, the mean share of correct samples). N > 1 samples at `temperature` (default 0.7).
+        seed: seeds torch (sampling) and the MCTS search; with the same seed a run is reproducible.
+        output_dir: default ``outputs/eval/<model-slug>/``.
+        mcts: decode by tree search with the token-confidence value (see `treecot.evaluation.decode`);
+            `mcts_config` sets its budget; with `samples` N the N best-valued answers are the samples.
+        max_new_tokens: generation cap per response (per node under MCTS: `mcts_config`).
+        batch_size: prompts per `generate` call.
+        temperature, top_p: sampling; default greedy for one sample, 0.7 / 0.9 for several.
+        dtype: weights dtype ("float32", "bfloat16", "auto").
+        provenance: ``dataset_repo``, ``dataset_revision``, ``recipe_hash`` of a trained model (default:
+            read from ``<model dir>/treecot_provenance.json`` when present), carried to the leaderboard.
+        loaded: an already loaded ``(model, tokenizer)`` for `model` (benchmarks reuse one model).
+        progress: show lighteval's progress bars.
+    """
+    task_names = _parse_tasks(tasks)
+    _check_positive("limit", limit, allow_none=True)
+    _check_positive("samples", samples)
+    _check_positive("max_new_tokens", max_new_tokens)
+    _check_positive("batch_size", batch_size)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if temperature is None:
+        temperature = SAMPLING_TEMPERATURE if samples > 1 else 0.0
+    if top_p is None:
+        top_p = SAMPLING_TOP_P if samples > 1 else 1.0
+    if temperature < 0 or not 0 < top_p <= 1:
+        raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature} and {top_p}")
+    if samples > 1 and temperature == 0 and not mcts:
+        raise ValueError("Test@N with samples > 1 needs temperature > 0 (identical greedy samples otherwise)")
+    mcts_config = mcts_config or MCTSDecodeConfig(seed=seed)
+    provenance_info = _provenance(model, provenance)
+    out = Path(output_dir) if output_dir is not None else Path("outputs") / "eval" / model_slug(model)
+    out.mkdir(parents=True, exist_ok=True)
+
+    with _keep_grad_mode():
+        return _run(
+            model,
+            task_names,
+            limit=limit,
+            samples=samples,
+            seed=seed,
+            out=out,
+            mcts=mcts,
+            mcts_config=mcts_config,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            temperature=float(temperature),
+            top_p=float(top_p),
+            dtype=dtype,
+            provenance=provenance_info,
+            loaded=loaded,
+            progress=progress,
+        )
+
+
+def _run(model: str, task_names: list[str], *, out: Path, loaded, provenance, progress, **s: Any) -> EvalRun:
+    import torch
+    import transformers
+
+    from treecot.evaluation.lighteval_tasks import PREFIX, task_configs
+    from treecot.models import load_model
+
+    if loaded is None:
+        hf_model, tokenizer = load_model(model, dtype=s["dtype"])
+    else:
+        hf_model, tokenizer = loaded
+    revision = model_revision(model, hf_model)
+
+    import lighteval
+    from lighteval.logging.evaluation_tracker import EvaluationTracker
+    from lighteval.models.model_input import GenerationParameters
+    from lighteval.pipeline import ParallelismManager, PipelineParameters
+
+    classes = _lighteval_classes()
+    shim_xxhash()
+    configs = task_configs(
+        task_names, limit=s["limit"], n_samples=s["samples"], max_new_tokens=s["max_new_tokens"]
+    )
+    config = classes["TreecotModelConfig"](
+        model_name=model_slug(model),
+        tokenizer=_tokenizer_source(model),
+        model_revision=revision,
+        batch_size=s["batch_size"],
+        device="cpu",
+        dtype=str(next(hf_model.parameters()).dtype).removeprefix("torch."),
+        add_special_tokens=False,
+        model_parallel=False,
+        generation_parameters=GenerationParameters(
+            temperature=s["temperature"], top_p=s["top_p"] if s["temperature"] > 0 else None, seed=s["seed"]
+        ),
+    )
+    if s["mcts"]:
+        generator = HFGenerator(
+            hf_model, tokenizer, model_id=model, max_batch_size=s["batch_size"], seed=s["seed"]
+        )
+        trees_path = out / "mcts_trees.jsonl"
+        trees_path.unlink(missing_ok=True)
+        lm = classes["MCTSDecodeModel"](
+            generator, tokenizer, config, s["mcts_config"], s["samples"], trees_path
+        )
+    else:
+        lm = classes["TreecotTransformersModel"].wrap(hf_model, config)
+    lm.show_progress = progress
+
+    tracker = EvaluationTracker(
+        output_dir=str(out), results_path_template="{output_dir}/results", save_details=True
+    )
+    params = PipelineParameters(
+        launcher_type=ParallelismManager.NONE,
+        remove_reasoning_tags=False,
+        bootstrap_iters=1000,
+    )
+    task_spec = ",".join(f"{PREFIX}{t}|0" for t in task_names)
+    before = set((out / "results").glob("results_*.json"))
+    pipeline = classes["TreecotPipeline"](
+        task_configs=configs,
+        tasks=task_spec,
+        pipeline_parameters=params,
+        evaluation_tracker=tracker,
+        model=lm,
+    )
+    transformers.set_seed(s["seed"])
+    torch.manual_seed(s["seed"])
+    pipeline.evaluate()
+    pipeline.save_and_push_results()
+    results = pipeline.get_results()
+    written = sorted(set((out / "results").glob("results_*.json")) - before, key=lambda p: p.stat().st_mtime)
+    if not written:
+        raise RuntimeError(f"lighteval wrote no results JSON under {out / 'results'}")
+    results_path = written[-1]
+
+    counts = {
+        name.split("|")[0].removeprefix(PREFIX): len(values.get("accuracy", []))
+        for name, values in tracker.metrics_logger.metrics_values.items()
+    }
+    summary = build_summary(
+        tracker.metrics_logger.metric_aggregated,
+        counts,
+        model=model,
+        revision=revision,
+        provenance=provenance,
+        settings={k: v for k, v in s.items() if k not in ("mcts_config",)},
+        mcts_config=s["mcts_config"] if s["mcts"] else None,
+        mcts_stats=getattr(lm, "stats", None) if s["mcts"] else None,
+        lighteval_version=getattr(lighteval, "__version__", "unknown"),
+        results_path=results_path.relative_to(out).as_posix(),
+    )
+    summary_path = out / "summary.json"
+    summary_path.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
+    markdown_path = out / "summary.md"
+    markdown_path.write_text(format_markdown(summary))
+    return EvalRun(out, results_path, summary_path, markdown_path, summary, results)
+
+
+def build_summary(
+    aggregated: Mapping[str, Mapping[str, float]],
+    counts: Mapping[str, int],
+    *,
+    model: str,
+    revision: str,
+    provenance: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    mcts_config: MCTSDecodeConfig | None,
+    mcts_stats: Mapping[str, float] | None,
+    lighteval_version: str,
+    results_path: str,
+) -> dict[str, Any]:
+    """treecot's summary of a run from lighteval's aggregated results (``{"treecot_gsm8k|0": {...}}``)."""
+    from dataclasses import asdict
+
+    import treecot
+    from treecot.evaluation.lighteval_tasks import PREFIX
+
+    samples = int(settings["samples"])
+    tasks: dict[str, dict[str, Any]] = {}
+    for key, metrics in aggregated.items():
+        if not key.startswith(PREFIX):
+            continue  # lighteval's "all" average
+        name = key.split("|")[0].removeprefix(PREFIX)
+        row: dict[str, Any] = {m: metrics.get(m) for m in _SUMMARY_METRICS}
+        row["n"] = int(counts.get(name, 0))
+        for metric, value in metrics.items():
+            if metric.startswith("pass@") and not metric.endswith("_stderr"):
+                row[metric] = value
+        if samples > 1:
+            row["test_at_n"] = metrics.get(f"pass@{samples}")
+        row["accuracy_stderr"] = metrics.get("accuracy_stderr")
+        tasks[name] = {
+            k: (float(v) if isinstance(v, (int, float)) and k != "n" else v) for k, v in row.items()
+        }
+    mode = "mcts" if mcts_config is not None else ("sampling" if samples > 1 else "greedy")
+    summary: dict[str, Any] = {
+        "schema_version": SUMMARY_SCHEMA_VERSION,
+        "model": model,
+        "model_revision": revision,
+        **dict(provenance),
+        "mode": mode,
+        "samples": samples,
+        "seed": settings["seed"],
+        "temperature": settings["temperature"],
+        "top_p": settings["top_p"],
+        "max_new_tokens": settings["max_new_tokens"],
+        "batch_size": settings["batch_size"],
+        "limit": settings["limit"],
+        "dtype": settings["dtype"],
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "treecot_version": treecot.__version__,
+        "lighteval_version": lighteval_version,
+        "lighteval_results": results_path,
+        "mcts": None,
+        "tasks": dict(sorted(tasks.items())),
+    }
+    if mcts_config is not None:
+        summary["mcts"] = {"config": asdict(mcts_config), "stats": dict(mcts_stats or {})}
+    return summary
+
+
+def _pct(value: Any) -> str:
+    return "–" if value is None else f"{100 * float(value):.1f}"
+
+
+def format_markdown(summary: Mapping[str, Any]) -> str:
+    """A markdown table of a summary: accuracy (no-answer %) as in the paper, Test@N and diagnostics."""
+    samples = int(summary.get("samples", 1))
+    head = ["task", "n", "accuracy (no answer) %"]
+    if samples > 1:
+        head.append(f"Test@{samples} %")
+    head += ["repetition %", "over-reflection %", "instruction failure %", "mean tokens"]
+    lines = [
+        f"**{summary['model']}** (revision `{summary['model_revision']}`), mode {summary['mode']}, "
+        f"samples {samples}, seed {summary['seed']}, treecot {summary['treecot_version']}",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join("---" for _ in head) + "|",
+    ]
+    for name, row in summary["tasks"].items():
+        cells = [name, str(row["n"]), f"{_pct(row['accuracy'])} ({_pct(row['no_answer_rate'])})"]
+        if samples > 1:
+            cells.append(_pct(row.get("test_at_n")))
+        tokens = row.get("mean_tokens")
+        cells += [
+            _pct(row.get("repetition_rate")),
+            _pct(row.get("over_reflection_rate")),
+            _pct(row.get("instruction_failure_rate")),
+            "–" if tokens is None else f"{tokens:.0f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------------------- CLI
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add `treecot eval`'s arguments to `parser` (for `treecot.cli`)."""
+    from treecot.evaluation.lighteval_tasks import EVAL_TASKS
+
+    parser.add_argument("model", help="smollm2-135m-instruct, tiny, a model directory or a Hub id")
+    parser.add_argument("--tasks", default="gsm8k", help=f"comma-separated: {','.join(EVAL_TASKS)}")
+    parser.add_argument("--limit", type=int, default=None, help="first N test problems of each task")
+    parser.add_argument("--samples", type=int, default=1, help="N samples per problem: Test@N / pass@k")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output-dir", default=None, help="default outputs/eval/<model-slug>/")
+    parser.add_argument("--max-new-tokens", type=int, default=1024)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--temperature", type=float, default=None, help="default 0 (greedy), 0.7 with --samples > 1"
+    )
+    parser.add_argument("--top-p", type=float, default=None, help="default 0.9 when sampling")
+    parser.add_argument("--dtype", default="float32", help="float32, bfloat16 or auto")
+    parser.add_argument(
+        "--mcts", action="store_true", help="decode by tree search with the token-confidence value"
+    )
+    parser.add_argument("--max-rollouts", type=int, default=MCTSDecodeConfig.max_rollouts)
+    parser.add_argument("--max-depth", type=int, default=MCTSDecodeConfig.max_depth)
+    parser.add_argument("--max-node-tokens", type=int, default=MCTSDecodeConfig.max_node_tokens)
+    parser.add_argument(
+        "--dataset-repo", default=None, help="training dataset of the model (for the leaderboard)"
+    )
+    parser.add_argument("--dataset-revision", default=None)
+    parser.add_argument("--recipe-hash", default=None)
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def eval_from_args(args: argparse.Namespace) -> EvalRun:
+    """Run `run_eval` from parsed `add_eval_arguments` arguments and print the table and paths."""
+    mcts_config = MCTSDecodeConfig(
+        max_rollouts=args.max_rollouts,
+        max_depth=args.max_depth,
+        max_node_tokens=args.max_node_tokens,
+        seed=args.seed,
+    )
+    run = run_eval(
+        args.model,
+        args.tasks,
+        limit=args.limit,
+        samples=args.samples,
+        seed=args.seed,
+        output_dir=args.output_dir,
+        mcts=args.mcts,
+        mcts_config=mcts_config,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        dtype=args.dtype,
+        provenance={
+            "dataset_repo": args.dataset_repo,
+            "dataset_revision": args.dataset_revision,
+            "recipe_hash": args.recipe_hash,
+        },
+        progress=not args.no_progress,
+    )
+    print(format_markdown(run.summary))
+    print(f"lighteval results: {run.results_path}\nsummary: {run.summary_path}\ntable: {run.markdown_path}")
+    return run
+
+
+def eval_main(argv: list[str] | None = None) -> int:
+    """``python -m treecot.evaluation.runner MODEL --tasks …``: the `treecot eval` command."""
+    parser = add_eval_arguments(
+        argparse.ArgumentParser(prog="treecot eval", description=__doc__.split("\n")[0])
+    )
+    args = parser.parse_args(argv)
+    try:
+        eval_from_args(args)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        print(f"treecot eval: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(eval_main())
