@@ -20,7 +20,7 @@ changes only these seams:
   template; does not request the per-step scores lighteval never reads (a vocabulary-sized tensor per
   generated token); sets ``do_sample`` when the temperature is positive (lighteval 0.13 leaves it to the
   model's generation config, which makes N > 1 samples fail and one sample greedy); trims the EOS padding
-  off the returned token ids (exact token counts); bypasses lighteval's on-disk response cache (keyed by
+  off the returned token ids (exact token counts) and the left padding off the recorded prompt ids; bypasses lighteval's on-disk response cache (keyed by
   model path and settings, not weights, so a retrained model at the same path would be served stale
   answers).
 - `MCTSDecodeModel`: a lighteval model whose "generation" is treecot's tree search with the
@@ -182,6 +182,8 @@ def _lighteval_classes() -> dict[str, type]:
                     cut = next((i for i, t in enumerate(ids) if t in (eos, pad)), len(ids))
                     trimmed.append(ids[:cut])
                 response.output_tokens = trimmed
+                if response.padded_tokens_count:  # the details show the prompt, not the batch's left padding
+                    response.input_tokens = list(response.input_tokens)[int(response.padded_tokens_count) :]
             return responses
 
         @property
