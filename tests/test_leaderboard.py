@@ -1,0 +1,208 @@
+"""Leaderboard: rows from run summaries, push / load / compare round trips (local folder and the loopback
+Hub), and the paper's reference figures."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from tests.hubserver import hub_server, run_client  # noqa: F401  (hub_server is a fixture)
+from treecot.evaluation import leaderboard as lb
+
+
+def make_summary(
+    model: str, accuracy: float, no_answer: float, *, samples: int = 1, date: str = "2026-01-01"
+) -> dict:
+    gsm8k = {
+        "accuracy": accuracy,
+        "no_answer_rate": no_answer,
+        "repetition_rate": 0.1,
+        "over_reflection_rate": 0.0,
+        "instruction_failure_rate": None,
+        "hit_limit_rate": 0.2,
+        "mean_tokens": 120.0,
+        "n": 10,
+    }
+    if samples > 1:
+        gsm8k.update({"pass@1": accuracy, f"pass@{samples}": 0.9, "test_at_n": 0.9})
+    return {
+        "schema_version": 1,
+        "model": model,
+        "model_revision": "sha256:0123456789abcdef",
+        "dataset_repo": "me/treecot-gsm8k",
+        "dataset_revision": "v1",
+        "recipe_hash": "feedbeef",
+        "mode": "sampling" if samples > 1 else "greedy",
+        "samples": samples,
+        "seed": 0,
+        "date": date,
+        "treecot_version": "0.1.0.dev0",
+        "tasks": {
+            "gsm8k": gsm8k,
+            "blocksworld": {"accuracy": accuracy / 2, "no_answer_rate": 0.5, "mean_tokens": 40.0, "n": 5},
+        },
+    }
+
+
+def write(tmp_path, name: str, summary: dict) -> str:
+    path = tmp_path / name / "summary.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(summary))
+    return str(path)
+
+
+def test_rows_from_summary():
+    rows = lb.rows_from_summary(make_summary("model-a", 0.4, 0.05, samples=4))
+    by = {(r["task"], r["metric"]): r for r in rows}
+    assert set(rows[0]) == set(lb.COLUMNS)
+    assert by[("gsm8k", "accuracy")]["value"] == 0.4 and by[("gsm8k", "accuracy")]["no_answer_rate"] == 0.05
+    assert by[("gsm8k", "test@4")]["value"] == 0.9 and by[("gsm8k", "pass@4")]["value"] == 0.9
+    assert ("gsm8k", "instruction_failure_rate") not in by  # None is not a measurement
+    assert by[("blocksworld", "accuracy")]["value"] == 0.2 and by[("blocksworld", "accuracy")]["n"] == 5
+    row = by[("gsm8k", "accuracy")]
+    assert (row["model"], row["dataset_repo"], row["dataset_revision"], row["recipe_hash"]) == (
+        "model-a",
+        "me/treecot-gsm8k",
+        "v1",
+        "feedbeef",
+    )
+    assert row["n"] == 10 and row["samples"] == 4 and row["source"] == "treecot eval"
+    assert len({r["run_id"] for r in rows}) == 1
+    assert lb.rows_from_summary(make_summary("model-a", 0.5, 0.05))[0]["run_id"] != row["run_id"]
+
+
+def test_rows_from_a_lighteval_results_json(tmp_path):
+    results = {
+        "config_general": {"model_name": "tiny", "model_config": {"model_revision": "tiny-seed0"}},
+        "results": {
+            "treecot_gsm8k|0": {"accuracy": 0.25, "accuracy_stderr": 0.1, "no_answer_rate": 0.5},
+            "all": {"accuracy": 0.25},
+        },
+    }
+    path = tmp_path / "results" / "results_2026.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(results))
+    rows = lb.rows_from_summary(str(path))
+    assert [(r["task"], r["metric"], r["value"], r["n"]) for r in rows] == [("gsm8k", "accuracy", 0.25, -1)]
+    assert rows[0]["model_revision"] == "tiny-seed0"
+    (tmp_path / "summary.json").write_text(json.dumps(make_summary("from-summary", 0.3, 0.1)))
+    assert lb.rows_from_summary(str(path))[0]["model"] == "from-summary"  # the run's summary wins
+    with pytest.raises(FileNotFoundError, match="no evaluation summary"):
+        lb.rows_from_summary(str(tmp_path / "missing"))
+
+
+def test_local_push_load_compare_round_trip(tmp_path):
+    store = tmp_path / "board"
+    assert len(lb.load("me/board", local_dir=store)) == 0
+    a = write(tmp_path, "a", make_summary("model-a", 0.4, 0.05))
+    b = write(tmp_path, "b", make_summary("model-b", 0.6, 0.01, date="2026-02-01"))
+    first = lb.push(a, "me/board", local_dir=store)
+    lb.push(b, "me/board", local_dir=store)
+    again = lb.push(a, "me/board", local_dir=store)  # re-pushing a run does not duplicate it
+    assert first.local and first.skipped is False
+    assert again.skipped is True  # same set of runs as after the second push: nothing new to write
+    board = lb.load("me/board", local_dir=store)
+    assert board.column_names == list(lb.COLUMNS)
+    assert len(board) == 2 * len(lb.rows_from_summary(a)) and len(set(board["run_id"])) == 2
+    newer = write(tmp_path, "a2", make_summary("model-a", 0.45, 0.04, date="2026-03-01"))
+    lb.push(newer, "me/board", local_dir=store)
+
+    png = tmp_path / "cmp.png"
+    table, path = lb.compare(
+        ["model-a", b, "paper:Llama-3.2-1B-Instruct + Our Data"],
+        repo_id="me/board",
+        local_dir=store,
+        output=png,
+    )
+    assert list(table.index) == ["model-a", "model-b", "Llama-3.2-1B-Instruct + Our Data (paper)"]
+    assert table.loc["model-a", "gsm8k"] == 0.45  # the latest run of model-a
+    assert table.loc["model-a", "gsm8k no-answer"] == 0.04
+    assert table.loc["model-b", "blocksworld"] == 0.3
+    assert table.loc["Llama-3.2-1B-Instruct + Our Data (paper)", "gsm8k"] == pytest.approx(0.5)
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size[0] > 300
+    with pytest.raises(ValueError, match="known models: model-a, model-b"):
+        lb.compare(["model-c"], repo_id="me/board", local_dir=store, output=png)
+    with pytest.raises(ValueError, match="matches 0 rows"):
+        lb.compare(["paper:GPT-9"], output=png)
+
+
+def test_reference_figures_are_the_papers():
+    ref = lb.reference()
+    assert set(ref["source"]) == {lb.PAPER_SOURCE}
+    t4 = ref[(ref["table"] == "table4") & (ref["model"] == "Qwen2.5-1.5B-Instruct + Our Data")]
+    assert dict(zip(t4["task"], t4["value"])) == pytest.approx(
+        {
+            "gsm8k": 0.746,
+            "math500": 0.468,
+            "aime": 0.0,
+            "blocksworld": 0.054,
+            "multi_if_zh": 0.515,
+            "multi_if_en": 0.516,
+            "multi_if_other": 0.548,
+        }
+    )
+    assert len(ref[ref["table"] == "table4"]) == 12 * 7 and len(ref[ref["table"] == "table5"]) == 6 * 7
+    masking = lb.reference("table5").query("method == '+ Masking' and task == 'aime'").iloc[0]
+    assert masking["value"] == pytest.approx(0.08) and masking["no_answer_rate"] == pytest.approx(0.383)
+    t7 = lb.reference("table7")
+    mcts = t7[t7["method"] == "best model + MCTS decode"]
+    assert dict(zip(mcts["metric"], mcts["value"])) == pytest.approx(
+        {"test@1": 0.51, "test@8": 0.708, "test@32": 0.828}
+    )
+    with pytest.raises(ValueError, match="unknown table"):
+        lb.reference("table9")
+
+
+def test_leaderboard_cli(tmp_path, capsys):
+    assert lb.leaderboard_main(["reference", "--table", "table5"]) == 0
+    out = capsys.readouterr().out
+    assert lb.PAPER_SOURCE in out and "table5: Llama-3.1-8B-Instruct + cDPO" in out and "| 87.5 |" in out
+    a = write(tmp_path, "a", make_summary("model-a", 0.4, 0.05))
+    store = str(tmp_path / "store")
+    assert lb.leaderboard_main(["push", a, "--repo", "me/cli", "--local-dir", store]) == 0
+    png = str(tmp_path / "p.png")
+    assert (
+        lb.leaderboard_main(["compare", "model-a", "--repo", "me/cli", "--local-dir", store, "--output", png])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "| model-a | 40.0 | 20.0 | 5.0 | 50.0 |" in out
+    assert lb.leaderboard_main(["compare", "nobody", "--repo", "me/cli", "--local-dir", store]) == 2
+
+
+def test_hub_push_compare_round_trip(hub_server, tmp_path):  # noqa: F811  (the imported fixture)
+    a = write(tmp_path, "a", make_summary("model-a", 0.4, 0.05))
+    b = write(tmp_path, "b", make_summary("model-b", 0.6, 0.01, samples=4))
+    env = hub_server.client_env(tmp_path / "hf_home")
+    env["TREECOT_CACHE"] = str(tmp_path / "cache")
+    code = f"""
+        import json
+        from huggingface_hub import HfApi
+        from treecot.evaluation import leaderboard as lb
+        repo = "treecot-tester/leaderboard"
+        r1 = lb.push({a!r}, repo)
+        r2 = lb.push({b!r}, repo)
+        lb.push({a!r}, repo)
+        board = lb.load(repo)
+        table, png = lb.compare(["model-a", "model-b"], repo_id=repo, output={str(tmp_path / "hub.png")!r})
+        refs = HfApi().list_repo_refs(repo, repo_type="dataset")
+        print("RESULT " + json.dumps({{
+            "local": r1.local, "url": r2.url_or_path, "rows": len(board), "runs": len(set(board["run_id"])),
+            "a": table.loc["model-a", "gsm8k"], "b": table.loc["model-b [N=4]", "gsm8k"],
+            "branches": sorted(b.name for b in refs.branches),
+        }}))
+    """
+    proc = run_client(textwrap.dedent(code), env)
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    out = json.loads(line[len("RESULT ") :])
+    assert out["local"] is False and out["url"].startswith(hub_server.url)
+    n_a, n_b = len(lb.rows_from_summary(a)), len(lb.rows_from_summary(b))
+    assert out["rows"] == n_a + n_b and out["runs"] == 2
+    assert out["a"] == 0.4 and out["b"] == 0.6
+    assert "main" in out["branches"] and len(out["branches"]) == 3  # main + one branch per push with new rows
+    assert (tmp_path / "hub.png").is_file()
