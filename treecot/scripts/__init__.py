@@ -1,0 +1,122 @@
+"""Training entry points, run with `accelerate launch -m treecot.scripts.sft --config recipes/…/config_demo.yaml`
+(and `treecot.scripts.dpo`). Arguments come from a YAML recipe and/or the command line (command line wins),
+parsed by TRL's `TrlParser`; an unknown key fails with its name.
+
+This module holds what both scripts share: resolving treecot's model names and loading a treecot dataset config.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TrainScriptArguments", "load_policy", "load_training_datasets"]
+
+_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
+@dataclass
+class TrainScriptArguments:
+    """Dataset arguments shared by the treecot training scripts.
+
+    Parameters:
+        dataset_name (`str`):
+            A treecot dataset: a Hub id or a local folder in the layout written by `treecot.data.hub` (its
+            `dataset_config` is loaded at `dataset_revision`), or a `.jsonl` / `.json` / `.parquet` file of rows.
+        dataset_config (`str`, *optional*):
+            Config of the dataset to train on; defaults to `"sft"` for the SFT script and `"dpo"` for the DPO script.
+        dataset_revision (`str`, *optional*):
+            Branch, tag or commit of the dataset (default: `main`).
+        dataset_train_split (`str`, *optional*, defaults to `"train"`):
+            Split to train on.
+        dataset_test_split (`str`, *optional*, defaults to `"test"`):
+            Split to evaluate on when `eval_strategy` is not `"no"`.
+    """
+
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "treecot dataset: Hub id, local Hub-layout folder, or a .jsonl/.json/.parquet file."
+        },
+    )
+    dataset_config: str | None = field(
+        default=None, metadata={"help": "Dataset config (default: 'sft' for sft, 'dpo' for dpo)."}
+    )
+    dataset_revision: str | None = field(default=None, metadata={"help": "Dataset branch, tag or commit."})
+    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    dataset_test_split: str = field(default="test", metadata={"help": "Split to evaluate on."})
+
+
+def load_training_datasets(
+    args: TrainScriptArguments, default_config: str, evaluate: bool
+) -> tuple[Any, Any]:
+    """`(train_dataset, eval_dataset or None)` for the script arguments.
+
+    A file path is read with the matching `datasets` builder (its only split is the train split); anything else
+    goes through `treecot.data.hub.load_versioned`.
+    """
+    if not args.dataset_name:
+        raise ValueError("dataset_name is required (a treecot dataset id, folder, or a .jsonl/.parquet file)")
+    config = args.dataset_config or default_config
+    path = Path(args.dataset_name).expanduser()
+    suffix = "".join(path.suffixes[-1:]).lower()
+    if suffix in _FILE_BUILDERS:
+        if not path.is_file():
+            raise FileNotFoundError(f"dataset file {str(path)!r} does not exist")
+        from datasets import load_dataset
+
+        train = load_dataset(_FILE_BUILDERS[suffix], data_files=str(path), split="train")
+        if evaluate:
+            raise ValueError(
+                f"eval_strategy is set but {path.name} is a single file with no {args.dataset_test_split!r} split; "
+                "set eval_strategy='no' or use a dataset with a test split"
+            )
+        return train, None
+    from treecot.data.hub import load_versioned
+
+    splits = load_versioned(args.dataset_name, config, revision=args.dataset_revision)
+    if args.dataset_train_split not in splits:
+        raise ValueError(
+            f"split {args.dataset_train_split!r} not in config {config!r} of {args.dataset_name!r} "
+            f"(splits: {', '.join(splits)})"
+        )
+    eval_dataset = None
+    if evaluate:
+        if args.dataset_test_split not in splits:
+            raise ValueError(
+                f"eval_strategy is set but config {config!r} of {args.dataset_name!r} has no split "
+                f"{args.dataset_test_split!r} (splits: {', '.join(splits)})"
+            )
+        eval_dataset = splits[args.dataset_test_split]
+    return splits[args.dataset_train_split], eval_dataset
+
+
+def load_policy(model_args: Any, training_args: Any) -> tuple[Any, Any]:
+    """`(model, tokenizer)` for TRL's trainers from a `ModelConfig`.
+
+    treecot names are resolved offline: `"tiny"` becomes an in-memory random model (tests, smoke runs) and an
+    embedded name such as `"smollm2-135m-instruct"` its cached safetensors directory. Any other value is passed
+    through as a path or Hub id. Paths are returned as strings so that TRL loads them with
+    `training_args.model_init_kwargs` (set here from `dtype`, `attn_implementation` and `model_revision`).
+    """
+    from treecot.models import TINY, load_model, load_tokenizer, resolve_model_path
+
+    name = model_args.model_name_or_path
+    if not name:
+        raise ValueError("model_name_or_path is required")
+    if name == TINY:
+        return load_model(TINY)
+    init_kwargs = {
+        "revision": model_args.model_revision,
+        "trust_remote_code": getattr(training_args, "trust_remote_code", False),
+        "attn_implementation": model_args.attn_implementation,
+        "dtype": model_args.dtype,
+    }
+    init_kwargs.update(training_args.model_init_kwargs or {})
+    training_args.model_init_kwargs = init_kwargs
+    path = resolve_model_path(name)
+    if os.path.isdir(os.path.expanduser(path)):
+        path = os.path.expanduser(path)
+    return path, load_tokenizer(path)
