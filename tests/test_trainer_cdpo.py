@@ -262,6 +262,29 @@ def test_to_conversational_preference_leaves_other_formats_alone():
     assert "chosen" not in to_conversational_preference(already)
 
 
+def test_mask_off_leaves_completion_masks_alone(tmp_path, tokenizer, pref_dataset):
+    on = CDPOTrainer(
+        _tiny(),
+        ref_model=_tiny(),
+        args=_config(tmp_path),
+        train_dataset=pref_dataset,
+        processing_class=tokenizer,
+    )
+    # even a dataset that already carries the counts is not masked when mask_shared_prefix=False
+    off = CDPOTrainer(
+        _tiny(),
+        ref_model=_tiny(),
+        args=_config(tmp_path, mask_shared_prefix=False),
+        train_dataset=on.train_dataset,
+        processing_class=tokenizer,
+    )
+    assert SHARED_PREFIX_COLUMN not in off.train_dataset.column_names
+    batch = _batch(off, 3)
+    assert MASKED_TOKENS_KEY not in batch
+    completion_lengths = [len(off.train_dataset[i]["chosen_ids"]) for i in range(3)]
+    assert batch["completion_mask"][:3].sum(dim=1).tolist() == completion_lengths
+
+
 def test_mask_needs_a_shared_prefix_column(tmp_path, tokenizer, pref_dataset):
     with pytest.raises(ValueError, match="shared_prefix"):
         CDPOTrainer(

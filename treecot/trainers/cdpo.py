@@ -312,6 +312,15 @@ class CDPOTrainer(DPOTrainer):
             raise TypeError(f"CDPOTrainer needs a CDPOConfig, got {type(args).__name__}")
         if data_collator is None:
             processing_class = kwargs.get("processing_class")
+            if processing_class is None and isinstance(model, str):
+                # TRL would load it after the model; the masking collator needs its pad token now
+                from transformers import AutoTokenizer
+
+                revision = (args.model_init_kwargs or {}).get("revision")
+                processing_class = AutoTokenizer.from_pretrained(
+                    model, revision=revision, trust_remote_code=args.trust_remote_code
+                )
+                kwargs["processing_class"] = processing_class
             tokenizer = getattr(processing_class, "tokenizer", processing_class)
             if tokenizer is not None:
                 if tokenizer.pad_token is None:
@@ -356,7 +365,11 @@ class CDPOTrainer(DPOTrainer):
                     map_kwargs = {}
                 dataset = dataset.map(to_conversational_preference, **map_kwargs)
         dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
-        if mask and SHARED_PREFIX_COLUMN not in next(iter(dataset)):
+        has_counts = SHARED_PREFIX_COLUMN in next(iter(dataset))
+        if not mask and has_counts:
+            # the collator masks whatever carries counts: drop them when masking is off
+            dataset = dataset.remove_columns(SHARED_PREFIX_COLUMN)
+        if mask and not has_counts:
             tokenizer = getattr(processing_class, "tokenizer", processing_class)
 
             def decode(ids: list[int]) -> str:
@@ -376,7 +389,7 @@ class CDPOTrainer(DPOTrainer):
 
     def _set_signature_columns_if_needed(self):
         super()._set_signature_columns_if_needed()
-        if SHARED_PREFIX_COLUMN not in self._signature_columns:
+        if self.args.mask_shared_prefix and SHARED_PREFIX_COLUMN not in self._signature_columns:
             self._signature_columns = [*self._signature_columns, SHARED_PREFIX_COLUMN]
 
     # ----------------------------------------------------------------------------------------------- loss
