@@ -12,15 +12,24 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.servers.vllm_server import free_port, vllm_server  # noqa: F401  (fixture)
+from tests.servers.vllm_server import (  # noqa: F401  (vllm_server is a fixture)
+    VLLMServerError,
+    free_port,
+    start_vllm_server,
+    vllm_server,
+)
 from treecot.backends.base import GenerationRequest, Generator
 from treecot.backends.openai_backend import (
     BackendError,
@@ -271,7 +280,8 @@ def test_token_count_sources_in_order_of_preference(fake_server):
     usage = {"prompt_tokens": 5, "completion_tokens": 40}
     # 1. token_ids (vLLM return_token_ids): 3 words + EOS
     server = fake_server(ok(["a b c"], usage=usage, token_ids=True, logprobs="completions"))
-    assert gen_for(server).generate([GenerationRequest("p")])[0].completions[0].n_tokens == 4
+    [res] = gen_for(server).generate([GenerationRequest("p")])
+    assert res.completions[0].n_tokens == 4 and res.extra["token_ids"] == [[0, 1, 2, 3]]
     # 2. per-token log-probs
     server = fake_server(ok(["a b c"], usage=usage, logprobs="chat"))
     [res] = gen_for(server).generate([GenerationRequest("p", logprobs=0)])
@@ -492,6 +502,17 @@ def test_concurrency_limit_is_shared_by_threads_and_order_is_kept(fake_server):
     assert gen.stats["calls"] == 12
 
 
+def test_worker_threads_and_connections_are_reused_across_calls_until_close(fake_server):
+    server = fake_server(ok(["x"]))
+    with gen_for(server, concurrency=2) as gen:
+        for _ in range(3):
+            gen.generate([GenerationRequest(f"p{i}") for i in range(4)])
+        assert 1 <= len(gen._sessions) <= 2, "one keep-alive session per worker thread, not per call"
+    assert gen._sessions == [] and gen._pool is None
+    assert gen.generate([GenerationRequest("again")])[0].completions[0].text == "x", "usable after close()"
+    gen.close()
+
+
 def test_model_discovery_from_v1_models(fake_server):
     def one(path, body, i):
         return 200, {"data": [{"id": "served-x"}]} if path == "/v1/models" else completion_body(["hi"])
@@ -519,13 +540,57 @@ def test_chat_template_is_applied_client_side_with_the_local_tokenizer():
 # A real vLLM CPU server
 # --------------------------------------------------------------------------------------------------
 
+
+def test_server_fixture_reports_a_crash_with_the_log_tail(tmp_path):
+    # the main venv has no vllm: the server process dies at once, and the error shows why
+    with pytest.raises(
+        VLLMServerError, match=r"exited with code 1 during start-up(.|\n)*No module named 'vllm'"
+    ):
+        start_vllm_server(tmp_path, python=Path(sys.executable), log_path=tmp_path / "server.log")
+
+
+def test_server_fixture_times_out_and_kills_the_process_group(tmp_path, monkeypatch):
+    hang = tmp_path / "python"
+    hang.write_text("#!/bin/sh\necho starting up slowly\nsleep 600 &\nwait\n")
+    hang.chmod(0o755)
+    launched = []
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(
+        subprocess, "Popen", lambda *a, **k: launched.append(real_popen(*a, **k)) or launched[-1]
+    )
+    with pytest.raises(
+        VLLMServerError, match=r"did not answer .*/v1/models within 1 s(.|\n)*starting up slowly"
+    ):
+        start_vllm_server(tmp_path, python=hang, log_path=tmp_path / "server.log", startup_timeout=1)
+    assert launched[0].poll() is not None
+    assert not _group_alive(launched[0].pid), "the backgrounded `sleep` is gone too"
+
+
+def _group_alive(pgid: int, wait: float = 5.0) -> bool:
+    """Whether process group `pgid` still has a live member (an orphan is reaped by init asynchronously)."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 QUESTION = [{"role": "user", "content": "What is 2+2? Answer briefly."}]
 
 
 @pytest.fixture(scope="module")
 def vllm_gen(vllm_server):  # noqa: F811
-    return OpenAIGenerator(vllm_server.base_url, vllm_server.model, tokenizer=str(vllm_server.model_dir),
-                           extra_body={"return_token_ids": True})  # fmt: skip
+    gen = OpenAIGenerator(
+        vllm_server.base_url,
+        vllm_server.model,
+        tokenizer=str(vllm_server.model_dir),
+        extra_body={"return_token_ids": True},  # vLLM: exact token ids per sample
+    )
+    yield gen
+    gen.close()
 
 
 @pytest.mark.slow
@@ -535,8 +600,9 @@ def test_vllm_n_samples_stop_strings_and_logprobs(vllm_gen):
         GenerationRequest(
             prompt, n=3, max_tokens=16, stop=[" "], temperature=1.0, top_p=1.0, logprobs=3, seed=0
         ),
-        GenerationRequest(prompt, n=2, max_tokens=4, temperature=1.0, seed=1),
+        GenerationRequest(prompt, n=2, max_tokens=3, temperature=1.0, seed=1),
     ]
+    before = dict(vllm_gen.stats)
     first, second = vllm_gen.generate(reqs)
     assert len(first.completions) == 3 and len(second.completions) == 2
     for c in first.completions:
@@ -547,12 +613,13 @@ def test_vllm_n_samples_stop_strings_and_logprobs(vllm_gen):
             assert len(top) == 3 and top == sorted(top, reverse=True) and all(x <= 0 for x in top)
             assert lp <= top[0] + 1e-4, "no token is more likely than the top-1 alternative"
     for c in second.completions:
-        assert c.token_logprobs is None and 1 <= c.n_tokens <= 4
-        assert c.finish_reason == "stop" if c.n_tokens < 4 else c.finish_reason in ("length", "stop")
-    assert any(c.finish_reason == "length" for c in second.completions), "4 tokens are too few to finish"
-    assert vllm_gen.stats["generated_tokens"] >= sum(
+        assert c.token_logprobs is None and 1 <= c.n_tokens <= 3
+        assert c.finish_reason == "stop" if c.n_tokens < 3 else c.finish_reason in ("length", "stop")
+    assert any(c.finish_reason == "length" for c in second.completions), "3 tokens are too few to finish"
+    assert vllm_gen.stats["generated_tokens"] - before["generated_tokens"] == sum(
         c.n_tokens for r in (first, second) for c in r.completions
     )
+    assert vllm_gen.stats["http_requests"] - before["http_requests"] == 2, "n samples in one request"
     assert first.prompt_tokens + first.cached_tokens == len(
         vllm_gen.tokenizer.encode(prompt, add_special_tokens=False)
     )
@@ -581,10 +648,9 @@ def test_vllm_greedy_equals_transformers_greedy(vllm_gen, vllm_server):  # noqa:
     )
     assert [c.text for c in by_text.completions] == [by_text.completions[0].text] * 2
     assert by_ids.completions[0].text == by_text.completions[0].text
-    hf_text = tok.decode(hf_tokens, skip_special_tokens=True)
-    assert by_text.completions[0].text == hf_text, (
-        "float32 vLLM and transformers decode greedily the same tokens"
-    )
+    assert by_text.extra["token_ids"] == [hf_tokens, hf_tokens], "float32 vLLM and transformers: same tokens"
+    assert by_ids.extra["token_ids"] == [hf_tokens]
+    assert by_text.completions[0].text == tok.decode(hf_tokens, skip_special_tokens=True)
     assert by_text.completions[0].n_tokens == len(hf_tokens)
 
 

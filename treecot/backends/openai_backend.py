@@ -25,6 +25,9 @@ Behaviour (all of it tested against a real vLLM server and scripted fake servers
   vLLM and SGLang) and the chat format (``logprobs.content[].logprob`` / ``.top_logprobs``, which
   llama.cpp returns even on ``/v1/completions``). A server that returns no log-probs (or no top-k
   alternatives) although they were requested raises :class:`BackendFeatureError`.
+* **Token ids**: when the server returns each choice's ``token_ids`` (vLLM with ``extra_body=
+  {"return_token_ids": True}``), ``GenerationResult.extra["token_ids"]`` holds them per completion
+  (else ``None``); ``extra["http_requests"]`` counts the HTTP requests the result took.
 * **Token counts** (``Completion.n_tokens``), best source first: the choice's ``token_ids`` (vLLM with
   ``extra_body={"return_token_ids": True}``), the length of its per-token log-probs, ``usage.
   completion_tokens`` when the response holds a single choice (it is per-response, and llama.cpp counts
@@ -163,6 +166,7 @@ class _Parsed:
     completions: list[Completion]
     prompt_tokens: int  # processed (prefill) tokens, cache hits excluded
     cached_tokens: int
+    token_ids: list[list[int] | None]  # per completion, when the server returns them
     http_requests: int = 1
     server_model: str | None = None
 
@@ -229,6 +233,8 @@ class OpenAIGenerator:
         self._slots = threading.BoundedSemaphore(concurrency)
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._sessions: list[requests.Session] = []  # one per worker thread, kept alive across calls
+        self._pool: ThreadPoolExecutor | None = None
         self._warned_n = False
         self.stats: dict[str, float] = {
             "calls": 0,  # GenerationRequests served
@@ -274,41 +280,45 @@ class OpenAIGenerator:
         if not requests:
             return []
         t0 = time.perf_counter()
-        pool = ThreadPoolExecutor(
-            max_workers=min(self.concurrency, len(requests)), thread_name_prefix="treecot-http"
-        )
-        try:
-            parsed = _gather([pool.submit(self._complete, req, _wire_n(req), req.seed) for req in requests])
-            fills: list[tuple[int, Future]] = []
-            for i, (req, part) in enumerate(zip(requests, parsed)):
-                got = len(part.completions)
-                if req.temperature == 0 and 0 < got < req.n:  # greedy: every sample is the same
-                    part.completions = [_copy(part.completions[0]) for _ in range(req.n)]
-                elif got > req.n:  # a server that over-delivers: keep what was asked for
-                    part.completions = part.completions[: req.n]
-                elif got < req.n:
-                    fills += [
-                        (i, pool.submit(self._complete, req, 1, None if req.seed is None else req.seed + j))
-                        for j in self._missing_samples(req, got)
-                    ]
-            for (i, _fut), extra in zip(fills, _gather([f for _, f in fills])):
-                if not extra.completions:
-                    raise BackendError(
-                        f"{self.base_url}/completions returned no choices for a 1-sample request"
-                    )
-                part = parsed[i]
-                part.completions += extra.completions[:1]
-                part.prompt_tokens += extra.prompt_tokens
-                part.cached_tokens += extra.cached_tokens
-                part.http_requests += 1
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        pool = self._executor()
+        # phase 1: one HTTP request per GenerationRequest; phase 2: samples a server did not return
+        parsed = _gather([pool.submit(self._complete, req, _wire_n(req), req.seed) for req in requests])
+        missing: list[tuple[int, GenerationRequest, int | None]] = []  # (result index, request, seed)
+        for i, (req, part) in enumerate(zip(requests, parsed)):
+            got = len(part.completions)
+            if req.temperature == 0 and 0 < got < req.n:  # greedy: every sample is the same
+                part.completions = [_copy(part.completions[0]) for _ in range(req.n)]
+                part.token_ids = [part.token_ids[0]] * req.n
+            elif got > req.n:  # a server that over-delivers: keep what was asked for
+                part.completions = part.completions[: req.n]
+                part.token_ids = part.token_ids[: req.n]
+            elif got < req.n:
+                missing += [
+                    (i, req, None if req.seed is None else req.seed + j)
+                    for j in self._missing_samples(req, got)
+                ]
+        fills: list[tuple[int, Future]] = [
+            (i, pool.submit(self._complete, req, 1, seed)) for i, req, seed in missing
+        ]
+        for (i, _fut), extra in zip(fills, _gather([f for _, f in fills])):
+            if not extra.completions:
+                raise BackendError(f"{self.base_url}/completions returned no choices for a 1-sample request")
+            part = parsed[i]
+            part.completions += extra.completions[:1]
+            part.token_ids += extra.token_ids[:1]
+            part.prompt_tokens += extra.prompt_tokens
+            part.cached_tokens += extra.cached_tokens
+            part.http_requests += 1
         results = [
             GenerationResult(
                 completions=p.completions,
                 prompt_tokens=p.prompt_tokens,
                 cached_tokens=p.cached_tokens,
-                extra={"http_requests": p.http_requests, "server_model": p.server_model},
+                extra={
+                    "http_requests": p.http_requests,
+                    "server_model": p.server_model,
+                    "token_ids": p.token_ids if all(t is not None for t in p.token_ids) else None,
+                },
             )
             for p in parsed
         ]
@@ -379,7 +389,7 @@ class OpenAIGenerator:
         choices = sorted(choices, key=lambda c: c.get("index", 0))
         usage = data.get("usage") or {}
         k = req.logprobs or 0
-        completions = []
+        completions, token_ids = [], []
         for ch in choices:
             text = ch.get("text")
             if text is None and isinstance(ch.get("message"), dict):
@@ -399,8 +409,10 @@ class OpenAIGenerator:
                     f"requested logprobs={k} (top-{k} alternatives) and the response has only the sampled "
                     "tokens' log-probs",
                 )
-            if isinstance(ch.get("token_ids"), list):
-                n_tokens = len(ch["token_ids"])
+            ids = ch.get("token_ids")
+            token_ids.append([int(t) for t in ids] if isinstance(ids, list) else None)
+            if isinstance(ids, list):
+                n_tokens = len(ids)
             elif token_lps is not None:
                 n_tokens = len(token_lps)
             elif len(choices) == 1 and isinstance(usage.get("completion_tokens"), int):
@@ -427,14 +439,43 @@ class OpenAIGenerator:
             completions=completions,
             prompt_tokens=total_prompt - cached,
             cached_tokens=cached,
+            token_ids=token_ids,
             server_model=data.get("model"),
         )
+
+    def close(self) -> None:
+        """Stop the worker threads and close their HTTP connections (a later call starts new ones)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+            sessions, self._sessions = self._sessions, []
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        for session in sessions:
+            session.close()
+
+    def __enter__(self) -> OpenAIGenerator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """The generator's worker threads (``concurrency`` of them), kept across calls so that their
+        keep-alive connections are reused."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.concurrency, thread_name_prefix="treecot-http"
+                )
+            return self._pool
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
             session.headers.update(self._headers)
+            with self._lock:
+                self._sessions.append(session)
         return session
 
     def _request(self, method: str, path: str, payload: dict | None) -> Any:
