@@ -1,0 +1,525 @@
+"""The Gradio Space (`treecot.space`): every API endpoint through gradio_client against the app launched
+in-process, the bounds (input length, new tokens, rollouts, time limit, queue, data roots) and the pure
+helpers (tagged sections, tree plot spec, path checks, leaderboard views)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("gradio")
+pytest.importorskip("gradio_client")
+
+from gradio_client import Client  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+from tests.space_helpers import build_space_data  # noqa: E402
+from treecot.space import (  # noqa: E402
+    MODELS,
+    SpaceApp,
+    SpaceConfig,
+    SpaceError,
+    check_local_path,
+    compare_runs_frame,
+    is_hub_id,
+    launch_space,
+    leaderboard_rows,
+    leaderboard_views,
+    render_sections,
+    split_tagged,
+    tree_plot_spec,
+)
+
+ENDPOINTS = ("/load_dataset", "/show_problem", "/show_node", "/draw_question", "/generate", "/leaderboard",
+             "/compare_runs")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return build_space_data(tmp_path_factory.mktemp("space"))
+
+
+@pytest.fixture(scope="module")
+def served(data):
+    demo = launch_space(
+        port=None,
+        data_roots=[data["root"]],
+        model="tiny",
+        leaderboard=str(data["leaderboard"]),
+        max_input_chars=1000,
+        max_new_tokens=32,
+        max_mcts_rollouts=2,
+        request_timeout=120,
+        concurrency_limit=2,
+        max_queue_size=5,
+        block=False,
+    )
+    try:
+        yield demo, Client(demo.local_url, verbose=False)
+    finally:
+        demo.close()
+
+
+@pytest.fixture(autouse=True)
+def offline_hub(monkeypatch, tmp_path):
+    """Hub ids resolve to the local layout under TREECOT_CACHE (no token, no endpoint, no stored login)."""
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_TOKEN_PATH", str(tmp_path / "no-token"))
+
+
+def trees_of(data):
+    from treecot.data.hub import load_versioned
+
+    rows = load_versioned(str(data["dataset"]), "trees", split="train")
+    return {r["problem_id"]: json.loads(r["tree"]) for r in rows}
+
+
+def dpo_rows(data):
+    from treecot.data.hub import load_versioned
+
+    return load_versioned(str(data["dataset"]), "dpo", split="train").to_list()
+
+
+def error_of(client, *args, api_name):
+    with pytest.raises(AppError) as info:
+        client.predict(*args, api_name=api_name)
+    message = str(info.value)
+    assert "Traceback" not in message and 'File "' not in message
+    return message
+
+
+def final(job):
+    """The last output of a streaming job (raises the job's error, if any)."""
+    result = job.result(timeout=300)
+    assert job.outputs() and tuple(job.outputs()[-1]) == tuple(result)
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------
+# API endpoints
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_every_endpoint_is_exposed(served):
+    _, client = served
+    named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(ENDPOINTS) <= set(named)
+
+
+def test_load_dataset_lists_problems_and_revisions(served, data):
+    _, client = served
+    problems, revisions, status = client.predict(str(data["dataset"]), "main", api_name="/load_dataset")
+    ids = [value for _, value in problems["choices"]]
+    assert sorted(ids) == sorted(trees_of(data)) and problems["value"] == ids[0]
+    names = [value for _, value in revisions["choices"]]
+    assert "v1" in names and any(n.startswith("run-") for n in names) and revisions["value"] == "main"
+    assert "3 trees" in status and "sft / dpo" in status
+    # A tag reads the same data; an unknown revision is a message naming the available ones.
+    problems_v1, _, _ = client.predict(str(data["dataset"]), "v1", api_name="/load_dataset")
+    assert [v for _, v in problems_v1["choices"]] == ids
+    message = error_of(client, str(data["dataset"]), "nope", api_name="/load_dataset")
+    assert "'nope' not found" in message and "v1" in message
+
+
+def test_show_problem_plots_the_tree_and_the_training_rows(served, data):
+    _, client = served
+    pair = dpo_rows(data)[0]
+    tree = trees_of(data)[pair["problem_id"]]
+    out = client.predict(str(data["dataset"]), "main", pair["problem_id"], api_name="/show_problem")
+    problem_md, plot, nodes, sft_md, sft, pair_md, chosen, rejected, node_md, node_text, path = out
+    assert pair["problem_id"] in problem_md and f"{len(tree['nodes'])} nodes" in problem_md
+    spec = json.loads(plot["plot"])
+    assert plot["type"] == "altair" and spec["$schema"].endswith("vega-lite/v5.json")
+    edges, points = spec["layer"][0]["data"]["values"], spec["layer"][1]["data"]["values"]
+    assert len(points) == len(tree["nodes"]) and len(edges) == len(tree["nodes"]) - 1
+    enc = spec["layer"][1]["encoding"]
+    assert enc["size"]["field"] == "visits" and enc["color"]["field"] == "kind"
+    assert [p["visits"] for p in points] == [n["visits"] for n in tree["nodes"]]
+    kinds = {p["kind"] for p in points}
+    assert {"answer (correct)", "answer (wrong)", "sub_task"} <= kinds
+    # The selected node is the SFT path's answer; the SFT path is shown by node, labelled by type.
+    from treecot.data.hub import load_versioned
+
+    sft_row = [r for r in load_versioned(str(data["dataset"]), "sft", split="train") if r["problem_id"] == pair["problem_id"]][0]  # fmt: skip
+    assert nodes["value"] == sft_row["node_ids"][-1]
+    assert "".join(s["token"] for s in sft) == sft_row["messages"][-1]["content"]
+    assert [s["class_or_confidence"] for s in sft][0] == "sub_task" and "longest" in sft_md
+    # The pair: the dataset's row, the shared prefix (when any) its own highlighted segment of both texts.
+    assert "".join(s["token"] for s in chosen) == pair["chosen"]
+    assert "".join(s["token"] for s in rejected) == pair["rejected"]
+    prefix = (
+        [{"token": pair["shared_prefix"], "class_or_confidence": "shared prefix"}]
+        if pair["shared_prefix"]
+        else []
+    )
+    assert chosen[: len(prefix)] == prefix and rejected[: len(prefix)] == prefix
+    assert {s["class_or_confidence"] for s in rejected[len(prefix) :]} == {"rejected"}
+    assert f"rejected nodes {pair['rejected_node_ids']}" in pair_md
+    assert path.endswith("</answer>") and node_text.startswith("The answer is") and "answer" in node_md
+
+
+def test_show_node_reads_its_text_and_path(served, data):
+    from treecot.search.tree import Tree
+
+    _, client = served
+    pid = dpo_rows(data)[0]["problem_id"]
+    tree = Tree.from_dict(trees_of(data)[pid])
+    node = next(n for n in tree.nodes if n.type == "thinking" and n.depth >= 2)
+    node_md, text, path, plot = client.predict(
+        str(data["dataset"]), "main", pid, str(node.id), api_name="/show_node"
+    )
+    assert text == node.text and path == tree.serialize_path(node.id)
+    assert f"node {node.id} · thinking" in node_md and f"depth {node.depth}" in node_md
+    spec = json.loads(plot["plot"])
+    bold = [e for e in spec["layer"][0]["data"]["values"] if e["on_path"]]
+    assert len(bold) == node.depth  # one bold edge per level from the root down to the node
+    ringed = [p["id"] for p in spec["layer"][1]["data"]["values"] if p["selected"]]
+    assert ringed == [node.id]
+    assert "no node 999" in error_of(client, str(data["dataset"]), "main", pid, "999", api_name="/show_node")
+    assert "node number" in error_of(client, str(data["dataset"]), "main", pid, "x", api_name="/show_node")
+    assert "is not in" in error_of(client, str(data["dataset"]), "main", "nope-123", api_name="/show_problem")
+
+
+def test_tree_shard_folder_builds_rows_from_the_tree(served, data):
+    """A folder of `treecot generate` shards has no sft/dpo configs: rows are built from the tree."""
+    _, client = served
+    problems, _, status = client.predict(str(data["trees"]), "main", api_name="/load_dataset")
+    assert "shards" in status and "trees only" in status
+    pid = dpo_rows(data)[0]["problem_id"]
+    out = client.predict(str(data["trees"]), "main", pid, api_name="/show_problem")
+    sft_md, chosen, rejected, pair = out[3], out[6], out[7], dpo_rows(data)[0]
+    assert "built from this tree" in sft_md
+    assert "".join(s["token"] for s in chosen) == pair["chosen"]
+    assert "".join(s["token"] for s in rejected) == pair["rejected"]
+
+
+def test_draw_question_and_stream_an_answer(served):
+    _, client = served
+    question, problem, info = client.predict("gsm8k", 0, api_name="/draw_question")
+    assert problem["question"] == question and problem["reference"] and problem["id"] in info
+    again = client.predict("gsm8k", 0, api_name="/draw_question")
+    assert again[0] == question  # the seed picks the problem
+    job = client.submit(
+        "tiny", "gsm8k", question, problem, "treecot", 12, 0.0, False, 1, api_name="/generate"
+    )
+    html_out, raw, verdict, diagnostics, status, plot = final(job)
+    assert len(job.outputs()) >= 3  # loading, then streamed chunks, then the verdict
+    assert f"reference: `{problem['reference']}`" in verdict
+    assert any(word in verdict for word in ("correct", "wrong", "no answer"))
+    assert diagnostics["n_tokens"] <= 12 and "no_answer" in diagnostics and plot is None
+    assert "tokens in" in status and "finish:" in status
+    assert raw.strip() == "" or html_out.startswith('<div class="tc-sections">')
+
+
+def test_typed_question_is_not_verified(served):
+    _, client = served
+    job = client.submit(
+        "tiny", "gsm8k", "What is 2 + 2?", None, "task", 4, 0.0, False, 1, api_name="/generate"
+    )
+    _, _, verdict, diagnostics, _, _ = final(job)
+    assert "not verified" in verdict and diagnostics["correct"] is None
+
+
+def test_mcts_decode_shows_its_tree(served):
+    _, client = served
+    question, problem, _ = client.predict("gsm8k", 1, api_name="/draw_question")
+    job = client.submit("tiny", "gsm8k", question, problem, "task", 6, 0.7, True, 2, api_name="/generate")
+    _, raw, verdict, diagnostics, status, plot = final(job)
+    assert "MCTS decode: 2 rollouts" in status and "token confidence" in status
+    spec = json.loads(plot["plot"])
+    points = spec["layer"][1]["data"]["values"]
+    chosen = [p for p in points if p["selected"]]
+    assert len(chosen) == 1 and chosen[0]["type"] == "answer" and points[0]["visits"] == 2
+    assert "<answer>" in raw and "reference:" in verdict and "n_tokens" in diagnostics
+
+
+def test_leaderboard_table_chart_filters_and_reference(served):
+    _, client = served
+    out = client.predict(str(served[0].treecot_app.config.leaderboard), False, "", "all", "accuracy", "mean", True,
+                         api_name="/leaderboard")  # fmt: skip
+    table, chart, run_a, run_b, tasks, metrics, sort, status = out
+    assert [row[0] for row in table["data"]] == [
+        "my-sft",
+        "smollm2-135m-instruct",
+    ]  # sorted by mean, descending
+    headers = table["headers"]
+    assert {"gsm8k", "blocksworld", "mean", "gsm8k no-answer"} <= set(headers)
+    assert table["data"][0][headers.index("gsm8k")] == pytest.approx(5.0)  # percent
+    assert [v for _, v in metrics["choices"]] == ["accuracy", "mean_tokens"]
+    spec = json.loads(chart["plot"])
+    assert (
+        len(spec["vconcat"]) == 2 and len(spec["data"]["values"]) == 4
+    )  # 2 runs x 2 tasks; + no-answer panel
+    assert run_a["value"] != run_b["value"] and "2 of 2 runs" in status
+    # Filter by text and task, sort ascending, another metric (raw numbers), the paper's rows.
+    table = client.predict(str(served[0].treecot_app.config.leaderboard), False, "sft", "gsm8k", "mean_tokens",
+                           "gsm8k", False, api_name="/leaderboard")[0]  # fmt: skip
+    assert [row[0] for row in table["data"]] == ["my-sft"] and "blocksworld" not in table["headers"]
+    assert table["data"][0][table["headers"].index("gsm8k")] == pytest.approx(120.0)
+    out = client.predict(str(served[0].treecot_app.config.leaderboard), True, "", "all", "accuracy", "gsm8k", False,
+                         api_name="/leaderboard")  # fmt: skip
+    runs = [row[0] for row in out[0]["data"]]
+    assert any("(paper, table4)" in r for r in runs) and runs[0] == "smollm2-135m-instruct"  # lowest first
+    assert "reference rows" in out[-1]
+    message = error_of(client, str(served[0].treecot_app.config.leaderboard), False, "", "all", "bleu", "", True,
+                       api_name="/leaderboard")  # fmt: skip
+    assert "metric 'bleu' is not on the leaderboard" in message
+
+
+def test_compare_two_runs(served):
+    _, client = served
+    source = str(served[0].treecot_app.config.leaderboard)
+    out = client.predict(source, True, "", "all", "accuracy", "mean", True, api_name="/leaderboard")
+    ids = {label: value for label, value in out[2]["choices"]}
+    table, summary = client.predict(
+        source, True, ids["smollm2-135m-instruct"], ids["my-sft"], api_name="/compare_runs"
+    )
+    rows = {(r[0], r[1]): r[2:] for r in table["data"]}
+    assert rows[("gsm8k", "accuracy")] == pytest.approx([2.0, 5.0, 3.0])
+    assert rows[("blocksworld", "accuracy")] == pytest.approx([1.0, 2.5, 1.5])
+    assert "B is higher on 2" in summary
+    paper = next(v for k, v in ids.items() if k.startswith("Llama-3.2-1B-Instruct + Our Data"))
+    table, _ = client.predict(source, True, ids["my-sft"], paper, api_name="/compare_runs")
+    rows = {(r[0], r[1]): r[2:] for r in table["data"]}
+    assert rows[("gsm8k", "accuracy")][1] == pytest.approx(50.0)  # the paper's Table 4 figure
+    assert "not on the leaderboard" in error_of(
+        client, source, False, "nope", ids["my-sft"], api_name="/compare_runs"
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Bounds: every violation is a message
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_request_bounds_are_messages(served):
+    _, client = served
+
+    def gen_error(question="2 + 2?", tokens=8, mcts=False, rollouts=1, task="gsm8k", model="tiny"):
+        return error_of(
+            client, model, task, question, None, "task", tokens, 0.0, mcts, rollouts, api_name="/generate"
+        )
+
+    assert "input too long: 1001 characters; this Space accepts at most 1000" in gen_error(
+        question="x" * 1001
+    )
+    # Sliders: gradio refuses values past their bounds itself; the handler checks them again (below).
+    assert "Value 33 is greater than maximum value 32" in gen_error(tokens=33)
+    assert "Value 3 is greater than maximum value 2" in gen_error(mcts=True, rollouts=3)
+    assert "enter a question" in gen_error(question="   ")
+    assert "Value: nope is not in the list of choices" in gen_error(task="nope")  # gradio's menu check
+
+
+def test_paths_outside_the_data_roots_are_refused(served, data, tmp_path):
+    _, client = served
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    link = data["root"] / "link-out"
+    if not link.exists():
+        link.symlink_to(outside, target_is_directory=True)
+    for source in ("/etc", str(data["root"] / ".." / "x"), str(link), "~"):
+        message = error_of(client, source, "main", api_name="/load_dataset")
+        assert "outside the data roots" in message, source
+    message = error_of(
+        client, "/tmp", "gsm8k", "2 + 2?", None, "task", 4, 0.0, False, 1, api_name="/generate"
+    )
+    assert "model '/tmp' is outside the data roots" in message
+    assert "outside the data roots" in error_of(client, "/etc", False, "", "all", "accuracy", "", True, api_name="/leaderboard")  # fmt: skip
+    # Inside the roots but not a dataset; empty input; a bad revision name.
+    assert "neither a treecot dataset" in error_of(
+        client, str(data["root"]), "main", api_name="/load_dataset"
+    )
+    assert "enter a dataset" in error_of(client, "", "main", api_name="/load_dataset")
+    assert "invalid revision" in error_of(client, str(data["dataset"]), "../x", api_name="/load_dataset")
+
+
+def test_hub_ids_are_allowed(served):
+    """A namespace/name that is not a local path is a Hub id: read (here offline: from the local Hub
+    layout under TREECOT_CACHE, which does not hold it), never refused as a path."""
+    _, client = served
+    message = error_of(client, "nobody/no-such-dataset", "main", api_name="/load_dataset")
+    assert "nobody/no-such-dataset" in message and "outside the data roots" not in message
+
+
+def test_time_limit_per_request(data):
+    MODELS.load("tiny")  # a cached model: the budget goes to generation, not loading
+    demo = launch_space(port=None, data_roots=[data["root"]], model="tiny", request_timeout=1e-6, block=False)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        job = client.submit("tiny", "gsm8k", "2 + 2?", None, "task", 16, 0.0, False, 1, api_name="/generate")
+        *_, status, _ = final(job)
+        assert "stopped: the request reached the time limit of 1e-06 s per request" in status
+        message = error_of(
+            client, "tiny", "gsm8k", "2 + 2?", None, "task", 16, 0.7, True, 1, api_name="/generate"
+        )
+        assert "MCTS decode exceeded the time limit of 1e-06 s per request" in message
+        message = error_of(client, str(data["dataset"]), "v1", api_name="/load_dataset")
+        assert "loading the dataset exceeded the time limit" in message
+    finally:
+        demo.close()
+
+
+def test_queue_and_concurrency_limits_are_configured(served):
+    demo, _ = served
+    assert demo._queue.max_size == 5 and demo._queue.default_concurrency_limit == 2
+    assert {fn.concurrency_limit for fn in demo.fns.values()} == {"default"}  # every event uses the default
+
+
+def test_handler_checks_bounds_without_the_ui(data):
+    app = SpaceApp(
+        SpaceConfig(data_roots=[data["root"]], model="tiny", max_new_tokens=32, max_mcts_rollouts=2)
+    )
+
+    def error(**kw):
+        args = {
+            "question": "2 + 2?",
+            "max_new_tokens": 8,
+            "temperature": 0.0,
+            "use_mcts": False,
+            "rollouts": 1,
+        }
+        with pytest.raises(SpaceError) as info:
+            app._validate_request(**{**args, **kw})
+        return str(info.value)
+
+    assert "max new tokens must be between 1 and 32, got 33" in error(max_new_tokens=33)
+    assert "max new tokens must be a whole number" in error(max_new_tokens="many")
+    assert "MCTS rollouts must be between 1 and 2, got 3" in error(use_mcts=True, rollouts=3)
+    assert "temperature must be between 0 and 2" in error(temperature=3)
+    assert app._validate_request("  q  ", "8", 0.5, True, 2) == ("q", 8, 0.5, 2)
+    with pytest.raises(KeyError, match="unknown task 'nope'"):
+        app.draw_question("nope", 0)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Helpers without a server
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_split_tagged_and_render_sections():
+    text = "Intro\n<sub-task>Break it <b>down</b></sub-task>\n<thinking>2 + 2 = 4</thinking><answer>\\boxed{4}</answer>"
+    assert split_tagged(text) == [
+        (None, "Intro", True),
+        ("sub-task", "Break it <b>down</b>", True),
+        ("thinking", "2 + 2 = 4", True),
+        ("answer", "\\boxed{4}", True),
+    ]
+    html = render_sections(text)
+    assert html.count("<details") == 2 and "<summary>sub-task</summary>" in html
+    assert "&lt;b&gt;down&lt;/b&gt;" in html and "<b>down" not in html  # model text is escaped
+    assert '<div class="tc-answer"><strong>answer</strong><div>\\boxed{4}</div></div>' in html
+    # While streaming: an open section is marked, unknown tags stay text, a new tag closes the open one.
+    assert split_tagged("<thinking>half") == [("thinking", "half", False)]
+    assert split_tagged("<foo>x</foo>") == [(None, "<foo>x</foo>", True)]
+    assert split_tagged("<thinking>a<double-check>b") == [
+        ("thinking", "a", False),
+        ("double-check", "b", False),
+    ]
+    assert "<summary>thinking …</summary>" in render_sections("<thinking>half")
+    assert "(no output yet)" in render_sections("")
+
+
+def test_check_local_path_follows_symlinks_and_dotdot(tmp_path, monkeypatch):
+    root = (tmp_path / "root").resolve()
+    (root / "a").mkdir(parents=True)
+    (tmp_path / "out").mkdir()
+    (root / "link").symlink_to(tmp_path / "out")
+    assert check_local_path(root / "a", [root]) == root / "a"
+    assert check_local_path(f"{root}/a/../a", [root]) == root / "a"
+    for bad in (f"{root}/../out", root / "link", f"{root}/a/../../out", "/"):
+        with pytest.raises(SpaceError, match="outside the data roots"):
+            check_local_path(bad, [root])
+    assert is_hub_id("me/treecot-gsm8k") and not is_hub_id("../x") and not is_hub_id("a/b/c")
+    assert not is_hub_id("me/..") and not is_hub_id("/abs")
+    (tmp_path / "me").mkdir()
+    (tmp_path / "me" / "data").mkdir()
+    monkeypatch.chdir(tmp_path)  # an existing relative path is a path, not a Hub id
+    assert not is_hub_id("me/data") and is_hub_id("me/other")
+
+
+def test_space_config_validation_and_roots(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TREECOT_CACHE", str(tmp_path / "cache"))
+    config = SpaceConfig()
+    assert config.roots == [tmp_path / "outputs", tmp_path / "cache" / "hub"]
+    assert SpaceConfig(model="tiny", models=("smollm2-135m-instruct",)).models == (
+        "tiny",
+        "smollm2-135m-instruct",
+    )
+    for field, value in (
+        ("max_new_tokens", 0),
+        ("request_timeout", 0),
+        ("concurrency_limit", True),
+        ("model", ""),
+    ):
+        with pytest.raises(ValueError, match=field):
+            SpaceConfig(**{field: value})
+
+
+def test_pair_segments_highlight_the_shared_prefix():
+    from treecot.space import _pair_segments
+
+    prefix = "<sub-task>a</sub-task>\n"
+    assert _pair_segments(prefix + "<answer>1</answer>", prefix, "chosen") == [
+        (prefix, "shared prefix"),
+        ("<answer>1</answer>", "chosen"),
+    ]
+    assert _pair_segments("<answer>2</answer>", "", "rejected") == [("<answer>2</answer>", "rejected")]
+
+
+def test_tree_plot_spec_encodes_type_reward_and_visits():
+    from treecot.search.tree import Tree
+
+    tree = Tree(problem={"id": "p", "question": "q"})
+    a = tree.add_node(0, "sub_task", text="s", visits=3, value_sum=2.0)
+    ok = tree.add_node(
+        a.id, "answer", text="ok", terminal=True, correct=True, reward=1.0, visits=2, value_sum=2.0
+    )
+    tree.add_node(a.id, "answer", text="no", terminal=True, correct=False, reward=0.0, visits=1)
+    tree.root.visits = 3
+    spec = tree_plot_spec(tree, selected=ok.id)
+    points = {p["id"]: p for p in spec["layer"][1]["data"]["values"]}
+    assert points[ok.id]["kind"] == "answer (correct)" and points[3]["kind"] == "answer (wrong)"
+    assert points[a.id]["q"] == pytest.approx(2 / 3, abs=1e-3) and points[ok.id]["reward"] == 1.0
+    colors = dict(zip(*(spec["layer"][1]["encoding"]["color"]["scale"][k] for k in ("domain", "range"))))
+    assert colors["answer (correct)"] == "#2ca02c" and colors["answer (wrong)"] == "#d62728"
+    assert points[ok.id]["selected"] and not points[3]["selected"]
+    assert [e["on_path"] for e in spec["layer"][0]["data"]["values"]] == [True, True, False]
+
+
+def test_leaderboard_views_without_a_server(data):
+    df = leaderboard_rows(str(data["leaderboard"]), [data["root"]], include_reference=True)
+    table, chart, metric, metrics, tasks = leaderboard_views(df, "test@8", "all", "", "mean", True)
+    assert metric == "test@8" and list(table["run"]) == [
+        "Llama-3.1-8B-Instruct best model + MCTS decode (paper, table7)",
+        "Llama-3.1-8B-Instruct best model (paper, table7)",
+        "Llama-3.1-8B-Instruct (paper, table7)",
+    ]
+    assert tasks == ["math500"] and "accuracy" in metrics
+    ids = list(dict.fromkeys(df["run_id"]))
+    frame = compare_runs_frame(df, ids[0], ids[0])
+    assert (frame["B − A"].dropna() == 0).all()
+    with pytest.raises(SpaceError, match="no leaderboard dataset configured"):
+        leaderboard_rows("", [data["root"]])
+
+
+def test_route_and_initial_view(data):
+    from types import SimpleNamespace
+
+    from treecot.space import _route
+
+    config = SpaceConfig(data_roots=[data["root"]], dataset=str(data["dataset"]))
+    tabs, dataset, revision, problem, node = _route(
+        config, SimpleNamespace(query_params={"tab": "leaderboard"})
+    )
+    assert tabs.selected == "leaderboard" and dataset == str(data["dataset"]) and revision == "main"
+    assert _route(config, SimpleNamespace(query_params={"tab": "bogus"}))[0].selected == "trees"
+    app = SpaceApp(config)
+    pid = dpo_rows(data)[0]["problem_id"]
+    out = app.initial_trees(str(data["dataset"]), "v1", pid[:12], "2")
+    assert out[0].value == pid and out[2].startswith("3 trees") and out[13].startswith("<sub-task>")
+    assert out[5].value == 2 and "node 2" in out[11]
+    bad = app.initial_trees("/etc", "main", "", "")
+    assert "outside the data roots" in bad[2]
