@@ -586,7 +586,7 @@ def vllm_gen(vllm_server):  # noqa: F811
     gen = OpenAIGenerator(
         vllm_server.base_url,
         vllm_server.model,
-        tokenizer=str(vllm_server.model_dir),
+        tokenizer=vllm_server.model_dir,  # a Path: loaded locally on first use
         extra_body={"return_token_ids": True},  # vLLM: exact token ids per sample
     )
     yield gen

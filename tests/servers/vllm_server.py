@@ -271,6 +271,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--log", type=Path, default=Path("vllm-server.log"))
     ns = parser.parse_args(argv)
+    # stop the server on Ctrl-C and on `kill` (a backgrounded shell job starts with SIGINT ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     python = ensure_vllm_venv()
     server = start_vllm_server(serving_model_dir(), python=python, port=ns.port, log_path=ns.log)
     print(json.dumps({"base_url": server.base_url, "model": server.model, "model_dir": str(server.model_dir),
@@ -282,6 +285,7 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         server.stop()
+        print(json.dumps({"stopped": server.base_url}))
 
 
 if __name__ == "__main__":

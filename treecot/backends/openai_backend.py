@@ -37,15 +37,22 @@ Behaviour (all of it tested against a real vLLM server and scripted fake servers
   ``usage.prompt_tokens_details.cached_tokens`` (vLLM needs ``--enable-prompt-tokens-details``) or
   llama.cpp's ``timings.cache_n``; without ``usage`` the prompt is counted with the local tokenizer.
 * **Stop strings** are removed from the text even if a server returns them (``transformers serve``).
+* **Prompts** are sent as given: text, or token ids (``GenerationRequest.prompt`` as a list). vLLM adds
+  the tokenizer's special tokens to *text* prompts; for models whose chat template already starts with
+  BOS (Llama 3) send token ids or pass ``extra_body={"add_special_tokens": False}``. (SmolLM2 and Qwen
+  add none, so text and token-id prompts are identical; tested.)
 * **Errors**: connection errors, timeouts, 5xx, 408 and 429 are retried ``max_retries`` times with
-  exponential backoff (``backoff * 2**attempt`` seconds); other 4xx are raised at once as
-  :class:`BackendHTTPError` carrying the server's own error message.
+  exponential backoff (``backoff * 2**attempt`` seconds, or the server's ``Retry-After`` if longer);
+  other 4xx are raised at once as :class:`BackendHTTPError` carrying the server's own error message.
+* **Lifecycle**: ``concurrency`` worker threads with keep-alive connections live across calls;
+  :meth:`OpenAIGenerator.close` (or ``with OpenAIGenerator(...) as gen:``) releases them.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -247,7 +254,9 @@ class OpenAIGenerator:
         }
         self.model = model if model is not None else self._discover_model()
         self.model_id = model_id or self.model
-        self._tokenizer = tokenizer
+        if isinstance(tokenizer, os.PathLike):
+            tokenizer = str(tokenizer)
+        self._tokenizer = tokenizer  # loaded on first use when None or a name
         self._tokenizer_name = self.model if tokenizer is None else tokenizer
 
     # -- public API ----------------------------------------------------------------------------------
