@@ -311,7 +311,9 @@ def test_prompt_and_cached_tokens_from_usage_llama_cpp_timings_or_local_count(fa
     server = fake_server(ok())  # no usage at all: the local tokenizer counts the prompt
     [res] = gen_for(server).generate([GenerationRequest("one two three four")])
     assert (res.prompt_tokens, res.cached_tokens) == (4, 0)
-    assert gen.stats["prompt_tokens"] == 44 and gen.stats["cached_tokens"] == 256 and gen.stats["calls"] == 1
+    assert (
+        gen.stats["prompt_tokens"] == 44 and gen.stats["cached_tokens"] == 256 and gen.stats["requests"] == 1
+    )
 
 
 def test_logprobs_both_formats_end_to_end(fake_server):
@@ -499,7 +501,7 @@ def test_concurrency_limit_is_shared_by_threads_and_order_is_kept(fake_server):
     assert server.max_in_flight == 3, "at most `concurrency` in flight, and really concurrent"
     for tag in "ab":
         assert [r.completions[0].text for r in results[tag]] == [f"echo {tag}{i}" for i in range(6)]
-    assert gen.stats["calls"] == 12
+    assert (gen.stats["calls"], gen.stats["requests"], gen.stats["samples"]) == (2, 12, 12)
 
 
 def test_worker_threads_and_connections_are_reused_across_calls_until_close(fake_server):

@@ -154,7 +154,8 @@ def test_requests_map_to_sampling_params_and_outputs(fake_vllm):
         second.prompt_tokens,
         second.cached_tokens,
     ) == (2, 2)
-    assert gen.stats["calls"] == 2 and gen.stats["generated_tokens"] == 9 and gen.stats["cached_tokens"] == 4
+    assert (gen.stats["calls"], gen.stats["requests"], gen.stats["samples"]) == (1, 2, 3)
+    assert gen.stats["generated_tokens"] == 9 and gen.stats["cached_tokens"] == 4
 
 
 def test_greedy_n_samples_once_and_copies(fake_vllm):

@@ -244,7 +244,9 @@ class OpenAIGenerator:
         self._pool: ThreadPoolExecutor | None = None
         self._warned_n = False
         self.stats: dict[str, float] = {
-            "calls": 0,  # GenerationRequests served
+            "calls": 0,  # generate() calls
+            "requests": 0,  # GenerationRequests served
+            "samples": 0,  # completions returned
             "http_requests": 0,  # successful HTTP requests (a request that ignored `n` adds more)
             "prompt_tokens": 0,  # prefill tokens, cache hits excluded
             "cached_tokens": 0,
@@ -332,7 +334,9 @@ class OpenAIGenerator:
             for p in parsed
         ]
         with self._lock:
-            self.stats["calls"] += len(requests)
+            self.stats["calls"] += 1
+            self.stats["requests"] += len(requests)
+            self.stats["samples"] += sum(len(r.completions) for r in results)
             self.stats["prompt_tokens"] += sum(r.prompt_tokens for r in results)
             self.stats["cached_tokens"] += sum(r.cached_tokens for r in results)
             self.stats["generated_tokens"] += sum(c.n_tokens for r in results for c in r.completions)

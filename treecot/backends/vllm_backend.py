@@ -94,7 +94,9 @@ class VLLMGenerator:
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.stats: dict[str, float] = {
-            "calls": 0,  # GenerationRequests served
+            "calls": 0,  # generate() calls (one engine call each)
+            "requests": 0,  # GenerationRequests served
+            "samples": 0,  # completions returned
             "prompt_tokens": 0,  # prefill tokens, cache hits excluded
             "cached_tokens": 0,
             "generated_tokens": 0,
@@ -138,7 +140,9 @@ class VLLMGenerator:
         if len(outputs) != len(requests):
             raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(requests)} prompts")
         results = [self._result(req, out) for req, out in zip(requests, outputs)]
-        self.stats["calls"] += len(requests)
+        self.stats["calls"] += 1
+        self.stats["requests"] += len(requests)
+        self.stats["samples"] += sum(len(r.completions) for r in results)
         self.stats["prompt_tokens"] += sum(r.prompt_tokens for r in results)
         self.stats["cached_tokens"] += sum(r.cached_tokens for r in results)
         self.stats["generated_tokens"] += sum(c.n_tokens for r in results for c in r.completions)
