@@ -68,6 +68,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from treecot.backends.base import Completion, GenerationRequest, GenerationResult
 from treecot.backends.prefix_cache import LayerKV, PrefixCache, common_prefix_length
@@ -436,7 +438,7 @@ class TransformersGenerator:
             positions[b] = torch.arange(s.past, s.past + new_len)
             keep[b, 0] = len(new) - 1
             pasts.append(self.cache.gather(s.ids, s.past) if s.past else None)
-        cache = self._batch_cache(pasts, past_len)
+        cache = self._batch_cache(pasts, past_len, headroom=new_len)
         out = self.model(
             input_ids=input_ids.to(self.device),
             attention_mask=mask.to(self.device),
@@ -458,28 +460,22 @@ class TransformersGenerator:
             for p in s.prompts:
                 p.last_logits = logits[b]
 
-    def _batch_cache(self, rows: list[list[LayerKV] | None], length: int):
-        """A DynamicCache holding each row's KV left-padded to `length` columns (empty if length is 0)."""
-        from transformers import DynamicCache
-        from transformers.cache_utils import DynamicLayer
-
+    def _batch_cache(self, rows: list[list[LayerKV] | None], length: int, headroom: int) -> DynamicCache:
+        """A cache holding each row's KV left-padded to `length` columns, with room for `headroom` more."""
         cache = DynamicCache()
         if length == 0:
             return cache
         ref = next(r for r in rows if r is not None)
         for layer in range(len(ref)):
-            k0, v0 = ref[layer]
-            keys = k0.new_zeros((len(rows), k0.shape[0], length, k0.shape[2]))
-            values = v0.new_zeros((len(rows), v0.shape[0], length, v0.shape[2]))
+            k0 = ref[layer][0]
+            shape = (len(rows), k0.shape[0], length + headroom, k0.shape[2])
+            keys, values = k0.new_zeros(shape), k0.new_zeros(shape)
             for b, r in enumerate(rows):
                 if r is not None:
                     k, v = r[layer]
-                    keys[b, :, length - k.shape[1] :] = k
-                    values[b, :, length - v.shape[1] :] = v
-            lay = DynamicLayer()
-            lay.lazy_initialization(keys, values)
-            lay.keys, lay.values = keys, values
-            cache.layers.append(lay)
+                    keys[b, :, length - k.shape[1] : length] = k
+                    values[b, :, length - v.shape[1] : length] = v
+            cache.layers.append(_BufferedLayer(keys, values, length))
         return cache
 
     # ------------------------------------------------------------------ decode
@@ -563,28 +559,23 @@ class TransformersGenerator:
         old_len = max((old_width - r.start for r in batch), default=0)
         width = max(old_len, max(len(r.prompt.ids) for r in new_rows))
         # Build the combined cache: old rows keep their columns (shifted right if the batch widens).
-        from transformers import DynamicCache
-        from transformers.cache_utils import DynamicLayer
-
         n_old, n_all = len(batch), len(batch) + len(new_rows)
+        headroom = self._headroom(batch + new_rows)
         new_cache = DynamicCache()
         ref = kv_by_prompt[id(new_rows[0].prompt)]
         for layer in range(len(ref)):
-            k0, v0 = ref[layer]
-            keys = k0.new_zeros((n_all, k0.shape[0], width, k0.shape[2]))
-            values = v0.new_zeros((n_all, v0.shape[0], width, v0.shape[2]))
+            k0 = ref[layer][0]
+            shape = (n_all, k0.shape[0], width + headroom, k0.shape[2])
+            keys, values = k0.new_zeros(shape), k0.new_zeros(shape)
             if n_old:
                 lay = cache.layers[layer]
-                keys[:n_old, :, width - old_len :] = lay.keys[:, :, old_width - old_len :]
-                values[:n_old, :, width - old_len :] = lay.values[:, :, old_width - old_len :]
+                keys[:n_old, :, width - old_len : width] = lay.keys[:, :, old_width - old_len :]
+                values[:n_old, :, width - old_len : width] = lay.values[:, :, old_width - old_len :]
             for b, r in enumerate(new_rows, start=n_old):
                 k, v = kv_by_prompt[id(r.prompt)][layer]
-                keys[b, :, width - k.shape[1] :] = k
-                values[b, :, width - v.shape[1] :] = v
-            lay = DynamicLayer()
-            lay.lazy_initialization(keys, values)
-            lay.keys, lay.values = keys, values
-            new_cache.layers.append(lay)
+                keys[b, :, width - k.shape[1] : width] = k
+                values[b, :, width - v.shape[1] : width] = v
+            new_cache.layers.append(_BufferedLayer(keys, values, width))
         new_mask = torch.zeros((n_all, width), dtype=torch.long)
         if n_old:
             new_mask[:n_old, width - old_len :] = mask[:, old_width - old_len :]
@@ -618,13 +609,24 @@ class TransformersGenerator:
         kept = [batch[b] for b in keep]
         length = max(width - r.start for r in kept)
         idx = torch.tensor(keep, dtype=torch.long)
+        headroom = self._headroom(kept)
+        new_cache = DynamicCache()
         for lay in cache.layers:
-            lay.keys = lay.keys[idx, :, width - length :].contiguous()
-            lay.values = lay.values[idx, :, width - length :].contiguous()
+            keys = lay.keys.new_empty((len(keep), lay.keys.shape[1], length + headroom, lay.keys.shape[3]))
+            values = torch.empty_like(keys)
+            keys[:, :, :length] = lay.keys[idx, :, width - length :]
+            values[:, :, :length] = lay.values[idx, :, width - length :]
+            new_cache.layers.append(_BufferedLayer(keys, values, length))
+        cache = new_cache
         mask = mask[idx, width - length :].contiguous()
         for r in kept:
             r.start -= width - length
         return cache, mask, kept
+
+    @staticmethod
+    def _headroom(rows: list[_Row]) -> int:
+        """Columns to preallocate for a decode batch: its longest remaining generation, at most 256."""
+        return max(1, min(256, max((r.req.max_tokens - len(r.ids) + 1 for r in rows), default=1)))
 
     # ------------------------------------------------------------------ sampling
     def _sample_step(self, rows: list[_Row], logits: torch.Tensor) -> None:
@@ -708,6 +710,38 @@ class TransformersGenerator:
         )
 
 
+class _BufferedLayer(DynamicLayer):
+    """A full-attention cache layer writing into a preallocated buffer.
+
+    `DynamicLayer.update` concatenates, copying the whole cache at every decode step; this layer writes
+    the new columns in place and returns views (the buffer grows by reallocation only when full).
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
+        super().__init__()
+        self.lazy_initialization(keys, values)
+        self._kbuf, self._vbuf, self._length = keys, values, length
+        self.keys, self.values = keys[:, :, :length], values[:, :, :length]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        end = self._length + key_states.shape[-2]
+        if end > self._kbuf.shape[-2]:
+            grow = max(end, self._kbuf.shape[-2] + max(64, self._kbuf.shape[-2] // 2))
+            shape = (*self._kbuf.shape[:2], grow, self._kbuf.shape[3])
+            kbuf, vbuf = self._kbuf.new_empty(shape), self._vbuf.new_empty(shape)
+            kbuf[:, :, : self._length] = self._kbuf[:, :, : self._length]
+            vbuf[:, :, : self._length] = self._vbuf[:, :, : self._length]
+            self._kbuf, self._vbuf = kbuf, vbuf
+        self._kbuf[:, :, self._length : end] = key_states
+        self._vbuf[:, :, self._length : end] = value_states
+        self._length = end
+        self.keys, self.values = self._kbuf[:, :, :end], self._vbuf[:, :, :end]
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self._length
+
+
 #: The nucleus is looked for among this many most likely tokens first (a full sort of the vocabulary
 #: only for rows whose top tokens hold less than top_p of the mass).
 _NUCLEUS_CANDIDATES = 256
@@ -746,9 +780,6 @@ def _inverse_cdf_pick(probs: torch.Tensor, top_p: torch.Tensor, u: torch.Tensor)
 
 def _check_full_attention(model) -> None:
     """Refuse models whose cache is not plain full attention (sliding windows, recurrent state)."""
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
-
     try:
         probe = DynamicCache(config=model.config)
     except Exception:  # configs the cache cannot read: decided at the first forward instead
