@@ -239,19 +239,18 @@ def test_leaderboard_table_chart_filters_and_reference(served):
     _, client = served
     out = client.predict(str(served[0].treecot_app.config.leaderboard), False, "", "all", "accuracy", "mean", True,
                          api_name="/leaderboard")  # fmt: skip
-    table, chart, run_a, run_b, tasks, metrics, sort, status = out
-    assert [row[0] for row in table["data"]] == [
-        "my-sft",
-        "smollm2-135m-instruct",
-    ]  # sorted by mean, descending
+    table, chart, missing, run_a, run_b, tasks, metrics, sort, status = out
+    assert [row[0] for row in table["data"]] == ["my-sft", "smollm2-135m-instruct"]  # by mean, descending
     headers = table["headers"]
     assert {"gsm8k", "blocksworld", "mean", "gsm8k no-answer"} <= set(headers)
     assert table["data"][0][headers.index("gsm8k")] == pytest.approx(5.0)  # percent
     assert [v for _, v in metrics["choices"]] == ["accuracy", "mean_tokens"]
-    spec = json.loads(chart["plot"])
-    assert (
-        len(spec["vconcat"]) == 2 and len(spec["data"]["values"]) == 4
-    )  # 2 runs x 2 tasks; + no-answer panel
+    spec, spec_missing = json.loads(chart["plot"]), json.loads(missing["plot"])
+    assert chart["chart"] == "bar" and spec["encoding"]["xOffset"]["field"] == "run"
+    bars = {(v["run"], v["task"]): v for v in spec["data"]["values"]}
+    assert len(bars) == 4 and bars[("my-sft", "gsm8k")]["value"] == pytest.approx(5.0)  # 2 runs x 2 tasks
+    assert bars[("my-sft", "gsm8k")]["no_answer"] == pytest.approx(20.0)
+    assert spec_missing["encoding"]["y"]["field"] == "no_answer"
     assert run_a["value"] != run_b["value"] and "2 of 2 runs" in status
     # Filter by text and task, sort ascending, another metric (raw numbers), the paper's rows.
     table = client.predict(str(served[0].treecot_app.config.leaderboard), False, "sft", "gsm8k", "mean_tokens",
@@ -272,7 +271,7 @@ def test_compare_two_runs(served):
     _, client = served
     source = str(served[0].treecot_app.config.leaderboard)
     out = client.predict(source, True, "", "all", "accuracy", "mean", True, api_name="/leaderboard")
-    ids = {label: value for label, value in out[2]["choices"]}
+    ids = {label: value for label, value in out[3]["choices"]}
     table, summary = client.predict(
         source, True, ids["smollm2-135m-instruct"], ids["my-sft"], api_name="/compare_runs"
     )

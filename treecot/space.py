@@ -534,7 +534,7 @@ def tree_plot_spec(tree: Tree, selected: int | None = None, title: str | None = 
         "field": "depth",
         "type": "quantitative",
         "scale": y_scale,
-        "axis": {"title": "depth", "tickMinStep": 1},
+        "axis": {"title": "depth", "values": list(range(int(depth) + 1)), "format": "d", "grid": False},
     }
     layers: list[dict] = [
         {
@@ -560,19 +560,19 @@ def tree_plot_spec(tree: Tree, selected: int | None = None, title: str | None = 
                     "field": "kind",
                     "type": "nominal",
                     "scale": {"domain": kinds, "range": [_kind_color(k) for k in kinds]},
-                    "legend": {"title": "node type"},
+                    "legend": {"title": "node type", "orient": "bottom", "columns": 5},
                 },
                 "size": {
                     "field": "visits",
                     "type": "quantitative",
-                    "scale": {"range": [40, 700], "zero": True},
-                    "legend": {"title": "visits"},
+                    "scale": {"range": [60, 700], "zero": True},
+                    "legend": {"title": "visits", "orient": "bottom", "tickMinStep": 1, "format": "d"},
                 },
                 "opacity": {
                     "field": "q",
                     "type": "quantitative",
                     "scale": {"domain": [0, 1], "range": [0.45, 1.0]},
-                    "legend": {"title": "Q (mean reward)"},
+                    "legend": {"title": "Q (mean reward)", "orient": "bottom"},
                 },
                 "stroke": {"condition": {"test": "datum.selected", "value": "#000000"}, "value": "#ffffff"},
                 "strokeWidth": {"condition": {"test": "datum.selected", "value": 3}, "value": 0.8},
@@ -593,7 +593,7 @@ def tree_plot_spec(tree: Tree, selected: int | None = None, title: str | None = 
         layers.append(
             {
                 "data": {"values": nodes},
-                "mark": {"type": "text", "dy": -14, "fontSize": 10, "color": "#444444"},
+                "mark": {"type": "text", "dy": -14, "fontSize": 10, "color": "#444444", "strokeWidth": 0},
                 "encoding": {"x": x, "y": y, "text": {"field": "id"}},
             }
         )
@@ -605,17 +605,19 @@ def tree_plot_spec(tree: Tree, selected: int | None = None, title: str | None = 
             f"{tree.problem_id}: {len(tree)} nodes, {stats.get('rollouts', 0)} rollouts, "
             f"{len(tree.correct_answers())}/{len(tree.answer_nodes())} correct answers"
         ),
-        "width": "container",
         "height": int(min(900, max(260, 70 * (depth + 1)))),
+        "encoding": {},  # the layers encode; gradio's theming reads the top level
         "layer": layers,
     }
 
 
-def _plot(spec: dict):
-    """A `gr.Plot` value rendering a raw Vega-Lite spec (gradio's Altair renderer; no altair needed)."""
-    from gradio.components.plot import PlotData
+def _plot(spec: dict, chart: str):
+    """A `gr.Plot` value rendering a raw Vega-Lite spec with gradio's Altair renderer (altair itself is not
+    needed). `chart` ("scatter" or "bar") makes gradio size the chart to its container and apply the app's
+    theme (fonts, text colours; for "bar", its palette for the colour scale)."""
+    from gradio.components.plot import AltairPlotData
 
-    return PlotData(type="altair", plot=json.dumps(spec))
+    return AltairPlotData(chart=chart, plot=json.dumps(spec))
 
 
 def _node_label(node) -> str:
@@ -898,6 +900,19 @@ def _verdict_markdown(verdict, problem: dict | None) -> str:
 # Leaderboard
 # ----------------------------------------------------------------------------------------------------
 
+#: Bar colours (gradio's theme may swap in its own palette).
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 #: Metrics shown as raw numbers; every other leaderboard metric is a rate shown in percent.
 RAW_METRICS = ("mean_tokens",)
 
@@ -1021,44 +1036,34 @@ def leaderboard_views(
     return table, chart, metric, metrics, tasks
 
 
-def leaderboard_chart_spec(chart: pd.DataFrame, metric: str) -> dict:
-    """Vega-Lite grouped bars: the metric per task, one bar per run; the no-answer rate in a second panel
-    when any run reports it (the paper's parenthesised figure)."""
-    unit = "" if metric in RAW_METRICS else " (%)"
-    values = chart.where(chart.notna(), None).to_dict("records")
-
-    def panel(field: str, title: str) -> dict:
-        return {
-            "mark": {"type": "bar", "tooltip": True},
-            "encoding": {
-                "x": {"field": "task", "type": "nominal", "axis": {"labelAngle": -20, "title": None}},
-                "xOffset": {"field": "run", "type": "nominal"},
-                "y": {"field": field, "type": "quantitative", "title": title},
-                "color": {
-                    "field": "run",
-                    "type": "nominal",
-                    "legend": {"title": "run", "orient": "bottom", "columns": 2},
-                },
-                "tooltip": [
-                    {"field": "run"},
-                    {"field": "task"},
-                    {"field": "value", "title": metric, "format": ".2f"},
-                    {"field": "no_answer", "title": "no answer (%)", "format": ".2f"},
-                ],
-            },
-            "width": "container",
-            "height": 260,
-        }
-
-    panels = [panel("value", metric + unit)]
-    if chart["no_answer"].notna().any():
-        panels.append(panel("no_answer", "no answer (%)"))
+def leaderboard_chart_spec(chart: pd.DataFrame, field: str, title: str) -> dict:
+    """Vega-Lite grouped bars of `field` ("value" or "no_answer") per task, one bar per run; tooltips
+    carry both figures."""
+    runs = list(dict.fromkeys(chart["run"]))
+    values = chart.astype(object).where(chart.notna(), None).to_dict("records")
     return {
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-        "title": f"leaderboard: {metric}",
         "data": {"values": values},
-        "vconcat": panels,
-        "resolve": {"scale": {"color": "shared"}},
+        "mark": {"type": "bar", "tooltip": True},
+        "encoding": {
+            "x": {"field": "task", "type": "nominal", "axis": {"labelAngle": 0, "title": None}},
+            "xOffset": {"field": "run", "type": "nominal", "sort": runs},
+            "y": {"field": field, "type": "quantitative", "title": title},
+            "color": {
+                "field": "run",
+                "type": "nominal",
+                "sort": runs,
+                "scale": {"domain": runs, "range": [PALETTE[i % len(PALETTE)] for i in range(len(runs))]},
+                "legend": {"title": "run", "orient": "bottom", "columns": 2, "labelLimit": 400},
+            },
+            "tooltip": [
+                {"field": "run"},
+                {"field": "task"},
+                {"field": "value", "format": ".2f"},
+                {"field": "no_answer", "title": "no answer (%)", "format": ".2f"},
+            ],
+        },
+        "height": 280,
     }
 
 
@@ -1145,11 +1150,8 @@ class SpaceApp:
         return src
 
     # -- Trees ---------------------------------------------------------------------------------------
-    def load_dataset(self, dataset: str, revision: str | None):
-        """→ (problem menu, revision menu, status)."""
-        import gradio as gr
-
-        src = self.source(dataset, revision)
+    @staticmethod
+    def _problem_menu(src: TreeSource) -> list[tuple[str, str]]:
         choices = []
         for pid, tree in src.trees.items():
             nodes = tree.get("nodes", [])
@@ -1159,17 +1161,45 @@ class SpaceApp:
             choices.append((f"{pid} · {question} ({len(nodes)} nodes, {good}✓ {bad}✗)", pid))
         if not choices:
             raise SpaceError(f"{src.location} (revision {src.revision}) holds no trees")
+        return choices
+
+    @staticmethod
+    def _source_status(src: TreeSource) -> str:
         configs = "with its sft / dpo configs" if src.sft is not None or src.dpo is not None else "trees only"
-        status = f"{len(choices)} trees from {html.escape(src.location)} (revision `{src.revision}`, {src.kind}, {configs})"
+        return (
+            f"{len(src.trees)} trees from {html.escape(src.location)} (revision `{src.revision}`, {src.kind}, "
+            f"{configs})"
+        )
+
+    def load_dataset(self, dataset: str, revision: str | None):
+        """→ (problem menu, revision menu, status)."""
+        import gradio as gr
+
+        src = self.source(dataset, revision)
+        choices = self._problem_menu(src)
         revisions = list(dict.fromkeys([src.revision, *src.revisions]))
         return (
             gr.Dropdown(choices=choices, value=choices[0][1]),
             gr.Dropdown(choices=revisions, value=src.revision),
-            status,
+            self._source_status(src),
         )
 
-    def show_problem(self, dataset: str, revision: str | None, problem_id: str):
-        """→ (problem, plot, node menu, SFT info, SFT path, pair info, chosen, rejected, node, text, path)."""
+    @staticmethod
+    def _node_id(tree: Tree, node_id: Any) -> int:
+        try:
+            nid = int(str(node_id).strip())
+        except (TypeError, ValueError):
+            raise SpaceError(
+                f"choose a node: a node number between 0 and {len(tree) - 1}, got {node_id!r}"
+            ) from None
+        if not 0 <= nid < len(tree):
+            raise SpaceError(f"the tree of {tree.problem_id} has no node {nid} (nodes 0–{len(tree) - 1})")
+        return nid
+
+    def show_problem(self, dataset: str, revision: str | None, problem_id: str, node_id: Any = None):
+        """→ (problem, plot, node menu, SFT info, SFT path, pair info, chosen, rejected, node, text, path).
+
+        The node shown (and drawn with its path) is `node_id`, by default the SFT path's answer."""
         import gradio as gr
 
         src = self.source(dataset, revision)
@@ -1189,6 +1219,8 @@ class SpaceApp:
             selected = answers[0].id if answers else 0
             sft_info = f"**SFT path** ({origin}): none — this tree has no correct path"
             sft_segments = []
+        if node_id not in (None, ""):
+            selected = self._node_id(tree, node_id)
         if dpo:
             pair = dpo[0]
             shared = pair.get("shared_prefix") or ""
@@ -1205,7 +1237,7 @@ class SpaceApp:
         node_md, node_text, path_text = self._node_views(tree, selected)
         return (
             _problem_markdown(tree, src),
-            _plot(tree_plot_spec(tree, selected)),
+            _plot(tree_plot_spec(tree, selected), "scatter"),
             gr.Dropdown(choices=[(_node_label(n), n.id) for n in tree.nodes], value=selected),
             sft_info,
             sft_segments,
@@ -1225,38 +1257,29 @@ class SpaceApp:
 
     def show_node(self, dataset: str, revision: str | None, problem_id: str, node_id: Any):
         """→ (node, text, path from the root, plot with that path highlighted)."""
-        src = self.source(dataset, revision)
-        tree = src.tree(problem_id)
-        try:
-            nid = int(str(node_id).strip())
-        except (TypeError, ValueError):
-            raise SpaceError(
-                f"choose a node: a node number between 0 and {len(tree) - 1}, got {node_id!r}"
-            ) from None
-        if not 0 <= nid < len(tree):
-            raise SpaceError(f"the tree of {tree.problem_id} has no node {nid} (nodes 0–{len(tree) - 1})")
-        return (*self._node_views(tree, nid), _plot(tree_plot_spec(tree, nid)))
+        tree = self.source(dataset, revision).tree(problem_id)
+        nid = self._node_id(tree, node_id)
+        return (*self._node_views(tree, nid), _plot(tree_plot_spec(tree, nid), "scatter"))
 
     def initial_trees(self, dataset: str, revision: str, problem: str, node: str):
         """Page load: open the dataset / problem / node given in the URL or the config (messages, not
         errors, when they cannot be opened)."""
         import gradio as gr
 
-        n_out = 3 + 11
-        if not (dataset or "").strip():
-            return tuple(gr.skip() for _ in range(n_out))
+        if not _text(dataset, "dataset"):
+            return tuple(gr.skip() for _ in range(3 + 11))
         try:
-            menu, revisions, status = self.load_dataset(dataset, revision)
-            pid = (problem or "").strip() or menu.value
-            views = list(self.show_problem(dataset, revision, pid))
-            menu = gr.Dropdown(
-                choices=menu.choices, value=self.source(dataset, revision).tree(pid).problem_id
+            src = self.source(dataset, revision)
+            choices = self._problem_menu(src)
+            pid = src.tree(_text(problem, "problem") or choices[0][1]).problem_id
+            views = self.show_problem(dataset, revision, pid, _text(node, "node") or None)
+            revisions = list(dict.fromkeys([src.revision, *src.revisions]))
+            return (
+                gr.Dropdown(choices=choices, value=pid),
+                gr.Dropdown(choices=revisions, value=src.revision),
+                self._source_status(src),
+                *views,
             )
-            if (node or "").strip():
-                node_md, text, path, plot = self.show_node(dataset, revision, pid, node)
-                views[1], views[8], views[9], views[10] = plot, node_md, text, path
-                views[2] = gr.Dropdown(choices=views[2].choices, value=int(node))
-            return (menu, revisions, status, *views)
         except Exception as e:  # noqa: BLE001 - shown in the status line
             return (
                 gr.skip(),
@@ -1267,7 +1290,7 @@ class SpaceApp:
 
     # -- Playground ----------------------------------------------------------------------------------
     def draw_question(self, task_name: str, seed: Any = None):
-        """→ (question, problem record, info). `seed` picks the problem (None: random)."""
+        """→ (question, problem record, info). `seed` picks the problem (None or negative: random)."""
         from treecot.tasks import get_task
 
         task = get_task(_text(task_name, "task"))
@@ -1280,7 +1303,11 @@ class SpaceApp:
         )
         if len(problems) == 0:
             raise SpaceError(f"task {task.name!r} has no problems in split {split!r}")
-        rng = random.Random(None if seed in (None, "") else int(seed))
+        try:
+            seed = None if seed in (None, "") or int(seed) < 0 else int(seed)
+        except (TypeError, ValueError):
+            raise SpaceError(f"the draw seed must be a whole number (-1: random), got {seed!r}") from None
+        rng = random.Random(seed)
         index = rng.randrange(len(problems))
         problem = dict(problems[index])
         info = f"problem `{problem['id']}` ({task.name}, {split} split, row {index})"
@@ -1500,7 +1527,7 @@ class SpaceApp:
             f"(token confidence) · {elapsed:.1f} s"
         )
         title = f"MCTS decode: {len(tree)} nodes, {tree.stats.get('rollouts', 0)} rollouts (bold: the chosen path)"
-        plot = _plot(tree_plot_spec(tree, best[0].id if best else None, title=title))
+        plot = _plot(tree_plot_spec(tree, best[0].id if best else None, title=title), "scatter")
         yield render_sections(text), text, verdict_md, diagnostics, status, plot
 
     # -- Leaderboard ---------------------------------------------------------------------------------
@@ -1522,7 +1549,8 @@ class SpaceApp:
         sort_by: str | None = "mean",
         descending: bool = True,
     ):
-        """→ (table, chart, run A menu, run B menu, task menu, metric menu, sort menu, status)."""
+        """→ (table, metric chart, no-answer chart, run A menu, run B menu, task menu, metric menu, sort menu,
+        status)."""
         import gradio as gr
 
         df = self._board(source, include_reference)
@@ -1538,7 +1566,13 @@ class SpaceApp:
         task = _text(task, "task") or "all"
         return (
             table,
-            _plot(leaderboard_chart_spec(chart, metric)),
+            _plot(
+                leaderboard_chart_spec(chart, "value", metric + ("" if metric in RAW_METRICS else " (%)")),
+                "bar",
+            ),
+            _plot(leaderboard_chart_spec(chart, "no_answer", "no answer (%)"), "bar")
+            if chart["no_answer"].notna().any()
+            else None,
             gr.Dropdown(choices=runs, value=first),
             gr.Dropdown(choices=runs, value=second),
             gr.Dropdown(choices=["all", *tasks], value=task),
@@ -1566,11 +1600,11 @@ class SpaceApp:
         import gradio as gr
 
         if not self.config.leaderboard:
-            return tuple(gr.skip() for _ in range(8))
+            return tuple(gr.skip() for _ in range(9))
         try:
             return self.leaderboard(self.config.leaderboard)
         except Exception as e:  # noqa: BLE001 - shown in the status line
-            return (*(gr.skip() for _ in range(7)), f"⚠️ {html.escape(_user_message(e))}")
+            return (*(gr.skip() for _ in range(8)), f"⚠️ {html.escape(_user_message(e))}")
 
 
 def _route(config: SpaceConfig, request: gr.Request | None):
@@ -1592,7 +1626,7 @@ def _route(config: SpaceConfig, request: gr.Request | None):
 
 
 INTRO = (
-    "# 🌳 treecot\n"
+    "# treecot\n"
     "Tree-structured chain-of-thought data built with Monte Carlo tree search (Marco-o1 v2, "
     "[arXiv 2503.01461](https://arxiv.org/abs/2503.01461)): look at search trees, try models, compare runs."
 )
@@ -1619,7 +1653,7 @@ def build_app(config: SpaceConfig | None = None) -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Tabs(selected="trees") as tabs:
             # ---------------------------------------------------------------------------------- Trees
-            with gr.Tab("🌳 Trees", id="trees"):
+            with gr.Tab("Trees", id="trees"):
                 gr.Markdown(
                     "**Search trees.** Open a treecot dataset (a folder under the data roots — "
                     f"{roots} — or a Hub id) and pick a problem. Nodes are coloured by type (answers green "
@@ -1656,7 +1690,7 @@ def build_app(config: SpaceConfig | None = None) -> gr.Blocks:
                 hint_node = gr.Textbox(visible=False)
 
             # ---------------------------------------------------------------------------------- Playground
-            with gr.Tab("💬 Playground", id="playground"):
+            with gr.Tab("Playground", id="playground"):
                 gr.Markdown(
                     "**Playground.** Ask a model a question, or draw one from a task to get the verifier's "
                     "verdict. Reasoning nodes (`<thinking>`, `<double-check>`, …) fold into sections. "
@@ -1677,8 +1711,8 @@ def build_app(config: SpaceConfig | None = None) -> gr.Blocks:
                     )
                 question = gr.Textbox(label="Question", lines=4, max_length=config.max_input_chars)
                 with gr.Row():
-                    seed = gr.Number(label="Draw seed (empty: random)", value=None, precision=0, scale=1)
-                    draw_btn = gr.Button("🎲 Draw a question from the task", scale=2)
+                    seed = gr.Number(label="Draw seed (-1: random)", value=-1, precision=0, scale=1)
+                    draw_btn = gr.Button("Draw a question from the task", scale=2)
                 draw_info = gr.Markdown()
                 with gr.Accordion("Problem record (reference answer for the verifier)", open=False):
                     problem_json = gr.JSON(label="Problem")
@@ -1709,7 +1743,7 @@ def build_app(config: SpaceConfig | None = None) -> gr.Blocks:
                 mcts_plot = gr.Plot(label="MCTS decode tree")
 
             # ---------------------------------------------------------------------------------- Leaderboard
-            with gr.Tab("🏆 Leaderboard", id="leaderboard"):
+            with gr.Tab("Leaderboard", id="leaderboard"):
                 gr.Markdown(
                     "**Leaderboard.** Evaluated runs (`treecot eval` → `treecot leaderboard push`): one row per "
                     "run, the chosen metric per task (rates in %), their mean and the no-answer rates. Click a "
@@ -1742,14 +1776,18 @@ def build_app(config: SpaceConfig | None = None) -> gr.Blocks:
                     lb_desc = gr.Checkbox(label="Descending", value=True, scale=1)
                 lb_status = gr.Markdown()
                 lb_table = gr.Dataframe(label="Runs", interactive=False, show_search="filter", wrap=True)
-                lb_bars = gr.Plot(label="Chart")
+                with gr.Row():
+                    lb_bars = gr.Plot(label="Metric per task")
+                    lb_missing = gr.Plot(label="No-answer rate per task")
                 gr.Markdown("**Compare two runs**")
                 with gr.Row():
                     run_a = gr.Dropdown(label="Run A", choices=[], allow_custom_value=True)
                     run_b = gr.Dropdown(label="Run B", choices=[], allow_custom_value=True)
                     cmp_btn = gr.Button("Compare")
                 cmp_md = gr.Markdown()
-                cmp_table = gr.Dataframe(label="A vs B", interactive=False)
+                cmp_table = gr.Dataframe(
+                    label="A vs B", headers=["task", "metric", "A", "B", "B − A"], interactive=False
+                )
 
         # ---------------------------------------------------------------------------------- events
         problem_outputs = [
@@ -1800,7 +1838,7 @@ def build_app(config: SpaceConfig | None = None) -> gr.Blocks:
             api_name="generate",
         )
         lb_inputs = [lb_source, lb_reference, lb_query, lb_task, lb_metric, lb_sort, lb_desc]
-        lb_outputs = [lb_table, lb_bars, run_a, run_b, lb_task, lb_metric, lb_sort, lb_status]
+        lb_outputs = [lb_table, lb_bars, lb_missing, run_a, run_b, lb_task, lb_metric, lb_sort, lb_status]
         lb_btn.click(_guarded(app.leaderboard), lb_inputs, lb_outputs, api_name="leaderboard")
         for trigger in (
             lb_reference.input,
