@@ -11,7 +11,7 @@ import torch
 
 from treecot.backends.base import GenerationRequest, Generator
 from treecot.backends.prefix_cache import PrefixCache, common_prefix_length
-from treecot.backends.transformers_backend import TransformersGenerator, _inverse_cdf_pick
+from treecot.backends.transformers_backend import TransformersGenerator, _BufferedLayer, _inverse_cdf_pick
 from treecot.models import load_model
 
 QUESTION = (
@@ -444,6 +444,22 @@ def test_prefix_cache_lru_eviction_and_release():
     assert cache.clear() == 3 and cache.sequences() == []
     with pytest.raises(ValueError):
         PrefixCache(budget_tokens=-1)
+
+
+def test_buffered_layer_writes_in_place_and_grows():
+    k, v = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5)
+    kbuf, vbuf = torch.zeros(2, 3, 5, 5), torch.zeros(2, 3, 5, 5)
+    kbuf[:, :, :4], vbuf[:, :, :4] = k, v
+    layer = _BufferedLayer(kbuf, vbuf, 4)
+    assert layer.get_seq_length() == 4 and torch.equal(layer.keys, k)
+    new = [torch.randn(2, 3, 1, 5) for _ in range(3)]
+    out_k, out_v = layer.update(new[0], -new[0])
+    assert out_k.data_ptr() == kbuf.data_ptr()  # written into the preallocated buffer
+    for x in new[1:]:  # the second one no longer fits: the buffer is reallocated
+        out_k, out_v = layer.update(x, -x)
+    assert layer.get_seq_length() == 7
+    assert torch.equal(out_k, torch.cat([k, *new], dim=2))
+    assert torch.equal(out_v, torch.cat([v, *[-x for x in new]], dim=2))
 
 
 def test_common_prefix_length():

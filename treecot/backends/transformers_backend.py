@@ -53,6 +53,11 @@ Guarantees:
   holds the ``k`` largest log-probs at that position, best first.
 
 ``result.extra["token_ids"]`` holds each completion's generated token ids (EOS and stop tokens included).
+
+Speed on the 2-core CPU of DESIGN §6 (SmolLM2-135M, 16 rows, 32 new tokens, sampling): bf16 weights
+~190-210 generated tokens/s, float32 ~120-140, float32 under bf16 autocast ~80-95, plain
+``model.generate`` in bf16 ~130 (the decode loop writes the KV cache into preallocated buffers instead
+of concatenating at every step). A generator is not thread-safe: serve it from one thread.
 """
 
 from __future__ import annotations
