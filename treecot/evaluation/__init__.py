@@ -17,7 +17,18 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["compare", "push", "reference", "run_eval"]
+__all__ = ["EVAL_TASKS", "compare", "push", "reference", "run_eval"]
+
+#: The benchmarks `treecot eval` runs: treecot task name -> evaluation split.
+EVAL_TASKS: dict[str, str] = {
+    "gsm8k": "test",
+    "math500": "test",
+    "aime24": "test",
+    "aime25": "test",
+    "blocksworld": "test",
+    "ifeval": "test",
+    "ifbench": "test",
+}
 
 
 def run_eval(*args: Any, **kwargs: Any):

@@ -47,6 +47,7 @@ from lighteval.metrics.utils.metric_utils import SampleLevelMetricGrouping
 from lighteval.tasks.lighteval_task import LightevalTaskConfig
 from lighteval.tasks.requests import Doc, SamplingMethod
 
+from treecot.evaluation import EVAL_TASKS
 from treecot.evaluation.decode import sample_metric_names, score_completions
 
 __all__ = [
@@ -62,16 +63,6 @@ __all__ = [
     "treecot_metric",
 ]
 
-#: treecot task name -> evaluation split.
-EVAL_TASKS: dict[str, str] = {
-    "gsm8k": "test",
-    "math500": "test",
-    "aime24": "test",
-    "aime25": "test",
-    "blocksworld": "test",
-    "ifeval": "test",
-    "ifbench": "test",
-}
 PREFIX = "treecot_"
 DEFAULT_MAX_NEW_TOKENS = 1024
 _LOWER_IS_BETTER = {

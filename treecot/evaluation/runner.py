@@ -404,14 +404,14 @@ def _tokenizer_source(model: str) -> str:
 
 
 def _parse_tasks(tasks: str | Sequence[str]) -> list[str]:
-    from treecot.evaluation.lighteval_tasks import EVAL_TASKS, PREFIX
+    from treecot.evaluation import EVAL_TASKS
 
     names = [t.strip() for t in (tasks.split(",") if isinstance(tasks, str) else tasks) if t and t.strip()]
     if not names:
         raise ValueError(f"no task given; choose from {', '.join(EVAL_TASKS)}")
     out = []
     for name in names:
-        name = name.removeprefix(PREFIX)
+        name = name.removeprefix("treecot_")
         if name not in EVAL_TASKS:
             raise ValueError(f"unknown evaluation task {name!r}; choose from {', '.join(EVAL_TASKS)}")
         if name not in out:
@@ -710,7 +710,7 @@ def format_markdown(summary: Mapping[str, Any]) -> str:
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add `treecot eval`'s arguments to `parser` (for `treecot.cli`)."""
-    from treecot.evaluation.lighteval_tasks import EVAL_TASKS
+    from treecot.evaluation import EVAL_TASKS
 
     parser.add_argument("model", help="smollm2-135m-instruct, tiny, a model directory or a Hub id")
     parser.add_argument("--tasks", default="gsm8k", help=f"comma-separated: {','.join(EVAL_TASKS)}")
