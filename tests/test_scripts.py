@@ -46,7 +46,7 @@ def _recipe(tmp_path: Path, name: str, **overrides) -> Path:
         "bf16": True,
         "max_steps": 2,
         "per_device_train_batch_size": 1,
-        "gradient_checkpointing": False,
+        "activation_checkpointing": False,
         "ddp_find_unused_parameters": False,
         "save_strategy": "no",
         "report_to": "none",
@@ -83,6 +83,91 @@ def test_shipped_recipes_parse(script, recipe):
     else:
         assert training_args.length_ranks == ["longest"] and script_args.dataset_config == "sft"
         assert training_args.completion_only_loss is True
+
+
+ALL_RECIPES = sorted(
+    str(p.relative_to(RECIPES)) for stage in ("sft", "cdpo") for p in RECIPES.glob(f"*/{stage}/*.yaml")
+)
+#: METHOD §3: our defaults for the GPU recipes mirroring the paper.
+PAPER_DEFAULTS = {
+    "sft": {"learning_rate": 1e-5, "num_train_epochs": 3, "warmup_steps": 0.03, "length_ranks": ["longest"]},
+    "cdpo": {
+        "learning_rate": 5e-7,
+        "num_train_epochs": 1,
+        "warmup_steps": 0.03,
+        "beta": 0.1,
+        "cdpo_epsilon": 0.1,
+        "sft_alpha": 1.0,
+        "mask_shared_prefix": True,
+    },
+}
+
+
+@pytest.fixture
+def gpu_bf16(monkeypatch):
+    """Parse GPU recipes (`bf16: true` without `use_cpu`) on this CPU box as a bf16-capable GPU machine would."""
+    import transformers.training_args
+
+    monkeypatch.setattr(transformers.training_args, "is_torch_bf16_gpu_available", lambda *a, **k: True)
+
+
+def test_every_recipe_is_found():
+    assert len(ALL_RECIPES) >= 8
+    for model in ("smollm2-135m-instruct", "llama-3.1-8b-instruct", "qwen2.5-1.5b-instruct"):
+        assert f"{model}/sft/config_" in " ".join(ALL_RECIPES) and f"{model}/cdpo/config_" in " ".join(
+            ALL_RECIPES
+        )
+
+
+@pytest.mark.parametrize("recipe", ALL_RECIPES)
+def test_every_recipe_parses_with_its_script(recipe, gpu_bf16, tmp_path):
+    stage = recipe.split("/")[1]
+    script = sft_script if stage == "sft" else dpo_script
+    path = RECIPES / recipe
+    script_args, training_args, model_args = script.make_parser().parse_args_and_config(
+        ["--config", str(path)]
+    )
+    assert script_args.dataset_config == ("sft" if stage == "sft" else "dpo")
+    assert training_args.bf16 and training_args.lr_scheduler_type == "cosine"
+    if recipe.endswith("config_paper.yaml"):
+        for key, value in PAPER_DEFAULTS[stage].items():
+            assert getattr(training_args, key) == value, key
+        assert training_args.activation_checkpointing and not training_args.use_cpu
+        assert model_args.dtype == "bfloat16"
+        if stage == "sft":  # real Hub ids of the paper's models
+            assert model_args.model_name_or_path in (
+                "meta-llama/Llama-3.1-8B-Instruct",
+                "Qwen/Qwen2.5-1.5B-Instruct",
+            )
+        else:  # the policy and the reference are the SFT model: the SFT recipe's output
+            sft_recipe = yaml.safe_load((path.parents[1] / "sft" / "config_paper.yaml").read_text())
+            assert model_args.model_name_or_path == sft_recipe["output_dir"]
+        # "our default" comments on every hyperparameter the paper does not publish
+        lines = {line.split(":")[0]: line for line in path.read_text().splitlines() if ":" in line}
+        for key in ("learning_rate", "num_train_epochs", "lr_scheduler_type", "warmup_steps"):
+            assert "our default (paper does not publish it)" in lines[key], key
+        # the placeholders stop a run before anything is loaded
+        with pytest.raises(ValueError, match="dataset_name=.*placeholder"):
+            script.train(script_args, training_args, model_args)
+    # a misspelt key in the same recipe is named
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(path.read_text() + "\nlearning_rat: 1.0e-5\n")
+    with pytest.raises(ValueError, match="learning_rat"):
+        script.make_parser().parse_args_and_config(["--config", str(bad)])
+
+
+def test_placeholders_are_named_for_every_field():
+    from types import SimpleNamespace
+
+    from treecot.scripts import check_placeholders, recipe_file_from_argv
+
+    check_placeholders(SimpleNamespace(dataset_name="me/data", hub_model_id=None))
+    for field in ("dataset_name", "model_name_or_path", "ref_model_name_or_path", "hub_model_id"):
+        with pytest.raises(ValueError, match=f"{field}='<you>/x' is a recipe placeholder"):
+            check_placeholders(SimpleNamespace(), SimpleNamespace(**{field: "<you>/x"}))
+    assert recipe_file_from_argv(["--config", "a.yaml", "--x", "1"]) == "a.yaml"
+    assert recipe_file_from_argv(["--x", "1", "--config=b.yaml"]) == "b.yaml"
+    assert recipe_file_from_argv(["--x", "1"]) is None
 
 
 @pytest.mark.parametrize("name", ["cpu", "ddp", "zero3", "fsdp"])
@@ -125,6 +210,11 @@ def test_sft_script_runs_in_process(tmp_path, data_files):
     trainer = sft_script.main(["--config", str(recipe)])
     assert trainer.state.global_step == 1
     assert (tmp_path / "out-sft" / "model.safetensors").is_file()
+    # the card is written next to the model, with the run's data and recipe
+    card = (tmp_path / "out-sft" / "README.md").read_text()
+    assert card.startswith("---\n") and "- sft\n" in card
+    assert f"`{data_files['sft']}` (local)" in card and f"Recipe file: `{recipe}`" in card
+    assert "| length ranks | shortest: 2, medium: 2, longest: 2 |" in card
 
 
 def test_dpo_script_runs_in_process_with_lora(tmp_path, data_files):
@@ -143,6 +233,10 @@ def test_dpo_script_runs_in_process_with_lora(tmp_path, data_files):
     logs = [h for h in trainer.state.log_history if "mask/shared_tokens" in h]
     assert logs and logs[0]["rewards/margins"] == 0.0 and logs[0]["mask/shared_tokens"] > 0
     assert (tmp_path / "out-dpo" / "adapter_model.safetensors").is_file()
+    card = (tmp_path / "out-dpo" / "README.md").read_text()
+    assert "library_name: peft" in card and "- cdpo\n" in card
+    assert "| reference model | the initial policy (the adapter disabled) |" in card
+    assert "LoRA adapter: type = LORA, r = 4, lora_alpha = 8" in card
 
 
 def _free_port() -> int:

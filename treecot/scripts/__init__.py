@@ -8,13 +8,26 @@ This module holds what both scripts share: resolving treecot's model names and l
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TrainScriptArguments", "load_policy", "load_training_datasets"]
+__all__ = [
+    "TrainScriptArguments",
+    "check_placeholders",
+    "describe_run",
+    "finish_training",
+    "load_policy",
+    "load_training_datasets",
+    "recipe_file_from_argv",
+]
 
 _FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+#: A value left as a recipe placeholder, e.g. `<you>/treecot-math`.
+_PLACEHOLDER = re.compile(r"<[^<>\s]+>")
+_PLACEHOLDER_FIELDS = ("dataset_name", "model_name_or_path", "ref_model_name_or_path", "hub_model_id")
 
 
 @dataclass
@@ -120,3 +133,77 @@ def load_policy(model_args: Any, training_args: Any) -> tuple[Any, Any]:
     if os.path.isdir(os.path.expanduser(path)):
         path = os.path.expanduser(path)
     return path, load_tokenizer(path)
+
+
+def check_placeholders(*arguments: Any) -> None:
+    """Raise if a recipe placeholder such as `<you>/treecot-math` was left in a dataset, model or Hub id.
+
+    The GPU recipes ship with placeholders for the user's own repositories; this names the key to replace
+    instead of failing later with a Hub error.
+    """
+    for args in arguments:
+        for name in _PLACEHOLDER_FIELDS:
+            value = getattr(args, name, None)
+            if isinstance(value, str) and _PLACEHOLDER.search(value):
+                raise ValueError(
+                    f"{name}={value!r} is a recipe placeholder: replace it with your own id (e.g. --{name} "
+                    "my-org/my-repo) in the recipe or on the command line"
+                )
+
+
+def recipe_file_from_argv(argv: Sequence[str]) -> str | None:
+    """The value of `--config` (`--config FILE` or `--config=FILE`) in `argv`, if any."""
+    argv = list(argv)
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def describe_run(
+    trainer: Any,
+    script_args: TrainScriptArguments,
+    model_args: Any,
+    default_config: str,
+    recipe_file: str | None = None,
+) -> None:
+    """Record what the model card needs and the trainer cannot know in `trainer.model_card_info`.
+
+    The dataset (name, config, revision), the recipe file and the base model's Hub id (treecot's embedded names,
+    e.g. `smollm2-135m-instruct`, are cached local directories whose Hub id is known).
+    """
+    from treecot.models import EMBEDDED, TINY
+
+    name = model_args.model_name_or_path
+    if name in EMBEDDED:
+        base_model = EMBEDDED[name].hub_id
+    elif name == TINY:
+        base_model = None
+    else:
+        base_model = name
+    info = {
+        "dataset_name": script_args.dataset_name,
+        "dataset_config": script_args.dataset_config or default_config,
+        "dataset_revision": script_args.dataset_revision or "main",
+        "recipe_file": recipe_file,
+        "base_model": base_model,
+    }
+    if Path(str(script_args.dataset_name)).suffix.lower() in _FILE_BUILDERS:
+        info["dataset_config"] = None  # a single file: no config, no revision
+        info["dataset_revision"] = None
+    trainer.model_card_info.update({k: v for k, v in info.items() if v is not None})
+
+
+def finish_training(trainer: Any, training_args: Any) -> None:
+    """Save the model and its card (README.md) to `output_dir`; with `push_to_hub`, upload both.
+
+    `Trainer.push_to_hub` saves the model, writes the card (the trainers' `create_model_card`) and uploads
+    `output_dir` to `hub_model_id` in one commit; without it, the model is saved and the card written locally.
+    """
+    if training_args.push_to_hub:
+        trainer.push_to_hub(commit_message="End of training")
+    else:
+        trainer.save_model(training_args.output_dir)
+        trainer.create_model_card()

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 
 from trl import ModelConfig, TrlParser, get_peft_config
 
-from treecot.scripts import TrainScriptArguments, load_policy, load_training_datasets
+from treecot.scripts import (
+    TrainScriptArguments,
+    check_placeholders,
+    describe_run,
+    finish_training,
+    load_policy,
+    load_training_datasets,
+    recipe_file_from_argv,
+)
 from treecot.trainers.sft import BalancedSFTConfig, BalancedSFTTrainer
 
 __all__ = ["SFTScriptArguments", "main", "make_parser", "train"]
@@ -31,8 +39,18 @@ def make_parser() -> TrlParser:
     return TrlParser((SFTScriptArguments, BalancedSFTConfig, ModelConfig))
 
 
-def train(script_args: SFTScriptArguments, training_args: BalancedSFTConfig, model_args: ModelConfig):
-    """Build a `BalancedSFTTrainer` from parsed arguments, train, save to `output_dir`, and return the trainer."""
+def train(
+    script_args: SFTScriptArguments,
+    training_args: BalancedSFTConfig,
+    model_args: ModelConfig,
+    recipe_file: str | None = None,
+):
+    """Build a `BalancedSFTTrainer` from parsed arguments, train, and return the trainer.
+
+    The model and its card (README.md, recording `recipe_file` when given) are saved to `output_dir`; with
+    `push_to_hub`, both are uploaded to `hub_model_id`.
+    """
+    check_placeholders(script_args, training_args, model_args)
     model, tokenizer = load_policy(model_args, training_args)
     train_dataset, eval_dataset = load_training_datasets(
         script_args, default_config="sft", evaluate=training_args.eval_strategy != "no"
@@ -45,23 +63,24 @@ def train(script_args: SFTScriptArguments, training_args: BalancedSFTConfig, mod
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
     )
+    describe_run(trainer, script_args, model_args, default_config="sft", recipe_file=recipe_file)
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.save_model(training_args.output_dir)
-    trainer.accelerator.print(
-        f"Model saved to {training_args.output_dir} (trained on {trainer.accelerator.num_processes} process(es))"
+    finish_training(trainer, training_args)
+    where = f"{training_args.output_dir}" + (
+        f" and pushed to {trainer.hub_model_id}" if training_args.push_to_hub else ""
     )
-    if training_args.push_to_hub:
-        trainer.push_to_hub(dataset_name=script_args.dataset_name)
+    trainer.accelerator.print(
+        f"Model and card saved to {where} (trained on {trainer.accelerator.num_processes} process(es))"
+    )
     trainer.end()
     return trainer
 
 
 def main(argv: Sequence[str] | None = None):
     """Parse `argv` (default: `sys.argv[1:]`; `--config recipe.yaml` plus overrides) and train."""
-    script_args, training_args, model_args = make_parser().parse_args_and_config(
-        args=list(sys.argv[1:] if argv is None else argv)
-    )
-    return train(script_args, training_args, model_args)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    script_args, training_args, model_args = make_parser().parse_args_and_config(args=argv)
+    return train(script_args, training_args, model_args, recipe_file=recipe_file_from_argv(argv))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 >>> from treecot.trainers import BalancedSFTConfig, BalancedSFTTrainer, CDPOConfig, CDPOTrainer
 """
 
+from .cards import model_card_info, render_model_card, write_model_card
 from .cdpo import (
     CDPOConfig,
     CDPOTrainer,
@@ -20,7 +21,10 @@ __all__ = [
     "CDPOTrainer",
     "DataCollatorForMaskedPreference",
     "cdpo_loss",
+    "model_card_info",
+    "render_model_card",
     "shared_prefix_token_count",
     "split_last_turn",
     "to_conversational_preference",
+    "write_model_card",
 ]

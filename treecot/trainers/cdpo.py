@@ -35,6 +35,8 @@ from trl import DPOConfig, DPOTrainer
 from trl.data_utils import common_prefix_length
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
+from .cards import write_model_card
+
 __all__ = [
     "CDPOConfig",
     "CDPOTrainer",
@@ -298,8 +300,11 @@ class CDPOTrainer(DPOTrainer):
     `loss/sft` and `mask/shared_tokens` (mean number of masked tokens per chosen completion).
 
     Overridden methods (kept few so TRL upgrades stay cheap): `__init__` (collator), `_prepare_dataset`,
-    `_set_signature_columns_if_needed`, `compute_ref_log_probs` (drops the collator's extra key) and
-    `compute_loss`.
+    `_set_signature_columns_if_needed`, `compute_ref_log_probs` (drops the collator's extra key), `compute_loss`
+    and `create_model_card` (treecot's card, see [`treecot.trainers.cards`]).
+
+    `model_card_info` (a dict, empty by default) holds card fields the trainer cannot know, such as
+    `dataset_name`, `dataset_revision` or `recipe_file`; the training scripts fill it.
     """
 
     _tag_names = ["trl", "dpo", "cdpo", "treecot"]
@@ -337,6 +342,7 @@ class CDPOTrainer(DPOTrainer):
                     "(the tokenizer); pass it to CDPOTrainer."
                 )
         super().__init__(model, ref_model=ref_model, args=args, data_collator=data_collator, **kwargs)
+        self.model_card_info: dict[str, Any] = {}
         if args.mask_shared_prefix and not isinstance(self.data_collator, DataCollatorForMaskedPreference):
             raise ValueError(
                 "mask_shared_prefix=True needs a DataCollatorForMaskedPreference (or a subclass); got "
@@ -449,3 +455,23 @@ class CDPOTrainer(DPOTrainer):
         if return_outputs:
             return loss, result[1]
         return loss
+
+    # ----------------------------------------------------------------------------------------------- card
+    def create_model_card(
+        self,
+        model_name: str | None = None,
+        dataset_name: str | None = None,
+        tags: str | list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Write treecot's model card to `output_dir/README.md` (main process only).
+
+        TRL calls this at every checkpoint save and `push_to_hub` calls it before uploading, so the pushed
+        README is this card. Arguments (and any `info` key of [`~treecot.trainers.cards.render_model_card`] as a
+        keyword) override `model_card_info`, which overrides what is read from the trainer.
+        """
+        info = {**getattr(self, "model_card_info", {}), **kwargs}
+        for key, value in (("model_name", model_name), ("dataset_name", dataset_name), ("tags", tags)):
+            if value is not None:
+                info[key] = value
+        write_model_card(self, "cdpo", **info)

@@ -24,6 +24,8 @@ from datasets import Dataset, IterableDataset
 from transformers import PreTrainedTokenizerBase, ProcessorMixin
 from trl import SFTConfig, SFTTrainer
 
+from .cards import write_model_card
+
 __all__ = [
     "BalancedSFTConfig",
     "BalancedSFTTrainer",
@@ -183,8 +185,11 @@ class BalancedSFTTrainer(SFTTrainer):
     turn is the completion (assistant-only loss), and `length_weights` weighs rows by rank.
 
     Overridden methods: `__init__` (wraps the collator when weighting), `_prepare_dataset` (selection, prompt /
-    completion split, weights), `_set_signature_columns_if_needed` (keeps `sample_weight`) and `compute_loss`
-    (applies the weights).
+    completion split, weights), `_set_signature_columns_if_needed` (keeps `sample_weight`), `compute_loss`
+    (applies the weights) and `create_model_card` (treecot's card, see [`treecot.trainers.cards`]).
+
+    `model_card_info` (a dict, empty by default) holds card fields the trainer cannot know, such as
+    `dataset_name`, `dataset_revision` or `recipe_file`; the training scripts fill it.
     """
 
     _tag_names = ["trl", "sft", "treecot"]
@@ -198,6 +203,7 @@ class BalancedSFTTrainer(SFTTrainer):
         if not isinstance(args, BalancedSFTConfig):
             raise TypeError(f"BalancedSFTTrainer needs a BalancedSFTConfig, got {type(args).__name__}")
         super().__init__(model, args, *pargs, **kwargs)
+        self.model_card_info: dict[str, Any] = {}
         if args.length_weights is not None:
             self.data_collator = _CollatorWithSampleWeights(self.data_collator)
 
@@ -261,3 +267,22 @@ class BalancedSFTTrainer(SFTTrainer):
         if weights is not None:
             model = _WeightedForward(model, weights)
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    def create_model_card(
+        self,
+        model_name: str | None = None,
+        dataset_name: str | None = None,
+        tags: str | list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Write treecot's model card to `output_dir/README.md` (main process only).
+
+        TRL calls this at every checkpoint save and `push_to_hub` calls it before uploading, so the pushed
+        README is this card. Arguments (and any `info` key of [`~treecot.trainers.cards.render_model_card`] as a
+        keyword) override `model_card_info`, which overrides what is read from the trainer.
+        """
+        info = {**getattr(self, "model_card_info", {}), **kwargs}
+        for key, value in (("model_name", model_name), ("dataset_name", dataset_name), ("tags", tags)):
+            if value is not None:
+                info[key] = value
+        write_model_card(self, "sft", **info)
