@@ -453,7 +453,7 @@ class TransformersGenerator:
             logits_to_keep=keep.to(self.device),
         )
         self.stats["prefill_forwards"] += 1
-        logits = out.logits[:, -1].float()
+        logits = out.logits[:, -1].float().cpu()
         layers = cache.layers
         for b, s in enumerate(segs):
             n_new = len(s.ids) - s.past
@@ -546,7 +546,7 @@ class TransformersGenerator:
                 use_cache=True,
             )
             self.stats["decode_forwards"] += 1
-            logits = out.logits[:, -1].float()
+            logits = out.logits[:, -1].float().cpu()
             live = [b for b, a in enumerate(active) if a]
             self._sample_step([batch[b] for b in live], logits[live] if len(live) < len(batch) else logits)
         return rows
