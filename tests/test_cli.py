@@ -125,3 +125,14 @@ def test_build_and_perturb_commands(tmp_path, capsys, monkeypatch):
     assert "rate must be between 0 and 1" in capsys.readouterr().err
     assert main(["build", str(tmp_path / "missing.yaml")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_space_command_passes_its_options(monkeypatch):
+    import treecot.space
+
+    seen = {}
+    monkeypatch.setattr(treecot.space, "launch_space", lambda **kw: seen.update(kw))
+    assert main(["space", "--port", "7999", "--data-root", "a", "--data-root", "b", "--max-new-tokens", "64",
+                 "--concurrency", "2", "--timeout", "30"]) == 0  # fmt: skip
+    assert seen["port"] == 7999 and seen["host"] == "127.0.0.1" and seen["data_roots"] == ["a", "b"]
+    assert seen["max_new_tokens"] == 64 and seen["concurrency_limit"] == 2 and seen["request_timeout"] == 30.0

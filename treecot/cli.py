@@ -173,6 +173,28 @@ def cmd_perturb(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- space
+
+
+def cmd_space(args: argparse.Namespace) -> int:
+    from treecot.space import launch_space
+
+    launch_space(
+        host=args.host,
+        port=args.port,
+        data_roots=args.data_root or None,
+        model=args.model,
+        leaderboard=args.leaderboard,
+        dataset=args.dataset,
+        max_input_chars=args.max_input_chars,
+        max_new_tokens=args.max_new_tokens,
+        request_timeout=args.timeout,
+        concurrency_limit=args.concurrency,
+        max_queue_size=args.max_queue,
+    )
+    return 0
+
+
 # --------------------------------------------------------------------------- demo
 
 
@@ -268,6 +290,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     push_args(s)
     s.set_defaults(func=cmd_perturb)
+
+    s = sub.add_parser("space", help="launch the Gradio Space (trees, playground, leaderboard) locally")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=7860)
+    s.add_argument("--data-root", action="append", help="a folder the Trees tab may read (repeatable)")
+    s.add_argument("--model", default="smollm2-135m-instruct", help="default playground model")
+    s.add_argument("--leaderboard", help="leaderboard dataset (Hub id or local folder)")
+    s.add_argument("--dataset", help="dataset opened in the Trees tab at start")
+    s.add_argument("--max-input-chars", type=int, default=4000)
+    s.add_argument("--max-new-tokens", type=int, default=512)
+    s.add_argument("--timeout", type=float, default=120.0, help="time limit per request (s)")
+    s.add_argument("--concurrency", type=int, default=1, help="requests served at once")
+    s.add_argument("--max-queue", type=int, default=32, help="queued requests at most")
+    s.set_defaults(func=cmd_space)
 
     s = sub.add_parser("demo", help="run the end-to-end demo on the embedded default model (offline)")
     s.add_argument("--model", default="smollm2-135m-instruct", help="model name, directory or Hub id")
