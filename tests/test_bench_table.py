@@ -1,0 +1,24 @@
+"""`make bench` refreshes the README's benchmarks table from benchmarks/results/*.json."""
+
+import json
+
+from benchmarks import run_all
+
+
+def test_table_marks_goals_and_missing_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_all, "RESULTS", tmp_path)
+    (tmp_path / "mcts.json").write_text(json.dumps({"prefill_reduction": 7.5, "throughput_ratio": 0.5,
+                                                    "date": "2026-11-22T00:00:00", "command": "python -m benchmarks.mcts"}))  # fmt: skip
+    text = run_all.table()
+    assert "| mcts | `prefill_reduction` | ≥ 5× fewer prefill tokens than re-encoding | 7.50 | yes |" in text
+    assert "| mcts | `throughput_ratio` | ≥ 0.7 × plain batched generate | 0.50 | **no** |" in text
+    assert "| mcts | `tokens_per_correct_cot` | report | missing |" in text
+    assert "| eval | – | – | not run yet |" in text
+
+
+def test_readme_block_is_replaced_in_place(tmp_path, monkeypatch):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{run_all.START}\nold\n{run_all.END}\noutro\n")
+    monkeypatch.setattr(run_all, "README", readme)
+    run_all.update_readme("NEW TABLE")
+    assert readme.read_text() == f"intro\n{run_all.START}\nNEW TABLE\n{run_all.END}\noutro\n"
