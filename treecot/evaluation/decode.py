@@ -26,14 +26,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from treecot.backends.base import Completion, GenerationRequest, GenerationResult
+from treecot.backends.base import Completion
 
 if TYPE_CHECKING:
     from treecot.search.tree import Node, Tree
     from treecot.tasks.base import Task
 
 __all__ = [
-    "HFGenerator",
     "MCTSDecodeConfig",
     "MCTSDecodeResult",
     "best_answers",
@@ -296,146 +295,3 @@ def mcts_decode(
             tokens.append(tokens[0])
         results.append(MCTSDecodeResult(texts, values, tokens, tree))
     return results
-
-
-# --------------------------------------------------------------------------------------------- generator
-
-
-class HFGenerator:
-    """A plain in-process `Generator` over a transformers causal LM (batched `model.generate`).
-
-    Used for MCTS decode when treecot's optimised `TransformersGenerator` is not available. Requests with
-    the same sampling parameters and stop strings are batched together (left padding), each prompt
-    repeated `n` times. Log-probs come from the raw logits (before temperature / top-p), so the token
-    confidence measures the model's own distribution. Seeding: the torch generator is seeded once per
-    `generate` call from the first request's seed (or the constructor's), so identical calls give
-    identical results.
-    """
-
-    backend_name = "transformers-plain"
-
-    def __init__(
-        self,
-        model: Any,
-        tokenizer: Any,
-        *,
-        model_id: str | None = None,
-        max_batch_size: int = 16,
-        seed: int = 0,
-    ):
-        if max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
-        self.model = model
-        self.tokenizer = tokenizer
-        self.model_id = model_id or str(getattr(model.config, "name_or_path", "") or type(model).__name__)
-        self.max_batch_size = max_batch_size
-        self.seed = seed
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-
-    def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
-        return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=add_generation_prompt
-        )
-
-    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
-        import torch
-
-        if not requests:
-            return []
-        seed = requests[0].seed if requests[0].seed is not None else self.seed
-        torch.manual_seed(int(seed))
-        flat: list[tuple[int, GenerationRequest]] = [
-            (i, r) for i, r in enumerate(requests) for _ in range(r.n)
-        ]
-        groups: dict[tuple, list[int]] = {}
-        for j, (_, r) in enumerate(flat):
-            key = (r.max_tokens, float(r.temperature), float(r.top_p), r.logprobs, tuple(r.stop))
-            groups.setdefault(key, []).append(j)
-        completions: list[Completion | None] = [None] * len(flat)
-        prompt_tokens = [0] * len(requests)
-        for key, members in groups.items():
-            for start in range(0, len(members), self.max_batch_size):
-                chunk = members[start : start + self.max_batch_size]
-                outs, lengths = self._generate_batch([flat[j][1] for j in chunk], *key)
-                for j, out, length in zip(chunk, outs, lengths):
-                    completions[j] = out
-                    prompt_tokens[flat[j][0]] = length
-        results = [
-            GenerationResult(completions=[], prompt_tokens=prompt_tokens[i]) for i in range(len(requests))
-        ]
-        for j, (i, _) in enumerate(flat):
-            results[i].completions.append(completions[j])  # type: ignore[arg-type]
-        return results
-
-    def _encode(self, prompt: str | list[int]) -> list[int]:
-        if isinstance(prompt, str):
-            return self.tokenizer.encode(prompt, add_special_tokens=False)
-        return list(prompt)
-
-    def _generate_batch(
-        self,
-        batch: list[GenerationRequest],
-        max_tokens: int,
-        temperature: float,
-        top_p: float,
-        logprobs: int | None,
-        stop: tuple[str, ...],
-    ) -> tuple[list[Completion], list[int]]:
-        import torch
-
-        ids = [self._encode(r.prompt) for r in batch]
-        width = max(len(x) for x in ids)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids])
-        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
-        kwargs: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": pad}
-        if temperature > 0:
-            kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if stop:
-            kwargs.update(stop_strings=list(stop), tokenizer=self.tokenizer)
-        with torch.no_grad():
-            out = self.model.generate(
-                input_ids=input_ids,
-                attention_mask=mask,
-                return_dict_in_generate=True,
-                output_logits=logprobs is not None,
-                **kwargs,
-            )
-        generated = out.sequences[:, width:]
-        logp = None
-        if logprobs is not None:
-            logp = torch.log_softmax(torch.stack(out.logits, dim=1).float(), dim=-1)
-        eos = self.tokenizer.eos_token_id
-        completions = []
-        for b in range(len(batch)):
-            toks = generated[b].tolist()
-            end, finish = len(toks), "length"
-            if eos in toks:
-                end, finish = toks.index(eos), "stop"
-            while end > 0 and toks[end - 1] == pad and pad != eos:
-                end -= 1
-            text = self.tokenizer.decode(toks[:end], skip_special_tokens=True)
-            cut = min((text.index(s) for s in stop if s in text), default=None)
-            if cut is not None:
-                finish = "stop"
-                text = text[:cut]
-                # fewest tokens whose decoding reaches the stop string
-                end = next(
-                    (
-                        t
-                        for t in range(1, end + 1)
-                        if len(self.tokenizer.decode(toks[:t], skip_special_tokens=True)) > cut
-                    ),
-                    end,
-                )
-            token_lp = top = None
-            if logp is not None:
-                rows = logp[b, :end]
-                token_lp = [float(rows[t, toks[t]]) for t in range(end)]
-                if logprobs > 0:
-                    top = rows.topk(logprobs, dim=-1).values.tolist()
-            completions.append(Completion(text, end, finish, token_lp, top))
-        return completions, [len(x) for x in ids]

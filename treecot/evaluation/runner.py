@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from treecot.evaluation.decode import HFGenerator, MCTSDecodeConfig, mcts_decode
+from treecot.evaluation.decode import MCTSDecodeConfig, mcts_decode
 
 logger = logging.getLogger(__name__)
 
@@ -547,8 +547,11 @@ def _run(model: str, task_names: list[str], *, out: Path, loaded, provenance, pr
         ),
     )
     if s["mcts"]:
-        generator = HFGenerator(
-            hf_model, tokenizer, model_id=model, max_batch_size=s["batch_size"], seed=s["seed"]
+        from treecot.backends.transformers_backend import TransformersGenerator
+
+        # dtype=None: the generator must not cast the caller's model in place.
+        generator = TransformersGenerator(
+            hf_model, tokenizer, dtype=None, max_batch_size=s["batch_size"], seed=s["seed"], model_id=model
         )
         trees_path = out / "mcts_trees.jsonl"
         trees_path.unlink(missing_ok=True)
