@@ -20,11 +20,15 @@ changes only these seams:
   template; does not request the per-step scores lighteval never reads (a vocabulary-sized tensor per
   generated token); sets ``do_sample`` when the temperature is positive (lighteval 0.13 leaves it to the
   model's generation config, which makes N > 1 samples fail and one sample greedy); trims the EOS padding
-  off the returned token ids (exact token counts) and the left padding off the recorded prompt ids; bypasses lighteval's on-disk response cache (keyed by
-  model path and settings, not weights, so a retrained model at the same path would be served stale
-  answers).
+  off the returned token ids (exact token counts) and the left padding off the recorded prompt ids;
+  bypasses lighteval's on-disk response cache (keyed by model path and settings, not weights, so a
+  retrained model at the same path would be served stale answers).
 - `MCTSDecodeModel`: a lighteval model whose "generation" is treecot's tree search with the
-  token-confidence value (`treecot.evaluation.decode.mcts_decode`).
+  token-confidence value (`treecot.evaluation.decode.mcts_decode`), served by treecot's
+  `TransformersGenerator` (prefix KV reuse) over the same loaded model.
+
+Weights default to float32: bfloat16 measured only ~1.1× faster for plain `generate` here
+(``benchmarks/results/eval.json``) and changes greedy outputs; ``dtype="bfloat16"`` is available.
 
 Everything else (task loading, batching, metrics, aggregation, stderr, results JSON and details) is
 lighteval's. Outputs in ``output_dir`` (default ``outputs/eval/<model-slug>/``): lighteval's
