@@ -136,3 +136,11 @@ def test_space_command_passes_its_options(monkeypatch):
                  "--concurrency", "2", "--timeout", "30"]) == 0  # fmt: skip
     assert seen["port"] == 7999 and seen["host"] == "127.0.0.1" and seen["data_roots"] == ["a", "b"]
     assert seen["max_new_tokens"] == 64 and seen["concurrency_limit"] == 2 and seen["request_timeout"] == 30.0
+
+
+def test_leaderboard_and_eval_commands_are_wired(capsys):
+    assert main(["leaderboard", "reference"]) == 0
+    out = capsys.readouterr().out
+    assert "reported in the paper (arXiv 2503.01461)" in out and "| 85.5 |" in out
+    assert main(["eval", "tiny", "--tasks", "gsm9k"]) == 2
+    assert "gsm9k" in capsys.readouterr().err

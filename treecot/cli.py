@@ -173,6 +173,28 @@ def cmd_perturb(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- eval / leaderboard
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from treecot.evaluation.runner import eval_from_args
+
+    try:
+        eval_from_args(args)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        raise CLIError(e.args[0] if e.args else str(e)) from None
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from treecot.evaluation.leaderboard import leaderboard_from_args
+
+    try:
+        return leaderboard_from_args(args) or 0
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        raise CLIError(e.args[0] if e.args else str(e)) from None
+
+
 # --------------------------------------------------------------------------- space
 
 
@@ -290,6 +312,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     push_args(s)
     s.set_defaults(func=cmd_perturb)
+
+    from treecot.evaluation.leaderboard import add_leaderboard_arguments
+    from treecot.evaluation.runner import add_eval_arguments
+
+    s = sub.add_parser("eval", help="evaluate a model on treecot's benchmarks with lighteval (CPU, offline)")
+    add_eval_arguments(s)
+    s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("leaderboard", help="push / compare runs; the paper's reference figures")
+    add_leaderboard_arguments(s)
+    s.set_defaults(func=cmd_leaderboard)
 
     s = sub.add_parser("space", help="launch the Gradio Space (trees, playground, leaderboard) locally")
     s.add_argument("--host", default="127.0.0.1")
