@@ -741,3 +741,21 @@ def test_searched_tree_json_round_trip_and_record():
     assert stats["prefill_tokens"] == sum(len(r.prompt.split()) for r in gen.requests)
     assert stats["samples"] == len(data["nodes"]) - 1 - stats["reflections"]
     assert all(n["expanded"] or n["terminal"] or n["visits"] == 0 for n in data["nodes"])
+
+
+def test_extra_stop_strings_end_a_step_at_a_paragraph_break():
+    chain = {**CHAIN, "types": {"thinking": {"stop": ["\n\n"]}}}
+    search, gens = make(chain, MCTSConfig(max_rollouts=1), a_script={"thinking": "first step\n\nsecond step"})
+    (pending,) = search.pending_requests()
+    assert pending.request.stop == ["</thinking>", "\n\n"]
+    drive(search, gens)
+    thinking = search.tree.children(0)[0]
+    assert thinking.text == "first step" and thinking.finish_reason == "stop"
+    assert any(c.type == "thinking" for c in search.tree.children(thinking.id)), (
+        "a finished step expands fully"
+    )
+    assert load_patterns(
+        chain | {"types": {"answer": {"prefills": ["x"]}, "thinking": {"stop": ["\n\n"]}}}
+    ).node_type("thinking").stop == ("\n\n",)
+    with pytest.raises(ValueError, match=r"types\.thinking\.stop"):
+        Patterns.from_dict({**CHAIN, "types": {"thinking": {"stop": [""]}}})

@@ -74,7 +74,7 @@ def test_builtin_node_types_cover_the_paper():
 def test_shipped_patterns_load_and_are_valid(name):
     p = load_patterns(name)
     assert p.name == name
-    assert p.source.endswith(f"recipes/patterns/{name}.yaml")
+    assert p.source.endswith(f"resources/patterns/{name}.yaml")  # the package's link to recipes/patterns
     assert p.backtrack_to == ("double_check",)
     assert p.reflection_texts and all(t.strip() for t in p.reflection_texts)
     # Both models are used: A writes the reasoning, B checks and corrects.

@@ -411,7 +411,7 @@ class MCTS:
                 prompt=self.chat_prompts[t.role] + self._prefix(node) + f"<{t.tag}>" + prefill,
                 n=k,
                 max_tokens=max_tokens,
-                stop=[f"</{t.tag}>"],
+                stop=[f"</{t.tag}>", *t.stop],
                 temperature=cfg.temperature,
                 top_p=cfg.top_p,
                 logprobs=logprobs,

@@ -68,6 +68,9 @@ class NodeType:
     max_tokens:  per-node generation cap; None = the search config's `max_node_tokens`.
     terminal:    the node ends a path (only `answer`).
     fixed_texts: if set, the node's text is one of these and no LLM call is made (`reflection`).
+    stop:        extra stop strings that end the node besides its closing tag, e.g. "\n\n" so that a
+                 small model which never writes closing tags ends a step at a paragraph break (the
+                 node then counts as finished, not as truncated).
     """
 
     name: str
@@ -78,6 +81,7 @@ class NodeType:
     max_tokens: int | None = None
     terminal: bool = False
     fixed_texts: tuple[str, ...] = ()
+    stop: tuple[str, ...] = ()
 
     @property
     def needs_llm(self) -> bool:
@@ -87,6 +91,7 @@ class NodeType:
         d = dataclasses.asdict(self)
         d["prefills"] = list(self.prefills)
         d["fixed_texts"] = list(self.fixed_texts)
+        d["stop"] = list(self.stop)
         return d
 
 
@@ -115,7 +120,7 @@ DEFAULT_NODE_TYPES: dict[str, NodeType] = {
     )
 }
 
-_TYPE_FIELDS = {"tag", "prefills", "role", "in_history", "max_tokens", "fixed_texts"}
+_TYPE_FIELDS = {"tag", "prefills", "role", "in_history", "max_tokens", "fixed_texts", "stop"}
 _TOP_FIELDS = {"name", "description", "types", "root", "transfer", "backtrack_to", "reflection_text"}
 
 
@@ -314,6 +319,11 @@ def _resolve_types(overrides: Any, where: str) -> dict[str, NodeType]:
             )
             if base.terminal and kwargs["fixed_texts"]:
                 raise PatternError(f"{loc}.fixed_texts: the terminal type cannot have a fixed text{where}")
+        if "stop" in spec:
+            stops = _str_list(spec["stop"], f"{loc}.stop", where)
+            if any(not v for v in stops):  # whitespace such as "\n\n" is a valid stop string
+                raise PatternError(f"{loc}.stop: entries must not be empty strings{where}")
+            kwargs["stop"] = tuple(stops)
         types[name] = dataclasses.replace(base, **kwargs)
     return types
 
