@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -273,11 +274,26 @@ def test_two_process_cpu_launch(tmp_path, data_files, kind):
         "--config",
         str(recipe),
     ]
-    proc = subprocess.run(
-        cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )  # hang guard only
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "trained on 2 process(es)" in proc.stdout
+    # Own session: on a hang the launcher AND its ranks are killed (killing only the launcher orphans them).
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=300)  # hang guard only
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(
+            f"2-process {kind} run hung; stdout tail:\n{stdout[-2000:]}\nstderr tail:\n{stderr[-3000:]}"
+        )
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "trained on 2 process(es)" in stdout
     assert (tmp_path / f"out-{kind}" / "model.safetensors").is_file()
     if kind == "dpo":
-        assert "'mask/shared_tokens'" in proc.stdout  # logged by the main process
+        assert "'mask/shared_tokens'" in stdout  # logged by the main process

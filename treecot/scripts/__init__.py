@@ -196,6 +196,21 @@ def describe_run(
     trainer.model_card_info.update({k: v for k, v in info.items() if v is not None})
 
 
+def end_training(trainer: Any) -> None:
+    """Release the distributed wrapper, then destroy the process group (`Trainer.end`).
+
+    The DDP wrapper's gradient reducer holds the gloo process group; if the group is destroyed first, the
+    reducer's destructor later blocks forever joining gloo's threads when the returned trainer is freed at
+    interpreter exit (seen as a 2-process run that trains, saves, and never exits). So the wrapper goes first.
+    """
+    import gc
+
+    trainer.model_wrapped = trainer.model
+    trainer.accelerator.free_memory()  # drops the accelerator's references to the prepared (wrapped) model
+    gc.collect()
+    trainer.end()
+
+
 def finish_training(trainer: Any, training_args: Any) -> None:
     """Save the model and its card (README.md) to `output_dir`; with `push_to_hub`, upload both.
 

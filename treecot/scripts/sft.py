@@ -20,6 +20,7 @@ from treecot.scripts import (
     TrainScriptArguments,
     check_placeholders,
     describe_run,
+    end_training,
     finish_training,
     load_policy,
     load_training_datasets,
@@ -72,7 +73,7 @@ def train(
     trainer.accelerator.print(
         f"Model and card saved to {where} (trained on {trainer.accelerator.num_processes} process(es))"
     )
-    trainer.end()
+    end_training(trainer)
     return trainer
 
 
