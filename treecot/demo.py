@@ -10,47 +10,37 @@ from __future__ import annotations
 import time
 
 
-def _generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 4) -> list[str]:
-    import torch
+def _generate(generator, prompts: list[str], max_new_tokens: int, batch_size: int = 8) -> list[str]:
+    """Greedy answers with the in-process backend (bf16, batched decode), with a progress bar."""
     from tqdm.auto import tqdm
 
-    tokenizer.padding_side = "left"
+    from treecot.backends.base import GenerationRequest
+
     outs: list[str] = []
     with tqdm(total=len(prompts), desc="answering GSM8K", unit="problem") as bar:
         for i in range(0, len(prompts), batch_size):
             chunk = prompts[i : i + batch_size]
-            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-                gen = model.generate(
-                    **enc,
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    pad_token_id=tokenizer.pad_token_id,
-                )
-            new = gen[:, enc["input_ids"].shape[1] :]
-            outs.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
+            requests = [
+                GenerationRequest(prompt=p, max_tokens=max_new_tokens, temperature=0.0) for p in chunk
+            ]
+            outs.extend(r.completions[0].text for r in generator.generate(requests))
             bar.update(len(chunk))
     return outs
 
 
 def run_demo(model: str = "smollm2-135m-instruct", n_problems: int = 4, max_new_tokens: int = 256) -> int:
-    import torch
-
-    from treecot.models import load_model
+    from treecot.backends.transformers_backend import TransformersGenerator
     from treecot.tasks import get_task
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     t0 = time.time()
     print(f"[treecot demo] loading {model} (offline) …", flush=True)
-    lm, tok = load_model(model)
+    generator = TransformersGenerator.from_pretrained(model)
     print(f"[treecot demo] loaded in {time.time() - t0:.1f}s", flush=True)
 
     task = get_task("gsm8k")
     problems = list(task.load("test", limit=n_problems))
-    prompts = [
-        tok.apply_chat_template(task.prompt(p), tokenize=False, add_generation_prompt=True) for p in problems
-    ]
-    completions = _generate(lm, tok, prompts, max_new_tokens)
+    prompts = [generator.apply_chat_template(task.prompt(p)) for p in problems]
+    completions = _generate(generator, prompts, max_new_tokens)
 
     n_correct = n_answered = 0
     for p, c in zip(problems, completions):
