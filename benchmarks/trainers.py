@@ -4,29 +4,30 @@
     python -m benchmarks.trainers --models tiny --no-write   # quick check
 
 The baseline is TRL 1.16's `DPOTrainer` with `loss_type=["sigmoid", "sft"]`, `loss_weights=[1, α]` (the joint
-loss TRL offers); the candidates are treecot's `CDPOTrainer` with everything on (ε = 0.1, shared-prefix masking,
-α = 1) and the same with masking off (`cdpo_nomask`): masked tokens get label -100, which TRL's fused LM head
-skips, so masking by itself saves LM-head work, and the unmasked run shows the subclass's own overhead. All train
-on identical batches: the same preference rows (conversational, with a long shared prefix), seed, batch size,
-maximum length, fp32 master weights and bf16 autocast on CPU. The reference is a separate model for `tiny` and
-precomputed log-probs for `smollm2` (what treecot's full-fine-tuning recipes use), so both reference paths of
-`CDPOTrainer.compute_loss` are measured.
+loss TRL offers); the candidates are treecot's `CDPOTrainer` with everything on (ε = 0.1, shared-prefix
+masking, α = 1) and the same with masking off (`cdpo_nomask`): masked tokens get label -100, which TRL's fused
+LM head skips, so masking by itself saves LM-head work, and the unmasked run shows the subclass's own
+overhead. All train on identical batches: the same preference rows (conversational, with a long shared
+prefix), seed, batch size, maximum length, fp32 master weights and bf16 autocast on CPU. The reference is a
+separate model for `tiny` and precomputed log-probs for `smollm2` (what treecot's full-fine-tuning recipes
+use), so both reference paths of `CDPOTrainer.compute_loss` are measured.
 
 How. Each configuration trains in its own fresh process, so peak RSS (`ru_maxrss`) never mixes between
 configurations. The processes of one model run side by side but in lockstep: the parent hands a token from
-process to process, and a process holding it runs exactly one optimizer step (fetching and collating the batch,
-including treecot's masking, forward, backward, optimizer step), then passes it on; the order alternates every
-round (A B C, C B A, …). Only one process computes at any time, and a burst of load from other jobs on a shared
-machine hits all configurations alike. A step time ratio is the median, over the timed steps, of the ratio of the
-same step (the same batch) of the two configurations, run next to each other; the step times reported are the
-medians over the steps after the warm-up. Each process uses one torch thread by default (`--threads`): on a
-shared 2-core machine a multi-threaded step stalls whenever one of its threads is preempted, which made identical
-steps vary 3x in our runs, while single-threaded steps vary by a few percent. With `--repeats` the whole group is
-rerun; step times and peaks are averaged and the step ratios pooled.
+process to process, and a process holding it runs exactly one optimizer step (fetching and collating the
+batch, including treecot's masking, forward, backward, optimizer step), then passes it on; the order
+alternates every round (A B C, C B A, …). Only one process computes at any time, and a burst of load from
+other jobs on a shared machine hits all configurations alike. A step time ratio is the median, over the timed
+steps, of the ratio of the same step (the same batch) of the two configurations, run next to each other; the
+step times reported are the medians over the steps after the warm-up. Each process uses one torch thread by
+default (`--threads`): on a shared 2-core machine a multi-threaded step stalls whenever one of its threads is
+preempted, which made identical steps vary 3x in our runs, while single-threaded steps vary by a few percent.
+With `--repeats` the whole group is rerun; step times and peaks are averaged and the step ratios pooled.
 
 Figures: `step_time_ratio` and `peak_mem_ratio` are the worst (largest) ratio over the models and both
-candidates; the per-model ratios (`*_nomask_*` for the unmasked candidate), step times (s), process CPU time per
-step and peak RSS (MB) are reported too, with the mean 1-minute load average during the runs. Goal: <= 1.05.
+candidates; the per-model ratios (`*_nomask_*` for the unmasked candidate), step times (s), process CPU time
+per step and peak RSS (MB) are reported too, with the mean 1-minute load average during the runs.
+Goal: <= 1.05.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Model cards: rendering (front matter that parses back, every section, redaction, adapters, licenses, lineage),
-the trainers' `create_model_card` override (arguments, state and evaluation metrics), and `push_to_hub` from the
-SFT script against the loopback Hub (dataset pushed at a tag, model + card pushed in one commit, no token)."""
+"""Model cards: rendering (front matter that parses back, every section, redaction, adapters, licenses,
+lineage), the trainers' `create_model_card` override (arguments, state and evaluation metrics), and
+`push_to_hub` from the SFT script against the loopback Hub (dataset pushed at a tag, model + card pushed in one
+commit, no token)."""
 
 from __future__ import annotations
 
@@ -289,7 +290,8 @@ PUSH_CLIENT = textwrap.dedent(
 
     api = HfApi()
     data_repo, model_repo = "treecot-tester/treecot-data", "treecot-tester/tiny-treecot-sft"
-    push_dataset(data_repo, {"sft": datasets.Dataset.from_list(_rows())}, card={}, config_hash="ab" * 10, tag="v1")
+    rows = datasets.Dataset.from_list(_rows())
+    push_dataset(data_repo, {"sft": rows}, card={}, config_hash="ab" * 10, tag="v1")
     trainer = sft.main(["--config", RECIPE])
     readme = open(api.hf_hub_download(model_repo, "README.md")).read()
     config = json.load(open(api.hf_hub_download(model_repo, "config.json")))

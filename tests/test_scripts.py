@@ -106,7 +106,7 @@ PAPER_DEFAULTS = {
 
 @pytest.fixture
 def gpu_bf16(monkeypatch):
-    """Parse GPU recipes (`bf16: true` without `use_cpu`) on this CPU box as a bf16-capable GPU machine would."""
+    """Parse GPU recipes (`bf16: true`, no `use_cpu`) on this CPU box as a bf16-capable GPU machine would."""
     import transformers.training_args
 
     monkeypatch.setattr(transformers.training_args, "is_torch_bf16_gpu_available", lambda *a, **k: True)

@@ -171,8 +171,8 @@ def describe_run(
 ) -> None:
     """Record what the model card needs and the trainer cannot know in `trainer.model_card_info`.
 
-    The dataset (name, config, revision), the recipe file and the base model's Hub id (treecot's embedded names,
-    e.g. `smollm2-135m-instruct`, are cached local directories whose Hub id is known).
+    The dataset (name, config, revision), the recipe file and the base model's Hub id (treecot's embedded
+    names, e.g. `smollm2-135m-instruct`, are cached local directories whose Hub id is known).
     """
     from treecot.models import EMBEDDED, TINY
 
