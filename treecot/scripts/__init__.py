@@ -222,3 +222,22 @@ def finish_training(trainer: Any, training_args: Any) -> None:
     else:
         trainer.save_model(training_args.output_dir)
         trainer.create_model_card()
+
+
+def run_training(
+    trainer: Any, script_args: Any, model_args: Any, *, default_config: str, recipe_file: str | None = None
+) -> Any:
+    """Shared tail of the scripts: record the run for the card, train, save (and push) model and card, say
+    where, then end the distributed run. Returns the trainer."""
+    training_args = trainer.args
+    describe_run(trainer, script_args, model_args, default_config=default_config, recipe_file=recipe_file)
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    finish_training(trainer, training_args)
+    where = f"{training_args.output_dir}" + (
+        f" and pushed to {trainer.hub_model_id}" if training_args.push_to_hub else ""
+    )
+    trainer.accelerator.print(
+        f"Model and card saved to {where} (trained on {trainer.accelerator.num_processes} process(es))"
+    )
+    end_training(trainer)
+    return trainer

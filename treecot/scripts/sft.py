@@ -19,12 +19,10 @@ from trl import ModelConfig, TrlParser, get_peft_config
 from treecot.scripts import (
     TrainScriptArguments,
     check_placeholders,
-    describe_run,
-    end_training,
-    finish_training,
     load_policy,
     load_training_datasets,
     recipe_file_from_argv,
+    run_training,
 )
 from treecot.trainers.sft import BalancedSFTConfig, BalancedSFTTrainer
 
@@ -64,17 +62,7 @@ def train(
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
     )
-    describe_run(trainer, script_args, model_args, default_config="sft", recipe_file=recipe_file)
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    finish_training(trainer, training_args)
-    where = f"{training_args.output_dir}" + (
-        f" and pushed to {trainer.hub_model_id}" if training_args.push_to_hub else ""
-    )
-    trainer.accelerator.print(
-        f"Model and card saved to {where} (trained on {trainer.accelerator.num_processes} process(es))"
-    )
-    end_training(trainer)
-    return trainer
+    return run_training(trainer, script_args, model_args, default_config="sft", recipe_file=recipe_file)
 
 
 def main(argv: Sequence[str] | None = None):
