@@ -446,3 +446,28 @@ def write_model_card(trainer: Any, stage: str, **overrides: Any) -> Path | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+class TreecotModelCardMixin:
+    """`create_model_card` for treecot's trainers (put it before the TRL trainer in the bases).
+
+    TRL calls it at every checkpoint save and `push_to_hub` calls it before uploading, so the pushed README is
+    treecot's card. Arguments (and any `info` key of `render_model_card` as a keyword) override the trainer's
+    `model_card_info`, which overrides what is read from the trainer. Subclasses set `card_stage`.
+    """
+
+    card_stage: str = ""
+
+    def create_model_card(
+        self,
+        model_name: str | None = None,
+        dataset_name: str | None = None,
+        tags: str | list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Write treecot's model card to `output_dir/README.md` (main process only)."""
+        info = {**getattr(self, "model_card_info", {}), **kwargs}
+        for key, value in (("model_name", model_name), ("dataset_name", dataset_name), ("tags", tags)):
+            if value is not None:
+                info[key] = value
+        write_model_card(self, self.card_stage, **info)

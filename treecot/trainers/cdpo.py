@@ -35,7 +35,7 @@ from trl import DPOConfig, DPOTrainer
 from trl.data_utils import common_prefix_length
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
-from .cards import write_model_card
+from .cards import TreecotModelCardMixin
 
 __all__ = [
     "CDPOConfig",
@@ -285,7 +285,7 @@ class _ForwardRecorder:
         return out
 
 
-class CDPOTrainer(DPOTrainer):
+class CDPOTrainer(TreecotModelCardMixin, DPOTrainer):
     """TRL's [`~trl.DPOTrainer`] with conservative DPO, shared-prefix masking and a joint SFT loss.
 
     Takes the same arguments as [`~trl.DPOTrainer`] with a [`CDPOConfig`]. The training data are treecot
@@ -306,6 +306,8 @@ class CDPOTrainer(DPOTrainer):
     `model_card_info` (a dict, empty by default) holds card fields the trainer cannot know, such as
     `dataset_name`, `dataset_revision` or `recipe_file`; the training scripts fill it.
     """
+
+    card_stage = "cdpo"
 
     _tag_names = ["trl", "dpo", "cdpo", "treecot"]
     _name = "cDPO"
@@ -455,23 +457,3 @@ class CDPOTrainer(DPOTrainer):
         if return_outputs:
             return loss, result[1]
         return loss
-
-    # ----------------------------------------------------------------------------------------------- card
-    def create_model_card(
-        self,
-        model_name: str | None = None,
-        dataset_name: str | None = None,
-        tags: str | list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """Write treecot's model card to `output_dir/README.md` (main process only).
-
-        TRL calls this at every checkpoint save and `push_to_hub` calls it before uploading, so the pushed
-        README is this card. Arguments (and any `info` key of [`~treecot.trainers.cards.render_model_card`] as a
-        keyword) override `model_card_info`, which overrides what is read from the trainer.
-        """
-        info = {**getattr(self, "model_card_info", {}), **kwargs}
-        for key, value in (("model_name", model_name), ("dataset_name", dataset_name), ("tags", tags)):
-            if value is not None:
-                info[key] = value
-        write_model_card(self, "cdpo", **info)

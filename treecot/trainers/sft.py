@@ -24,7 +24,7 @@ from datasets import Dataset, IterableDataset
 from transformers import PreTrainedTokenizerBase, ProcessorMixin
 from trl import SFTConfig, SFTTrainer
 
-from .cards import write_model_card
+from .cards import TreecotModelCardMixin
 
 __all__ = [
     "BalancedSFTConfig",
@@ -177,7 +177,7 @@ class _CollatorWithSampleWeights:
         return batch
 
 
-class BalancedSFTTrainer(SFTTrainer):
+class BalancedSFTTrainer(TreecotModelCardMixin, SFTTrainer):
     """TRL's [`~trl.SFTTrainer`] on the `sft` config of a treecot dataset, with Thoughts Length Balance.
 
     Takes the same arguments as [`~trl.SFTTrainer`] with a [`BalancedSFTConfig`]. Rows are treecot SFT rows
@@ -191,6 +191,8 @@ class BalancedSFTTrainer(SFTTrainer):
     `model_card_info` (a dict, empty by default) holds card fields the trainer cannot know, such as
     `dataset_name`, `dataset_revision` or `recipe_file`; the training scripts fill it.
     """
+
+    card_stage = "sft"
 
     _tag_names = ["trl", "sft", "treecot"]
     _name = "BalancedSFT"
@@ -267,22 +269,3 @@ class BalancedSFTTrainer(SFTTrainer):
         if weights is not None:
             model = _WeightedForward(model, weights)
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-
-    def create_model_card(
-        self,
-        model_name: str | None = None,
-        dataset_name: str | None = None,
-        tags: str | list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """Write treecot's model card to `output_dir/README.md` (main process only).
-
-        TRL calls this at every checkpoint save and `push_to_hub` calls it before uploading, so the pushed
-        README is this card. Arguments (and any `info` key of [`~treecot.trainers.cards.render_model_card`] as a
-        keyword) override `model_card_info`, which overrides what is read from the trainer.
-        """
-        info = {**getattr(self, "model_card_info", {}), **kwargs}
-        for key, value in (("model_name", model_name), ("dataset_name", dataset_name), ("tags", tags)):
-            if value is not None:
-                info[key] = value
-        write_model_card(self, "sft", **info)
