@@ -1,7 +1,7 @@
 """Evaluation: treecot's benchmarks through lighteval, Test@N, MCTS decoding and a leaderboard.
 
-- `treecot.evaluation.lighteval_tasks`: the lighteval custom-task module (gsm8k, math500, aime24,
-  aime25, blocksworld, synthetic ifeval, ifbench) scored by treecot's verifiers and diagnostics.
+- `treecot.evaluation.lighteval_tasks`: the lighteval custom-task module (gsm8k, arithmetic, math500,
+  aime24, aime25, blocksworld, synthetic ifeval, ifbench) scored by treecot's verifiers and diagnostics.
 - `treecot.evaluation.runner`: `run_eval` / `treecot eval` — lighteval on CPU, offline, registering only
   treecot's tasks; writes lighteval's results JSON, ``summary.json`` and ``summary.md``.
 - `treecot.evaluation.decode`: scoring of sampled responses (pass@k, Test@N) and MCTS decoding with the
@@ -22,6 +22,7 @@ __all__ = ["EVAL_TASKS", "compare", "push", "reference", "run_eval"]
 #: The benchmarks `treecot eval` runs: treecot task name -> evaluation split.
 EVAL_TASKS: dict[str, str] = {
     "gsm8k": "test",
+    "arithmetic": "test",
     "math500": "test",
     "aime24": "test",
     "aime25": "test",

@@ -1,7 +1,7 @@
 """treecot's benchmarks as a lighteval 0.13 custom-task module, scored with treecot's verifiers.
 
-Tasks (lighteval names): ``treecot_gsm8k``, ``treecot_math500``, ``treecot_aime24``, ``treecot_aime25``,
-``treecot_blocksworld``, ``treecot_ifeval`` (synthetic IFEval-style prompts) and ``treecot_ifbench``. The
+Tasks (lighteval names): ``treecot_gsm8k``, ``treecot_arithmetic``, ``treecot_math500``, ``treecot_aime24``,
+``treecot_aime25``, ``treecot_blocksworld``, ``treecot_ifeval`` (synthetic IFEval-style prompts) and ``treecot_ifbench``. The
 ``treecot_`` prefix keeps them apart from lighteval's built-in ``gsm8k``, ``ifeval``, … (lighteval refuses
 custom tasks whose names clash with built-ins).
 

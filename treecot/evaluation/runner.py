@@ -455,8 +455,8 @@ def run_eval(
 
     Args:
         model: "smollm2-135m-instruct" (embedded), "tiny", a local model directory or a Hub id.
-        tasks: names or a comma-separated string from gsm8k, math500, aime24, aime25, blocksworld,
-            ifeval, ifbench.
+        tasks: names or a comma-separated string from gsm8k, arithmetic, math500, aime24, aime25,
+            blocksworld, ifeval, ifbench.
         limit: evaluate the first `limit` test problems of each task (None: all).
         samples: N samples per problem (Test@N: reports pass@k for k = 1, 2, 4, …, N; accuracy is then
             pass@1, the mean share of correct samples). N > 1 samples at `temperature` (default 0.7).

@@ -13,6 +13,7 @@ _REGISTRY: dict[str, str] = {
     "math500": "treecot.tasks.math:MATH500Task",
     "aime24": "treecot.tasks.math:AIME24Task",
     "aime25": "treecot.tasks.math:AIME25Task",
+    "arithmetic": "treecot.tasks.arithmetic:ArithmeticTask",
     "blocksworld": "treecot.tasks.blocksworld:BlocksworldTask",
     "ifeval": "treecot.tasks.instructions:IFEvalTask",
     "ifbench": "treecot.tasks.instructions:IFBenchTask",
