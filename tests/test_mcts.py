@@ -490,6 +490,15 @@ def test_token_cap_truncates_and_truncated_nodes_only_answer():
     assert tree.serialize_path(cut.id) == "<thinking> one two three four five</thinking>"
     caps = {last_open_tag(r.prompt): r.max_tokens for r in gens["A"].requests}
     assert caps == {"thinking": 5, "answer": 3}  # min(type cap, config cap)
+    # expand_truncated: a cut node expands by its transfer row like a closed one.
+    config = MCTSConfig(max_node_tokens=5, max_rollouts=1, expand_truncated=True)
+    search, gens = make(patterns, config, a_script={"thinking": long})
+    drive(search, gens)
+    cut = search.tree.node(1)
+    assert cut.finish_reason == "length"
+    assert [c.type for c in search.tree.children(cut.id)] == ["thinking", "answer"]
+    with pytest.raises(ValueError, match="expand_truncated must be true or false"):
+        MCTSConfig(expand_truncated="yes")
 
 
 # -- value modes ---------------------------------------------------------------------------------------

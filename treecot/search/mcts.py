@@ -27,7 +27,8 @@ Caps and choices of ours (the sources are silent):
   node that hits the cap without its closing tag is kept with `finish_reason="length"` (its tag is
   closed when serialized) and, like a node at the depth cap, may only expand to `answer`: truncated
   text is usually a repetition loop, so the branch gets no further investment but still ends in a
-  (usually wrong) answer that preference data can use as a rejected path.
+  (usually wrong) answer that preference data can use as a rejected path. `expand_truncated=True` lifts
+  this for small models that never close their tags.
 - Every answer node is verified when it is created (so `reward`, `correct` and `extracted` are set on
   all answers, visited or not); visits and backpropagation happen only when a rollout selects it.
 - Selection may re-select an answer that was already visited (when it is the UCT-best child): that is
@@ -83,6 +84,9 @@ class MCTSConfig:
     max_reflections_per_node: reflections placed under one ancestor at most.
     seed_requests:            give every request its own seed drawn from the problem's RNG, so a
                               backend that honours seeds reproduces the tree exactly.
+    expand_truncated:         let a node cut at its token cap expand like a closed one (default: only
+                              to `answer`). For small models that rarely write closing tags, whose
+                              trees otherwise stay one node deep.
     """
 
     c: float = 1.414
@@ -100,6 +104,7 @@ class MCTSConfig:
     record_logprobs: bool = True
     max_reflections_per_node: int = 1
     seed_requests: bool = True
+    expand_truncated: bool = False
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ValueError:
@@ -127,7 +132,7 @@ class MCTSConfig:
                 raise bad(name, "must be >= 0")
         if self.value_mode not in VALUE_MODES:
             raise bad("value_mode", f"must be one of {list(VALUE_MODES)}")
-        for name in ("record_logprobs", "seed_requests"):
+        for name in ("record_logprobs", "seed_requests", "expand_truncated"):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, "must be true or false")
 
@@ -385,7 +390,8 @@ class MCTS:
     def child_types(self, node: Node) -> dict[str, int]:
         """What expanding `node` creates: its transfer row, or only answers at the depth/token cap."""
         row = self.patterns.children_of(node.type)
-        if node.depth + 1 >= self.config.max_depth or node.finish_reason == "length":
+        truncated = node.finish_reason == "length" and not self.config.expand_truncated
+        if node.depth + 1 >= self.config.max_depth or truncated:
             return {ANSWER_TYPE: row.get(ANSWER_TYPE, 1)}
         return row
 

@@ -186,8 +186,12 @@ def run_generate(
     search_cfg = {"seed": recipe.seed, **spec.search}
     config = MCTSConfig(**search_cfg)
 
-    problems = task.load(recipe.problems.split)
-    end = len(problems) if recipe.problems.limit is None else recipe.problems.offset + recipe.problems.limit
+    limit = recipe.problems.limit
+    # Generated problem sets (blocksworld, arithmetic) make only what the slice needs.
+    problems = task.load(
+        recipe.problems.split, limit=None if limit is None else recipe.problems.offset + limit
+    )
+    end = len(problems) if limit is None else recipe.problems.offset + limit
     indices = list(range(recipe.problems.offset, min(end, len(problems))))
     mine = [indices[i] for i in shard.select(len(indices))]
 
