@@ -124,3 +124,24 @@ def test_perturb_reads_a_dataset_and_writes_a_new_version(generated, tmp_path):
         str(root / "dataset"), "wrong_answer", 1.0, revision="v1", output_dir=str(tmp_path / "w")
     )
     assert wrong["changed"] >= 1, "wrong paths come from the trees config"
+
+
+def test_build_merges_several_tree_directories(generated, tmp_path):
+    root, recipe, _ = generated
+    other = recipe_dict(tmp_path / "trees-b", limit=6)  # problems 0-5: 4 overlap with the first run
+    other["generate"]["search"]["max_rollouts"] = 5  # another configuration
+    run_generate(load_recipe(other), generators=fake_generators(), progress=False)
+    trees, combined = load_trees([root / "trees", tmp_path / "trees-b"])
+    (_, first), (_, second) = load_trees(root / "trees"), load_trees(tmp_path / "trees-b")
+    assert len(trees) == 6 and len({t["problem"]["id"] for t in trees}) == 6, "deduplicated by problem"
+    assert combined not in (first, second) and len(combined) == 16
+    assert load_trees([root / "trees"])[1] == first
+    d = recipe.to_dict()
+    d["build"] = {**d["build"], "trees": [str(root / "trees"), str(tmp_path / "trees-b")], "tag": None}
+    d["build"]["output_dir"] = str(tmp_path / "dataset")
+    out = run_build(load_recipe(d))
+    assert out["report"]["trees"] == 6
+    with pytest.raises(RecipeError, match="list of tree directories is empty"):
+        load_trees([])
+    with pytest.raises(RecipeError, match=r"build\.trees\[0\]: expected str"):
+        load_recipe({**d, "build": {**d["build"], "trees": [3]}})

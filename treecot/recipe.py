@@ -127,7 +127,7 @@ class GenerateSpec:
 
 @dataclass
 class BuildSpec:
-    trees: str | None = None  # default: generate.output_dir
+    trees: str | list[str] | None = None  # tree directories or shard files; default: generate.output_dir
     student: str = "smollm2-135m-instruct"
     system_prompt: str | None = None
     sft_length: str = "longest"
@@ -230,7 +230,12 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             return None
-        return _coerce(value, args[0], where)
+        for arg in args[:-1]:  # the first alternative that accepts the value; the last one reports
+            try:
+                return _coerce(value, arg, where)
+            except RecipeError:
+                continue
+        return _coerce(value, args[-1], where)
     if _is_dataclass_type(tp):
         return _from_dict(tp, value, where)
     if origin is dict:

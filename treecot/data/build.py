@@ -13,6 +13,7 @@ Without `push_to_hub` the dataset is written in the Hub layout to the section's 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
@@ -51,9 +52,30 @@ def _tree_dataset(tree_dicts: list[dict]):
     return Dataset.from_list(rows)
 
 
-def load_trees(directory: str | Path) -> tuple[list[dict], str]:
-    """All trees of ONE configuration in `directory` (or a single JSONL file) and that config hash."""
+def load_trees(directory: str | Path | list[str | Path]) -> tuple[list[dict], str]:
+    """All trees of ONE configuration in `directory` (or a single JSONL file) and that config hash.
+
+    A list of directories/files (e.g. one generation run per task) gives all their trees and a hash of
+    their config hashes.
+    """
     from treecot.search.runner import iter_tree_dicts, tree_files
+
+    if isinstance(directory, (list, tuple)):
+        if not directory:
+            raise RecipeError("build.trees: the list of tree directories is empty")
+        parts = [load_trees(d) for d in directory]
+        seen: set[str] = set()
+        merged = []
+        for trees, _ in parts:
+            for t in trees:
+                if t["problem"]["id"] not in seen:
+                    seen.add(t["problem"]["id"])
+                    merged.append(t)
+        hashes = [h for _, h in parts]
+        combined = (
+            hashes[0] if len(hashes) == 1 else hashlib.sha256("/".join(hashes).encode()).hexdigest()[:16]
+        )
+        return merged, combined
 
     path = Path(directory)
     if path.is_file():
@@ -159,10 +181,12 @@ def run_build(
     )
     cost = {k: round(sum(float(t.stats.get(k, 0) or 0) for t in trees), 2) for k in stats_keys}
     generator = tree_dicts[0].get("generator", {}) if tree_dicts else {}
+    tasks = sorted({str(t["problem"].get("task", "")) for t in tree_dicts}) or [recipe.problems.task]
+    tasks_text = ", ".join(f"`{t}`" for t in tasks)
     card = {
         "pretty_name": f"treecot: {recipe.name}",
         "description": (
-            f"Tree-structured chain-of-thought data for `{recipe.problems.task}` built by Monte Carlo tree search "
+            f"Tree-structured chain-of-thought data for {tasks_text} built by Monte Carlo tree search "
             f"(Marco-o1 v2). SFT rows keep the {spec.sft_length} correct path per problem, preference pairs the "
             f"{spec.dpo_length} (Thoughts Length Balance, lengths in `{spec.student}` tokens)."
         ),
