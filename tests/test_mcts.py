@@ -700,6 +700,21 @@ def test_max_in_flight_and_progress():
         PROBLEMS[:1], ToyMathTask(), "math", gen, MCTSConfig(max_rollouts=1), progress=True
     )
     assert bar_trees[0].stats["rollouts"] == 1
+    steps: list[list[tuple[str, int]]] = []
+    calls_before = len(gen.calls)
+    run_search(
+        PROBLEMS[:2],
+        ToyMathTask(),
+        "math",
+        gen,
+        MCTSConfig(max_rollouts=2),
+        on_step=lambda live: steps.append([(t.problem_id, t.stats["rollouts"]) for t in live]),
+    )
+    assert len(steps) == len(gen.calls) - calls_before, "one callback per step (one generate call)"
+    assert {pid for step in steps[:-1] for pid, _ in step} == {p["id"] for p in PROBLEMS[:2]}
+    assert steps[-1] == [], "the last step finishes every search"
+    rollouts = [sum(r for _, r in step) for step in steps[:-1]]
+    assert rollouts == sorted(rollouts) and max(rollouts) >= 1, "live counts grow"
     with pytest.raises(ValueError, match="max_in_flight must be a positive integer"):
         run_search(PROBLEMS, ToyMathTask(), "math", gen, max_in_flight=0)
 

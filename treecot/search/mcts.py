@@ -598,6 +598,7 @@ def run_search(
     config: MCTSConfig | None = None,
     progress: bool | Callable[[int, int, Tree], None] | None = None,
     max_in_flight: int | None = None,
+    on_step: Callable[[list[Tree]], None] | None = None,
 ) -> list[Tree]:
     """Search every problem, advancing all in-flight searches in lock-step.
 
@@ -613,6 +614,8 @@ def run_search(
         config:        search settings (default `MCTSConfig()`).
         progress:      True for a tqdm bar, or a callable `(n_done, n_total, tree)` called per finished tree.
         max_in_flight: most problems searched at once (default: all).
+        on_step:       called after every step with the trees still being searched (live progress:
+                       their `stats` hold rollouts, correct paths and generated tokens so far).
     """
     if generators is None:
         raise ValueError("run_search needs generators: {'A': Generator, 'B': Generator} or one Generator")
@@ -693,6 +696,8 @@ def run_search(
                 else:
                     still.append((i, search))
             active = still
+            if on_step is not None:
+                on_step([search.tree for _, search in active])
     finally:
         if bar is not None:
             bar.close()

@@ -241,13 +241,25 @@ def run_generate(
                 counters["correct"] += int(st.get("correct_paths", 0))
                 counters["tokens"] += int(st.get("generated_tokens", 0))
                 if bar is not None:
-                    el = time.perf_counter() - t0
-                    bar.set_postfix(
-                        rollouts=counters["rollouts"],
-                        correct=counters["correct"],
-                        tok_s=f"{counters['tokens'] / el:.1f}" if el else "-",
-                    )
                     bar.update(1)
+
+            def on_step(in_flight) -> None:
+                # Live counts after every search step (finished trees + those still being searched).
+                if bar is None:
+                    return
+                live = {"rollouts": 0, "correct": 0, "tokens": 0}
+                for t in in_flight:
+                    live["rollouts"] += int(t.stats.get("rollouts", 0))
+                    live["correct"] += int(t.stats.get("correct_paths", 0))
+                    live["tokens"] += int(t.stats.get("generated_tokens", 0))
+                el = time.perf_counter() - t0
+                tokens = counters["tokens"] + live["tokens"]
+                bar.set_postfix(
+                    rollouts=counters["rollouts"] + live["rollouts"],
+                    correct=counters["correct"] + live["correct"],
+                    tok_s=f"{tokens / el:.1f}" if el else "-",
+                    refresh=True,
+                )
 
             try:
                 run_search(
@@ -258,6 +270,7 @@ def run_generate(
                     config,
                     progress=on_tree,
                     max_in_flight=spec.problems_in_flight,
+                    on_step=on_step,
                 )
             finally:
                 if bar is not None:
