@@ -1,10 +1,178 @@
-"""`treecot demo` at this stage: load a model offline, answer GSM8K test problems, print verdicts."""
+"""`treecot demo`: the whole pipeline, shortened (tiny model, 2 problems), end to end; resume and errors."""
 
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.test_runner import fake_generators
 from treecot.cli import main
+from treecot.data.hub import list_versions, load_versioned
+from treecot.demo import STAGES, STATE_FILE, Demo, DemoError, fresh_start, load_demo_config, run_demo
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_demo_answers_and_prints_verdicts(capsys):
-    assert main(["demo", "--model", "tiny", "--problems", "2", "--max-new-tokens", "8"]) == 0
-    out = capsys.readouterr().out
-    assert out.count("gold=") == 2 and "extracted=" in out
-    assert "GSM8K test, 2 problems: accuracy 0/2, no answer" in out
+def short_config(out: Path, **eval_overrides) -> dict:
+    """recipes/demo.yaml cut down: tiny model, 2 GSM8K test problems, one training step per stage."""
+    cfg = yaml.safe_load((ROOT / "recipes" / "demo.yaml").read_text())
+    slice_ = cfg["generate"][0]
+    slice_["name"] = "gsm8k-2"
+    slice_["problems"] = {"task": "gsm8k", "split": "test", "limit": 2}
+    slice_["generate"]["search"].update(max_rollouts=6, early_stop_rollouts=4, max_depth=4, max_node_tokens=8)
+    for stage in ("sft", "cdpo"):
+        cfg["train"][stage]["config"] = str(ROOT / cfg["train"][stage]["config"])
+        cfg["train"][stage]["overrides"].update(max_steps=1, per_device_train_batch_size=1, logging_steps=1)
+    cfg.update(
+        model="tiny",
+        output_dir=str(out),
+        generate=[slice_],
+        eval={"tasks": ["gsm8k"], "limit": 2, "max_new_tokens": 8, "batch_size": 2, "dtype": "float32",
+              **eval_overrides},
+    )  # fmt: skip
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    cfg = short_config(out)
+    # The tiny random model never answers right: the search uses scripted generators whose answers
+    # alternate between right and wrong, so the trees hold both; training and evaluation use `tiny`.
+    results = run_demo(cfg, generators=fake_generators(), progress=False)
+    return out, cfg, results
+
+
+def test_demo_runs_every_stage(demo_run):
+    out, _, results = demo_run
+    state = json.loads((out / STATE_FILE).read_text())
+    assert list(state["stages"]) == list(STAGES)
+    assert all(rec["seconds"] >= 0 for rec in state["stages"].values())
+    # trees and a versioned dataset with SFT rows and preference pairs
+    gen = results["generate"]["slices"]["gsm8k-2"]
+    assert gen["problems"] == 2 and gen["correct_paths"] >= 2
+    build = results["build"]
+    assert build["revision"] in list_versions(build["dataset"]).branches
+    sft = load_versioned(build["dataset"], "sft", revision=build["revision"], split="train")
+    dpo = load_versioned(build["dataset"], "dpo", revision=build["revision"], split="train")
+    assert len(sft) == 2 and len(dpo) >= 1 and {r["length_rank"] for r in sft} == {"longest"}
+    # trained models, each evaluated; leaderboard rows
+    for stage in ("sft", "cdpo"):
+        assert (out / "models" / stage / "model.safetensors").is_file()
+        assert any("loss" in x for x in results[stage]["log_history"])
+    assert set(results["eval"]) == {"base", "sft", "cdpo"}
+    for rec in results["eval"].values():
+        summary = json.loads(Path(rec["summary"]).read_text())
+        assert summary["tasks"]["gsm8k"]["n"] == 2 and "no_answer_rate" in summary["tasks"]["gsm8k"]
+    board = load_versioned(results["leaderboard"]["leaderboard"], "results", split="train")
+    assert len({r["run_id"] for r in board}) == 3
+    assert set(results["leaderboard"]["table"]) == {"base", "sft", "cdpo"}
+
+
+def test_demo_report(demo_run):
+    out, _, results = demo_run
+    report = Path(results["report"]["report"])
+    text = report.read_text()
+    for heading in (
+        "## Stages",
+        "## Trees (MCTS)",
+        "## Dataset",
+        "## Training",
+        "## Evaluation",
+        "## Open the Space",
+    ):
+        assert heading in text
+    for png in ("tree_example.png", "before_after.png", "length_hist_gsm8k.png"):
+        assert f"]({png})" in text and (report.parent / png).read_bytes()[:4] == b"\x89PNG"
+    assert "| base |" in text and "| cdpo |" in text and "treecot space --data-root" in text
+    assert "accelerate launch" in text and "-m treecot.scripts.dpo" in text
+
+
+def test_demo_resumes_and_reruns_only_what_changed(demo_run, capsys, monkeypatch):
+    out, cfg, first = demo_run
+    import treecot.data.build
+    import treecot.scripts.sft
+
+    def refuse(*a, **k):
+        raise AssertionError("a finished stage ran again")
+
+    monkeypatch.setattr(treecot.data.build, "run_build", refuse)
+    monkeypatch.setattr(treecot.scripts.sft, "main", refuse)
+    again = run_demo(cfg, generators=fake_generators(), progress=False)
+    printed = capsys.readouterr().out
+    assert printed.count("reused") == len(STAGES) - 1  # the report is always rewritten
+    assert again["cdpo"]["model"] == first["cdpo"]["model"]
+    # Another evaluation setting: only the evaluations and what follows them run again.
+    changed = short_config(out, limit=1)
+    result = run_demo(changed, generators=fake_generators(), progress=False)
+    printed = capsys.readouterr().out
+    assert all(f"{stage}: done earlier" in printed for stage in ("generate", "build", "sft", "cdpo"))
+    assert all(
+        f"{stage} finished" in printed for stage in ("eval-base", "eval-sft", "eval-cdpo", "leaderboard")
+    )
+    assert all(rec["tasks"]["gsm8k"]["n"] == 1 for rec in result["eval"].values())
+
+
+def test_fresh_only_deletes_a_demo_directory(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(DemoError, match="has no demo-state.json"):
+        fresh_start(mine)
+    assert (mine / "notes.txt").read_text() == "keep me"
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    (demo / STATE_FILE).write_text("{}")
+    fresh_start(demo)
+    assert not demo.exists()
+    fresh_start(tmp_path / "never-written")  # nothing to delete
+    # A run killed during its first stage has already marked its directory: --fresh may delete it.
+    killed = tmp_path / "killed"
+    Demo(load_demo_config(short_config(killed)))
+    (killed / "trees").mkdir()
+    fresh_start(killed)
+    assert not killed.exists()
+
+
+def test_no_correct_path_stops_before_training(tmp_path):
+    """The real tiny model searches (no scripted answers): it solves nothing, and the demo says so."""
+    cfg = short_config(tmp_path / "out")
+    cfg["generate"][0]["problems"]["limit"] = 1
+    cfg["generate"][0]["generate"]["search"].update(max_rollouts=2, early_stop_rollouts=2)
+    with pytest.raises(DemoError, match="nothing to train on.*more problems or rollouts"):
+        run_demo(cfg, progress=False)
+    state = json.loads((tmp_path / "out" / STATE_FILE).read_text())
+    assert list(state["stages"]) == ["generate"], "the finished generation is kept for a rerun"
+
+
+def test_config_errors_name_the_field(tmp_path):
+    good = short_config(tmp_path / "out")
+    with pytest.raises(DemoError, match="unknown field 'modle'"):
+        load_demo_config({**good, "modle": "x"})
+    with pytest.raises(DemoError, match="non-empty list of slices"):
+        load_demo_config({**good, "generate": []})
+    bad_slice = json.loads(json.dumps(good))
+    bad_slice["generate"][0]["generate"]["search"]["max_rollouts"] = 0
+    with pytest.raises(DemoError, match=r"generate\[0\].*max_rollouts"):
+        load_demo_config(bad_slice)
+    with pytest.raises(DemoError, match="train.cdpo.config: 'nope.yaml' does not exist"):
+        load_demo_config({**good, "train": {**good["train"], "cdpo": {"config": "nope.yaml"}}})
+    with pytest.raises(DemoError, match="eval.tasks: unknown task 'gsm9k'"):
+        load_demo_config({**good, "eval": {**good["eval"], "tasks": ["gsm9k"]}})
+    with pytest.raises(DemoError, match="unexpected keyword argument 'limt'"):
+        load_demo_config({**good, "eval": {"limt": 2}})
+    with pytest.raises(DemoError, match="does not exist"):
+        load_demo_config(str(tmp_path / "missing.yaml"))
+
+
+def test_shipped_config_is_valid_and_cli_reports_errors(tmp_path, capsys):
+    cfg = load_demo_config(str(ROOT / "recipes" / "demo.yaml"))
+    tasks = [load_demo_config(str(ROOT / "recipes" / "demo.yaml")).recipe(i)["problems"]["task"]
+             for i in range(len(cfg.generate))]  # fmt: skip
+    assert tasks == ["arithmetic", "gsm8k", "blocksworld"] and cfg.model == "smollm2-135m-instruct"
+    assert set(cfg.eval.models) == {"base", "sft", "cdpo"}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ngenerate: []\n")
+    assert main(["demo", "--config", str(bad)]) == 2
+    assert "non-empty list of slices" in capsys.readouterr().err

@@ -221,9 +221,15 @@ def cmd_space(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from treecot.demo import run_demo
+    from treecot.demo import DemoError, run_demo
+    from treecot.recipe import RecipeError
 
-    return run_demo(model=args.model, n_problems=args.problems, max_new_tokens=args.max_new_tokens)
+    try:
+        run_demo(args.config, output_dir=args.output_dir, fresh=args.fresh)
+    except (DemoError, RecipeError) as e:
+        print(f"treecot demo: error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -339,9 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_space)
 
     s = sub.add_parser("demo", help="run the end-to-end demo on the embedded default model (offline)")
-    s.add_argument("--model", default="smollm2-135m-instruct", help="model name, directory or Hub id")
-    s.add_argument("--problems", type=int, default=4, help="number of GSM8K test problems")
-    s.add_argument("--max-new-tokens", type=int, default=256)
+    s.add_argument("--config", default=None, help="demo config (default: recipes/demo.yaml)")
+    s.add_argument("--output-dir", default=None, help="where to write (default: the config's output_dir)")
+    s.add_argument("--fresh", action="store_true", help="delete the previous demo output and start over")
     s.set_defaults(func=cmd_demo)
     return p
 

