@@ -189,3 +189,5 @@ def test_run_eval_rejects_bad_arguments(tiny_dir, tmp_path):
         run_eval(str(tiny_dir), "gsm8k", samples=2, temperature=0.0, output_dir=tmp_path)
     with pytest.raises(ValueError, match="limit must be a positive integer"):
         run_eval(str(tiny_dir), "gsm8k", limit=0, output_dir=tmp_path)
+    with pytest.raises(ValueError, match="unknown device 'gpu0'"):
+        run_eval(str(tiny_dir), "gsm8k", device="gpu0", output_dir=tmp_path)

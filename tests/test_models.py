@@ -25,6 +25,23 @@ def test_tiny_model_loads_and_generates():
     assert out.shape[1] == enc["input_ids"].shape[1] + 6
 
 
+def test_devices_resolve_and_unavailable_ones_are_named(monkeypatch):
+    import torch
+
+    from treecot.models import load_model, resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == resolve_device(None) == "cpu" and resolve_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match="'cuda:1' requested but torch sees no CUDA GPU"):
+        resolve_device("cuda:1")
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        resolve_device("gpu")
+    model, _ = load_model("tiny", device="auto")
+    assert next(model.parameters()).device.type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda" and resolve_device("cuda:1") == "cuda:1"
+
+
 def test_tiny_model_is_deterministic_by_seed():
     a, _ = load_model("tiny", seed=1)
     b, _ = load_model("tiny", seed=1)

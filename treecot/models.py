@@ -251,7 +251,25 @@ def resolve_model_path(name_or_path: str) -> str:
     return name_or_path
 
 
-def load_model(name_or_path: str = DEFAULT_MODEL, dtype=None, seed: int = 0):
+def resolve_device(device: str | None = "auto") -> str:
+    """`"auto"`/None → "cuda" when a CUDA GPU is visible, else "cpu"; any other torch device string is
+    checked (an unavailable CUDA device is an error naming what is missing)."""
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {device!r} requested but torch sees no CUDA GPU (torch {torch.__version__})"
+        )
+    return str(parsed)
+
+
+def load_model(name_or_path: str = DEFAULT_MODEL, dtype=None, seed: int = 0, device: str | None = None):
     """Load `(model, tokenizer)`.
 
     name_or_path:
@@ -260,14 +278,19 @@ def load_model(name_or_path: str = DEFAULT_MODEL, dtype=None, seed: int = 0):
         a local model directory, or a Hub id (online users).
     dtype: torch dtype or its name ("float32", "bfloat16", "auto"); default float32 for embedded models.
     seed:  initialisation seed of the tiny model.
+    device: None keeps the model where `from_pretrained` puts it (the CPU); "auto" picks a CUDA GPU when
+        one is visible; or a torch device string ("cpu", "cuda:1").
     """
     from transformers import AutoModelForCausalLM
+
+    target = None if device is None else resolve_device(device)
 
     if not isinstance(name_or_path, str) or not name_or_path:
         raise ValueError(f"model must be a name, a directory or a Hub id, got {name_or_path!r}")
     if name_or_path == TINY:
         tok = load_tokenizer(TINY)
-        return tiny_model(tok, seed=seed, dtype=dtype), tok
+        model = tiny_model(tok, seed=seed, dtype=dtype)
+        return (model.to(target) if target else model), tok
     looks_local = name_or_path.startswith((".", "/", "~")) or os.path.exists(name_or_path)
     if name_or_path not in EMBEDDED and "/" not in name_or_path and not looks_local:
         raise ValueError(
@@ -280,6 +303,8 @@ def load_model(name_or_path: str = DEFAULT_MODEL, dtype=None, seed: int = 0):
     if looks_local:
         path = str(Path(path).expanduser())
     model = AutoModelForCausalLM.from_pretrained(path, dtype=_dtype(dtype) or "auto")
+    if target:
+        model = model.to(target)
     tok = load_tokenizer(path)
     model.eval()
     return model, tok

@@ -162,6 +162,7 @@ class _Row:
     finish: str | None = None
     stop_at: int = -1  # index of the stop string in the incremental text
     start: int = 0  # first KV column of this row in the decode batch
+    retired: bool = False  # finished and its completion cached: its batch slot is free
 
     @property
     def ids(self) -> list[int]:
@@ -259,6 +260,8 @@ class TransformersGenerator:
             "generated_tokens": 0,
             "prefill_forwards": 0,
             "decode_forwards": 0,
+            "slot_refills": 0,
+            "batch_rebuilds": 0,
             "prefill_seconds": 0.0,
             "decode_seconds": 0.0,
             "seconds": 0.0,
@@ -269,14 +272,21 @@ class TransformersGenerator:
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str, *, dtype: str | None = "bfloat16", autocast: bool = False, **kwargs
+        cls,
+        name_or_path: str,
+        *,
+        dtype: str | None = "bfloat16",
+        autocast: bool = False,
+        device: str | None = "auto",
+        **kwargs,
     ) -> TransformersGenerator:
         """Load a model with :func:`treecot.models.load_model` ("smollm2-135m-instruct", "tiny", a local
-        directory or a Hub id) and wrap it; keyword arguments go to the constructor."""
+        directory or a Hub id) on `device` ("auto": a CUDA GPU when one is visible, else the CPU) and wrap
+        it; keyword arguments go to the constructor."""
         from treecot.models import load_model
 
         load_dtype = "float32" if autocast else dtype
-        model, tokenizer = load_model(name_or_path, dtype=load_dtype)
+        model, tokenizer = load_model(name_or_path, dtype=load_dtype, device=device)
         kwargs.setdefault("model_id", name_or_path)
         return cls(model, tokenizer, dtype=load_dtype, autocast=autocast, **kwargs)
 
@@ -521,11 +531,17 @@ class TransformersGenerator:
         cache = None
         mask = None
         while queue or batch:
-            finished = [r for r in batch if r.finish is not None]
-            if batch and (
-                len(finished) == len(batch) or (finished and queue) or len(finished) * 4 >= len(batch)
-            ):
+            # Rows that just finished: cache their completions' KV (before their slot is reused).
+            for b, r in enumerate(batch):
+                if r.finish is not None and not r.retired:
+                    self._cache_completion(b, r, cache)
+                    r.retired = True
+            free = [b for b, r in enumerate(batch) if r.retired]
+            if free and queue:  # continuous batching: new rows take the finished rows' slots in place
+                free = self._refill(batch, cache, mask, queue, free)
+            if batch and self._should_compact(batch, mask, free, bool(queue)):
                 cache, mask, batch = self._retire(batch, cache, mask)
+                self.stats["batch_rebuilds"] += 1
             if queue and len(batch) < self.max_batch_size:
                 cache, mask, batch = self._admit(batch, cache, mask, queue)
             if not batch:
@@ -591,24 +607,66 @@ class TransformersGenerator:
             new_mask[b, r.start :] = 1
         return new_cache, new_mask, batch + new_rows
 
+    def _cache_completion(self, b: int, r: _Row, cache) -> None:
+        """Store the KV of row `b`'s prompt + generated tokens in the prefix cache (children reuse it)."""
+        if not self.cache_completions:
+            return
+        n_prompt, n_fed = len(r.prompt.ids), len(r.ids) - 1
+        if n_fed <= 0:
+            return
+        lo, hi = r.start + n_prompt, r.start + n_prompt + n_fed
+        kv = [(lay.keys[b, :, lo:hi], lay.values[b, :, lo:hi]) for lay in cache.layers]
+        ids = r.prompt.ids + tuple(r.ids[:n_fed])
+        try:
+            self.cache.insert(ids, kv, kv_start=n_prompt)  # copies: the slot may be reused
+        except ValueError:  # the prompt is always cached during a call; be safe anyway
+            logger.debug("could not cache a completion of request %d", r.request)
+
+    def _refill(self, batch: list[_Row], cache, mask, queue: deque, free: list[int]) -> list[int]:
+        """Put queued rows into finished rows' slots without rebuilding the batch; returns the slots
+        still free.
+
+        A slot's columns all advance together, so a row whose prompt (length L) fits before the current
+        width W is written right-aligned at ``[W - L, W)`` and the columns before it are masked; only its
+        own prompt KV is copied. A queued row whose prompt is longer than W waits for a rebuild.
+        """
+        width = mask.shape[1]
+        still: list[int] = []
+        for b in free:
+            if not queue or len(queue[0].prompt.ids) > width:
+                still.append(b)
+                continue
+            r = queue.popleft()
+            n = len(r.prompt.ids)
+            r.start = width - n
+            for layer, (k, v) in zip(cache.layers, self.cache.gather(r.prompt.ids, n)):
+                layer.keys[b, :, r.start : width] = k
+                layer.values[b, :, r.start : width] = v
+            mask[b] = 0
+            mask[b, r.start :] = 1
+            batch[b] = r
+            self.stats["slot_refills"] += 1
+        return still
+
+    @staticmethod
+    def _should_compact(batch: list[_Row], mask, free: list[int], queued: bool) -> bool:
+        """Rebuild the batch (drop finished rows, trim dead columns) when that saves real work: every
+        row finished; half the slots are idle and nothing waits for them; or more than half of the
+        columns (and at least 64) lie before every live row's start."""
+        live = [r for r in batch if not r.retired]
+        if not live:
+            return True
+        if free and not queued and len(free) * 2 >= len(batch):
+            return True
+        if free and queued:  # free slots that no queued row fits: rebuild so _admit can widen the batch
+            return True
+        dead = min(r.start for r in live)
+        return dead >= 64 and dead * 2 > mask.shape[1]
+
     def _retire(self, batch: list[_Row], cache, mask):
-        """Drop finished rows from the batch (caching their completions' KV first)."""
+        """Drop finished rows from the batch (their completions are already cached) and trim columns."""
         width = mask.shape[1]
         keep = [b for b, r in enumerate(batch) if r.finish is None]
-        if self.cache_completions:
-            for b, r in enumerate(batch):
-                if r.finish is None:
-                    continue
-                n_prompt, n_fed = len(r.prompt.ids), len(r.ids) - 1
-                if n_fed <= 0:
-                    continue
-                lo, hi = r.start + n_prompt, r.start + n_prompt + n_fed
-                kv = [(lay.keys[b, :, lo:hi], lay.values[b, :, lo:hi]) for lay in cache.layers]
-                ids = r.prompt.ids + tuple(r.ids[:n_fed])
-                try:
-                    self.cache.insert(ids, kv, kv_start=n_prompt)
-                except ValueError:  # the prompt is always cached during a call; be safe anyway
-                    logger.debug("could not cache a completion of request %d", r.request)
         if not keep:
             return None, None, []
         kept = [batch[b] for b in keep]

@@ -447,6 +447,7 @@ def run_eval(
     temperature: float | None = None,
     top_p: float | None = None,
     dtype: str | None = "float32",
+    device: str = "auto",
     provenance: Mapping[str, Any] | None = None,
     loaded: tuple[Any, Any] | None = None,
     progress: bool = True,
@@ -468,6 +469,7 @@ def run_eval(
         batch_size: prompts per `generate` call.
         temperature, top_p: sampling; default greedy for one sample, 0.7 / 0.9 for several.
         dtype: weights dtype ("float32", "bfloat16", "auto").
+        device: "auto" (a CUDA GPU when one is visible, else the CPU), "cpu", "cuda" or "cuda:N".
         provenance: ``dataset_repo``, ``dataset_revision``, ``recipe_hash`` of a trained model (default:
             read from ``<model dir>/treecot_provenance.json`` when present), carried to the leaderboard.
         loaded: an already loaded ``(model, tokenizer)`` for `model` (benchmarks reuse one model).
@@ -488,6 +490,9 @@ def run_eval(
         raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature} and {top_p}")
     if samples > 1 and temperature == 0 and not mcts:
         raise ValueError("Test@N with samples > 1 needs temperature > 0 (identical greedy samples otherwise)")
+    from treecot.models import resolve_device
+
+    device = resolve_device(device)
     mcts_config = mcts_config or MCTSDecodeConfig(seed=seed)
     provenance_info = _provenance(model, provenance)
     out = Path(output_dir) if output_dir is not None else Path("outputs") / "eval" / model_slug(model)
@@ -508,6 +513,7 @@ def run_eval(
             temperature=float(temperature),
             top_p=float(top_p),
             dtype=dtype,
+            device=device,
             provenance=provenance_info,
             loaded=loaded,
             progress=progress,
@@ -522,7 +528,7 @@ def _run(model: str, task_names: list[str], *, out: Path, loaded, provenance, pr
     from treecot.models import load_model
 
     if loaded is None:
-        hf_model, tokenizer = load_model(model, dtype=s["dtype"])
+        hf_model, tokenizer = load_model(model, dtype=s["dtype"], device=s["device"])
     else:
         hf_model, tokenizer = loaded
     revision = model_revision(model, hf_model)
@@ -542,7 +548,7 @@ def _run(model: str, task_names: list[str], *, out: Path, loaded, provenance, pr
         tokenizer=_tokenizer_source(model),
         model_revision=revision,
         batch_size=s["batch_size"],
-        device="cpu",
+        device=str(next(hf_model.parameters()).device),
         dtype=str(next(hf_model.parameters()).dtype).removeprefix("torch."),
         add_special_tokens=False,
         model_parallel=False,
@@ -732,6 +738,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     )
     parser.add_argument("--top-p", type=float, default=None, help="default 0.9 when sampling")
     parser.add_argument("--dtype", default="float32", help="float32, bfloat16 or auto")
+    parser.add_argument("--device", default="auto", help="auto (GPU if visible), cpu, cuda or cuda:N")
     parser.add_argument(
         "--mcts", action="store_true", help="decode by tree search with the token-confidence value"
     )
@@ -769,6 +776,7 @@ def eval_from_args(args: argparse.Namespace) -> EvalRun:
         temperature=args.temperature,
         top_p=args.top_p,
         dtype=args.dtype,
+        device=args.device,
         provenance={
             "dataset_repo": args.dataset_repo,
             "dataset_revision": args.dataset_revision,
