@@ -195,6 +195,25 @@ def test_continuous_batching_beyond_max_batch_size(tiny, chat_prompt):
         assert res.extra["token_ids"] == [hf_greedy(model, p, req.max_tokens)] * req.n
 
 
+def test_finished_rows_slots_are_refilled_in_place(tiny, chat_prompt):
+    """Ragged finishes (different max_tokens): queued rows take finished rows' slots without a rebuild
+    when their prompt fits the batch's width, and a rebuild when it does not; outputs are unchanged."""
+    model, tok = tiny
+    gen = make_gen(tiny, max_batch_size=3, cache_budget_tokens=0)
+    long_ids = ids_of(tok, chat_prompt)
+    prompts = [long_ids, ids_of(tok, "Hi."), ids_of(tok, "A medium prompt with some words."), long_ids[:20]]
+    prompts += [ids_of(tok, "Short."), long_ids + ids_of(tok, " And one more sentence to make it longer.")]
+    reqs = [greedy(p, max_tokens=3 + 4 * (i % 3)) for i, p in enumerate(prompts)]
+    reqs += [greedy(prompts[1], n=2, max_tokens=6)]
+    results = gen.generate(reqs)
+    for req, res in zip(reqs, results):
+        assert (
+            res.extra["token_ids"] == [hf_greedy(model, list(gen.encode(req.prompt)), req.max_tokens)] * req.n
+        )
+    assert gen.stats["slot_refills"] >= 2, "short prompts queued behind a long one reuse slots in place"
+    assert gen.stats["batch_rebuilds"] >= 1, "the longest prompt does not fit the width: a rebuild"
+
+
 # ---------------------------------------------------------------------------------------------------- sampling
 
 
