@@ -32,8 +32,10 @@ HEADLINES: dict[str, list[tuple[str, str, object]]] = {
     "mcts": [
         ("prefill_reduction", "≥ 5× fewer prefill tokens than re-encoding", lambda v: v >= 5.0),
         ("throughput_ratio", "≥ 0.7 × plain batched generate", lambda v: v >= 0.7),
-        ("tokens_per_correct_mcts", "report", None),
-        ("tokens_per_correct_cot", "report", None),
+        ("tokens_per_correct_mcts", "report (GSM8K)", None),
+        ("tokens_per_correct_cot", "report (GSM8K)", None),
+        ("tokens_per_correct_mcts_arithmetic", "report (arithmetic)", None),
+        ("tokens_per_correct_cot_arithmetic", "report (arithmetic)", None),
     ],
     "trainers": [
         ("step_time_ratio", "≤ 1.05 × TRL DPOTrainer (sigmoid+sft)", lambda v: v <= 1.05),
@@ -76,7 +78,12 @@ def table() -> str:
         for figure, goal, check in figures:
             value = data.get(figure)
             met = "–" if check is None or value is None else ("yes" if check(value) else "**no**")
-            shown = "missing" if value is None else _fmt(value)
+            if figure not in data:
+                shown = "missing"
+            elif value is None:  # measured, but undefined (e.g. tokens per correct path with 0 correct)
+                shown = "none (0 correct)" if figure.startswith("tokens_per_correct") else "none"
+            else:
+                shown = _fmt(value)
             date = str(data.get("date", ""))[:10]
             lines.append(
                 f"| {name} | `{figure}` | {goal} | {shown} | {met} | {date} | `{data.get('command', '')}` |"

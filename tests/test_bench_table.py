@@ -8,11 +8,13 @@ from benchmarks import run_all
 def test_table_marks_goals_and_missing_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(run_all, "RESULTS", tmp_path)
     (tmp_path / "mcts.json").write_text(json.dumps({"prefill_reduction": 7.5, "throughput_ratio": 0.5,
+                                                    "tokens_per_correct_mcts": None,
                                                     "date": "2026-11-22T00:00:00", "command": "python -m benchmarks.mcts"}))  # fmt: skip
     text = run_all.table()
     assert "| mcts | `prefill_reduction` | ≥ 5× fewer prefill tokens than re-encoding | 7.50 | yes |" in text
     assert "| mcts | `throughput_ratio` | ≥ 0.7 × plain batched generate | 0.50 | **no** |" in text
-    assert "| mcts | `tokens_per_correct_cot` | report | missing |" in text
+    assert "| mcts | `tokens_per_correct_cot` | report (GSM8K) | missing |" in text
+    assert "| mcts | `tokens_per_correct_mcts` | report (GSM8K) | none (0 correct) |" in text, "measured null"
     assert "| eval | – | – | not run yet |" in text
 
 
