@@ -365,9 +365,10 @@ class Demo:
             argv = ["--config", spec.config]
             for k, v in args.items():
                 argv += [f"--{k}", json.dumps(v) if isinstance(v, (list, dict)) else str(v)]
+            module = "sft" if stage == "sft" else "dpo"
             command = (
-                f"accelerate launch --config_file recipes/accelerate_configs/cpu.yaml --num_processes 1 \\\n  -m treecot.scripts.{'sft' if stage == 'sft' else 'dpo'} "
-                + " ".join(argv)
+                "accelerate launch --config_file recipes/accelerate_configs/cpu.yaml --num_processes 1 "
+                f"-m treecot.scripts.{module} " + " ".join(argv)
             )
             print(f"[treecot demo] same as: {command}", flush=True)
             trainer = script.main(argv)
@@ -420,6 +421,8 @@ class Demo:
                 [rec["summary"] for rec in evals.values()], output=report_dir / "before_after.png"
             )
             table.index = list(evals)  # base / sft / cdpo instead of model paths
+            tasks = [c for c in table.columns if not c.endswith(" no-answer")]
+            leaderboard.plot_comparison(table, tasks, "accuracy", png)
             return {
                 "leaderboard": str(local),
                 "plot": str(png),
@@ -584,7 +587,7 @@ def write_report(
             loss_text = "no loss logged"
         lines.append(
             f"- **{stage}** → `{rec.get('model')}`: {loss_text}, {final.get('train_runtime', 0):.0f} s "
-            f"of training. Same as `{rec.get('command', '').replace(chr(10), ' ').replace('  ', ' ')}`"
+            f"of training. Same as `{rec.get('command', '')}`"
         )
 
     evals = results.get("eval") or {}

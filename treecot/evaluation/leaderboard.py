@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -511,7 +512,8 @@ def plot_comparison(table, tasks: Sequence[str], metric: str, output: str | os.P
     bottom.set_ylim(0, 100)
     bottom.set_xticks(x, list(tasks))
     top.legend(fontsize=8, loc="upper right")
-    top.set_title(f"treecot leaderboard: {metric} and no-answer rate (hatched: {PAPER_SOURCE})", fontsize=9)
+    title = f"treecot leaderboard: {metric} and no-answer rate (hatched: {PAPER_SOURCE})"
+    top.set_title("\n".join(textwrap.wrap(title, 80)), fontsize=9)
     fig.tight_layout()
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
