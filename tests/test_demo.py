@@ -160,8 +160,12 @@ def test_config_errors_name_the_field(tmp_path):
         load_demo_config({**good, "train": {**good["train"], "cdpo": {"config": "nope.yaml"}}})
     with pytest.raises(DemoError, match="eval.tasks: unknown task 'gsm9k'"):
         load_demo_config({**good, "eval": {**good["eval"], "tasks": ["gsm9k"]}})
-    with pytest.raises(DemoError, match="unexpected keyword argument 'limt'"):
+    with pytest.raises(DemoError, match="eval: unknown field 'limt'"):
         load_demo_config({**good, "eval": {"limt": 2}})
+    with pytest.raises(DemoError, match="train.sft: missing field 'config'"):
+        load_demo_config({**good, "train": {**good["train"], "sft": {"overrides": {}}}})
+    with pytest.raises(DemoError, match=r"generate\[0\]: expected a mapping"):
+        load_demo_config({**good, "generate": ["arithmetic"]})
     with pytest.raises(DemoError, match="does not exist"):
         load_demo_config(str(tmp_path / "missing.yaml"))
 

@@ -126,15 +126,11 @@ def load_demo_config(source: str | os.PathLike | Mapping[str, Any] | None = None
     unknown = sorted(set(data) - known)
     if unknown:
         raise DemoError(f"{where}: unknown field {unknown[0]!r}; known fields: {', '.join(sorted(known))}")
-    try:
-        train = {
-            k: TrainStage(**v) if isinstance(v, Mapping) else _bad(f"train.{k}", "a mapping")
-            for k, v in (data.pop("train", None) or {}).items()
-        }
-        ev = data.pop("eval", None) or {}
-        cfg = DemoConfig(**data, train=train, eval=EvalStage(**ev), path=path)
-    except TypeError as e:  # an unknown key inside train.* or eval
-        raise DemoError(f"{where}: {e}") from None
+    train = {}
+    for k, v in (data.pop("train", None) or {}).items():
+        train[k] = TrainStage(**_fields(TrainStage, v, f"{where}: train.{k}"))
+    ev = EvalStage(**_fields(EvalStage, data.pop("eval", None) or {}, f"{where}: eval"))
+    cfg = DemoConfig(**data, train=train, eval=ev, path=path)
     _validate(cfg, where)
     return cfg
 
@@ -160,13 +156,32 @@ def default_config_path() -> str:
     return str(repo) if repo.is_file() else DEFAULT_CONFIG
 
 
-def _bad(name: str, what: str):
-    raise DemoError(f"{name}: expected {what}")
+def _fields(cls, value: Any, where: str) -> dict[str, Any]:
+    """`value` as keyword arguments of dataclass `cls`, or an error naming the unknown field."""
+    if not isinstance(value, Mapping):
+        raise DemoError(f"{where}: expected a mapping, got {type(value).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise DemoError(f"{where}: unknown field {unknown[0]!r}; known fields: {', '.join(sorted(known))}")
+    missing = sorted(
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in value and f.default is f.default_factory is dataclasses.MISSING
+    )
+    if missing:
+        raise DemoError(f"{where}: missing field {missing[0]!r}")
+    return dict(value)
 
 
 def _validate(cfg: DemoConfig, where: str) -> None:
     if not cfg.generate or not isinstance(cfg.generate, list):
         raise DemoError(f"{where}: 'generate' must be a non-empty list of slices (problems + generate)")
+    for i, entry in enumerate(cfg.generate):
+        if not isinstance(entry, Mapping):
+            raise DemoError(f"{where}: generate[{i}]: expected a mapping (name, problems, generate)")
+    if not isinstance(cfg.build, Mapping):
+        raise DemoError(f"{where}: build: expected a mapping of build settings")
     names = [cfg.recipe(i)["name"] for i in range(len(cfg.generate))]
     if len(set(names)) != len(names):
         raise DemoError(f"{where}: generate: slice names must be unique, got {names}")
