@@ -20,8 +20,11 @@ How one :meth:`TransformersGenerator.generate` call is served:
    decoding), so a fully cached prompt costs one token.
 2. **One decode loop for every sample of every request.** Each request contributes ``n`` rows that start
    from its prompt's KV; all rows are decoded together, ``max_batch_size`` at a time, in a left-padded
-   batch (attention mask and per-row position ids). Finished rows leave the batch and queued rows take
-   their place (continuous batching), so ``n`` and the number of requests are not limited by the batch.
+   batch (attention mask and per-row position ids). A queued row takes a finished row's slot in place
+   (continuous batching): only its own prompt KV is copied in, right-aligned to the batch's current
+   column, so ragged finishes (stop strings) cost no batch-wide copy. The batch is rebuilt only to widen
+   it for a longer prompt, or to drop idle slots and dead columns. ``n`` and the number of requests are
+   not limited by the batch.
 3. **Completions are cached too** (``cache_completions=True``): the KV of a prompt plus its generated
    tokens is stored, so expanding a child node — whose prompt is the parent's prompt plus the parent's
    text — usually costs only the few tokens the search appends (closing tag, next tag, prefill).
