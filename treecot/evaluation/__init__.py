@@ -2,8 +2,8 @@
 
 - `treecot.evaluation.lighteval_tasks`: the lighteval custom-task module (gsm8k, arithmetic, math500,
   aime24, aime25, blocksworld, synthetic ifeval, ifbench) scored by treecot's verifiers and diagnostics.
-- `treecot.evaluation.runner`: `run_eval` / `treecot eval` — lighteval on CPU, offline, registering only
-  treecot's tasks; writes lighteval's results JSON, ``summary.json`` and ``summary.md``.
+- `treecot.evaluation.runner`: `run_eval` / `treecot eval` — lighteval on the CPU (or a GPU), offline,
+  registering only treecot's tasks; writes lighteval's results JSON, ``summary.json`` and ``summary.md``.
 - `treecot.evaluation.decode`: scoring of sampled responses (pass@k, Test@N) and MCTS decoding with the
   token-confidence value.
 - `treecot.evaluation.leaderboard`: push runs to a leaderboard dataset, compare runs (table + plot), and

