@@ -62,9 +62,14 @@ def test_demo_runs_every_stage(demo_run):
         assert (out / "models" / stage / "model.safetensors").is_file()
         assert any("loss" in x for x in results[stage]["log_history"])
     assert set(results["eval"]) == {"base", "sft", "cdpo"}
-    for rec in results["eval"].values():
+    for which, rec in results["eval"].items():
         summary = json.loads(Path(rec["summary"]).read_text())
         assert summary["tasks"]["gsm8k"]["n"] == 2 and "no_answer_rate" in summary["tasks"]["gsm8k"]
+        if which != "base":  # trained models carry their dataset version to the leaderboard
+            assert (summary["dataset_repo"], summary["dataset_revision"]) == (
+                build["dataset"],
+                build["revision"],
+            )
     board = load_versioned(results["leaderboard"]["leaderboard"], "results", split="train")
     assert len({r["run_id"] for r in board}) == 3
     assert set(results["leaderboard"]["table"]) == {"base", "sft", "cdpo"}

@@ -3,6 +3,7 @@ scripts on the tiny model, and a 2-process CPU `accelerate launch` (gloo) end to
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -216,6 +217,10 @@ def test_sft_script_runs_in_process(tmp_path, data_files):
     assert card.startswith("---\n") and "- sft\n" in card
     assert f"`{data_files['sft']}` (local)" in card and f"Recipe file: `{recipe}`" in card
     assert "| length ranks | shortest: 2, medium: 2, longest: 2 |" in card
+    # provenance for `treecot eval` / the leaderboard: the data and the recipe the model was trained on
+    prov = json.loads((tmp_path / "out-sft" / "treecot_provenance.json").read_text())
+    assert prov["dataset_repo"] == str(data_files["sft"]) and prov["recipe_file"] == str(recipe)
+    assert prov["recipe_hash"] == hashlib.sha256(recipe.read_bytes()).hexdigest()[:12]
 
 
 def test_dpo_script_runs_in_process_with_lora(tmp_path, data_files):

@@ -22,6 +22,7 @@ __all__ = [
     "load_policy",
     "load_training_datasets",
     "recipe_file_from_argv",
+    "write_provenance",
 ]
 
 _FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -224,6 +225,34 @@ def finish_training(trainer: Any, training_args: Any) -> None:
         trainer.create_model_card()
 
 
+def write_provenance(trainer: Any, output_dir: str, recipe_file: str | None = None) -> Path | None:
+    """Write ``treecot_provenance.json`` (the training dataset, its revision and the recipe's hash) to
+    `output_dir` on the main process; `treecot eval` reads it, so leaderboard rows name the data a model
+    was trained on."""
+    import hashlib
+    import json
+
+    if not trainer.accelerator.is_main_process:
+        return None
+    info = trainer.model_card_info
+    recipe_hash = None
+    if recipe_file and Path(recipe_file).is_file():
+        recipe_hash = hashlib.sha256(Path(recipe_file).read_bytes()).hexdigest()[:12]
+    data = {
+        "dataset_repo": info.get("dataset_name"),
+        "dataset_config": info.get("dataset_config"),
+        "dataset_revision": info.get("dataset_revision"),
+        "recipe_hash": recipe_hash,
+        "recipe_file": recipe_file,
+        "base_model": info.get("base_model"),
+    }
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "treecot_provenance.json"
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
 def run_training(
     trainer: Any, script_args: Any, model_args: Any, *, default_config: str, recipe_file: str | None = None
 ) -> Any:
@@ -232,6 +261,7 @@ def run_training(
     training_args = trainer.args
     describe_run(trainer, script_args, model_args, default_config=default_config, recipe_file=recipe_file)
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    write_provenance(trainer, training_args.output_dir, recipe_file)  # before a push: it is uploaded too
     finish_training(trainer, training_args)
     where = f"{training_args.output_dir}" + (
         f" and pushed to {trainer.hub_model_id}" if training_args.push_to_hub else ""
