@@ -11,6 +11,7 @@ import pytest
 
 from tests.fake_generator import FakeGenerator, ToyMathTask, last_open_tag, toy_problem
 from treecot.backends.base import Completion, GenerationResult
+from treecot.prompts import contract_system_prompt, with_system_prompt
 from treecot.search.mcts import (
     MCTS,
     MCTSConfig,
@@ -199,7 +200,7 @@ def test_expansion_is_one_request_per_child_type_with_n_samples():
         ("sub_task", 2, "A", 0),
         ("thinking", 3, "A", 0),
     ]
-    chat = gens["A"].apply_chat_template(ToyMathTask().prompt(toy_problem()))
+    chat = contract_chat(gens["A"])
     assert pending[0].request.prompt == chat + "<sub-task>Firstly, I need to break down this task."
     assert pending[0].prefill == "Firstly, I need to break down this task."
     assert pending[1].request.prompt == chat + "<thinking>"
@@ -234,7 +235,7 @@ def test_prompts_continue_the_serialized_path():
         b_script={"double-check": " ok"},
     )
     drive(search, gens)
-    chat = gens["A"].apply_chat_template(ToyMathTask().prompt(toy_problem()))
+    chat = contract_chat(gens["A"])
     answer = next(a for a in search.tree.answer_nodes() if a.visits)  # the one the rollout reached
     assert search.tree.serialize_path(answer.id) == (
         "<sub-task>Firstly, I need to break down this task.step</sub-task>\n"
@@ -253,6 +254,14 @@ def test_prompts_continue_the_serialized_path():
     assert gens["B"].requests and search.tree.node(answer.parent).role == "B"
 
 
+def contract_chat(gen) -> str:
+    """The chat prompt the search sends: the dataset's prompt contract (tag guide + answer format)."""
+    task = ToyMathTask()
+    return gen.apply_chat_template(
+        with_system_prompt(task.prompt(toy_problem()), contract_system_prompt(task))
+    )
+
+
 def test_hidden_types_are_left_out_of_later_prompts():
     patterns = {
         "root": {"thinking": 1},
@@ -264,7 +273,7 @@ def test_hidden_types_are_left_out_of_later_prompts():
     answer_request = [r for r in gens["A"].requests if last_open_tag(r.prompt) == "answer"][-1]
     assert last_open_tag(answer_request.prompt) == "answer"
     assert (
-        "double-check" not in answer_request.prompt
+        "double-check" not in answer_request.prompt.split("<|assistant|>")[-1]  # the tag guide names it
         and "<thinking>step</thinking>\n<answer>" in answer_request.prompt
     )
 

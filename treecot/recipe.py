@@ -96,9 +96,15 @@ class ProblemsSpec:
 
 @dataclass
 class GenerateSpec:
+    """patterns: node patterns (default: the task's domain); models per role; search: MCTSConfig fields;
+    system_prompt: the dataset's system prompt, seen by the generators and copied into every training row
+    (default: `treecot.prompts.contract_system_prompt(task)`: the tag guide plus the task's answer format);
+    output_dir: tree shards; problems_in_flight: problems searched at once."""
+
     patterns: str | None = None  # default: the task's domain patterns
     models: dict[str, ModelSpec] = field(default_factory=lambda: {"A": ModelSpec(), "B": ModelSpec()})
     search: dict[str, Any] = field(default_factory=dict)  # treecot.search.mcts.MCTSConfig fields
+    system_prompt: str | None = None
     output_dir: str = "outputs/trees"
     problems_in_flight: int = 8
 

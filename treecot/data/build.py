@@ -129,9 +129,10 @@ def run_build(
     from datasets import Dataset
 
     from treecot import __version__
-    from treecot.data.extract import DEFAULT_SYSTEM_PROMPT, build_rows, tree_paths
+    from treecot.data.extract import build_rows, tree_paths, tree_system_prompt
     from treecot.data.hub import redact
     from treecot.models import load_tokenizer
+    from treecot.prompts import CONTRACT_FILE, PromptContract
     from treecot.search.tree import Tree
 
     if not isinstance(recipe, Recipe):
@@ -145,10 +146,11 @@ def run_build(
     tree_dicts, search_hash = load_trees(trees_dir)
     tokenizer = load_tokenizer(spec.student)
     trees = [Tree.from_dict(t) for t in tree_dicts]
+    _check_system_prompt(spec.system_prompt, trees, tree_system_prompt)
     sft, dpo, report = build_rows(
         trees,
         tokenizer,
-        system_prompt=spec.system_prompt or DEFAULT_SYSTEM_PROMPT,
+        system_prompt=spec.system_prompt,
         sft_length=spec.sft_length,
         dpo_length=spec.dpo_length,
     )
@@ -159,6 +161,7 @@ def run_build(
             p.n_tokens for p in tree_paths(t, count, correct=True)
         )
     print(f"[treecot build] {report.summary()}", flush=True)
+    contract = PromptContract.from_rows(sft, dpo)
 
     configs: dict[str, Any] = {"trees": _tree_dataset(tree_dicts)}
     if sft:
@@ -203,10 +206,12 @@ def run_build(
             "dpo_pairs": len(dpo),
         },
         "cost": {k: v for k, v in cost.items() if k != "rollouts"},
+        "prompt_contract": contract.to_dict(),
         "treecot_version": __version__,
     }
     with tempfile.TemporaryDirectory() as tmp:
         extra = _histograms(sft, dpo, all_lengths, Path(tmp))
+    extra[CONTRACT_FILE] = contract.to_json().encode()
     repo = push_to_hub or spec.push_to_hub
     from treecot.data.hub import push_dataset
 
@@ -234,7 +239,29 @@ def run_build(
     where = getattr(result, "url_or_path", "")
     print(f"[treecot build] {'skipped (already complete)' if result.skipped else 'wrote'} {where} "
           f"(branch {result.branch}{', tag ' + result.tag if result.tag else ''})", flush=True)  # fmt: skip
-    return {"report": report.to_dict(), "result": result, "config_hash": run_hash, "card": card}
+    return {
+        "report": report.to_dict(),
+        "result": result,
+        "config_hash": run_hash,
+        "card": card,
+        "contract": contract,
+    }
+
+
+def _check_system_prompt(given: str | None, trees: list, recorded) -> None:
+    """`build.system_prompt` may only restate the prompt the trees were searched with (the contract)."""
+    if given is None:
+        return
+    for tree in trees:
+        if (tree.generator or {}).get("system_prompt") is None:
+            continue  # old trees: the build's prompt is all there is
+        searched = recorded(tree)
+        if searched != given:
+            raise RecipeError(
+                f"build.system_prompt differs from the prompt problem {tree.problem.get('id')!r} was searched "
+                f"with ({searched[:80]!r}…): a dataset's rows carry the search prompt. Set "
+                "generate.system_prompt and regenerate, or drop build.system_prompt"
+            )
 
 
 def run_distill(

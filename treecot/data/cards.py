@@ -19,6 +19,9 @@ that slipped into a recipe never reaches a card.
     yield            {"problems", "solved", "paths", "correct_paths", …}: counts; "yield" is derived
     cost             {"llm_calls", "prefill_tokens", "generated_tokens", "cache_hit_tokens", "wall_seconds", …}
     histograms       [{"title": str, "path": "histograms/sft_lengths.png"}]  (files pushed alongside)
+    prompt_contract  `treecot.prompts.PromptContract.to_dict()`: the system prompt of each task (used at
+                     search time, in every row and at evaluation) and its training-response lengths
+    quality          {measure: value}: what the build dropped and why, shared-prefix and reflection figures
 """
 
 from __future__ import annotations
@@ -170,6 +173,8 @@ def render_dataset_card(info: Mapping[str, Any], template: str | os.PathLike | N
             {"title": h.get("title") or Path(h["path"]).stem, "path": h["path"]}
             for h in info.get("histograms") or []
         ],
+        "prompts": _prompt_rows(info.get("prompt_contract")),
+        "quality_stats": _stat_rows(info.get("quality") or {}, {}),
         "recipe_yaml": yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True, width=110)
         if recipe
         else "",
@@ -266,6 +271,16 @@ def _format(value: Any) -> str:
 def _stat_rows(stats: Mapping[str, Any], labels: Mapping[str, str]) -> list[dict[str, str]]:
     ordered = [k for k in labels if k in stats] + [k for k in stats if k not in labels]
     return [{"label": labels.get(k, k.replace("_", " ")), "value": _format(stats[k])} for k in ordered]
+
+
+def _prompt_rows(contract: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    if not contract:
+        return []
+    lengths = contract.get("response_tokens") or {}
+    return [
+        {"task": task, "system_prompt": prompt, "tokens": lengths.get(task) or {}}
+        for task, prompt in (contract.get("system_prompts") or {}).items()
+    ]
 
 
 def _yield_rows(stats: Mapping[str, Any]) -> list[dict[str, str]]:

@@ -17,18 +17,29 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from treecot.data.balance import LENGTH_CHOICES, rank_labels, select_by_length
+from treecot.prompts import TAG_GUIDE, contract_system_prompt
 from treecot.search.tree import Node, Tree
 
 DATA_SCHEMA_VERSION = 1
 
-#: Default system prompt of recipes: explains the node tags to the student.
-DEFAULT_SYSTEM_PROMPT = (
-    "You are a careful reasoner. Think step by step in tagged sections before answering: "
-    "<sub-task> breaks the problem down, <thinking> is one reasoning step, <hypothesis> proposes an "
-    "assumption, <double-check> verifies requirements and results, <reflection> admits an error, "
-    "<reclarify> restates the problem, and <answer> gives the final answer. "
-    "Always finish with an <answer> section."
-)
+#: The tag guide alone (`treecot.prompts.TAG_GUIDE`): the prompt of trees that record none and whose task
+#: is unknown. A dataset's prompt is normally the one its trees were searched with (`tree_system_prompt`).
+DEFAULT_SYSTEM_PROMPT = TAG_GUIDE
+
+
+def tree_system_prompt(tree: Tree) -> str:
+    """The system prompt `tree` was searched with (`generator["system_prompt"]`, the prompt contract).
+
+    Trees written before treecot recorded it get `contract_system_prompt` of their task (the tag guide
+    alone when the task is not registered).
+    """
+    recorded = (tree.generator or {}).get("system_prompt")
+    if recorded is not None:
+        return str(recorded)
+    from treecot.tasks import get_task, task_names
+
+    task = str(tree.problem.get("task", ""))
+    return contract_system_prompt(get_task(task)) if task in task_names() else DEFAULT_SYSTEM_PROMPT
 
 
 @dataclass
@@ -132,13 +143,15 @@ def build_rows(
     trees: Iterable[Tree],
     tokenizer,
     *,
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+    system_prompt: str | None = None,
     sft_length: str = "longest",
     dpo_length: str = "shortest",
     source: str = "mcts",
 ) -> tuple[list[dict], list[dict], BuildReport]:
     """SFT rows and preference rows from trees, with Thoughts Length Balance and deduplication.
 
+    system_prompt: None (default) uses each tree's own search prompt (`tree_system_prompt`), so the rows
+    carry exactly what the generators saw; a string overrides it for every row.
     sft_length / dpo_length: which correct paths of each problem to use — "shortest", "medium",
     "longest" or "all" (paper: longest for SFT, shortest for DPO). Lengths are counted in `tokenizer`'s
     tokens (the STUDENT's).
@@ -163,7 +176,9 @@ def build_rows(
             continue
         labels = rank_labels([p.n_tokens for p in correct])
         label_of = {p.answer_id: lab for p, lab in zip(correct, labels)}
-        prompt = prompt_messages(problem, system_prompt)
+        prompt = prompt_messages(
+            problem, tree_system_prompt(tree) if system_prompt is None else system_prompt
+        )
 
         for p in select_by_length(correct, sft_length, key=lambda p: p.n_tokens):
             key = _hash(prompt, p.text)

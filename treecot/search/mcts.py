@@ -548,9 +548,22 @@ class MCTS:
 # -- driver ----------------------------------------------------------------------------------------------
 
 
-def render_chat_prompts(task: Task, problem: Mapping[str, Any], generators: Mapping[str, Generator]) -> dict:
-    """Role → `generator.apply_chat_template(task.prompt(problem))` of that role's generator."""
-    messages = task.prompt(dict(problem))
+def render_chat_prompts(
+    task: Task,
+    problem: Mapping[str, Any],
+    generators: Mapping[str, Generator],
+    system_prompt: str | None = None,
+) -> dict:
+    """Role → the chat prompt (system + user, generation prompt added) of that role's generator.
+
+    system_prompt: the dataset's system prompt (`treecot.prompts`); default: `contract_system_prompt(task)`,
+    which explains the node tags and the task's answer format.
+    """
+    from treecot.prompts import contract_system_prompt, with_system_prompt
+
+    if system_prompt is None:
+        system_prompt = contract_system_prompt(task)
+    messages = with_system_prompt(task.prompt(dict(problem)), system_prompt)
     return {
         role: gen.apply_chat_template(messages, add_generation_prompt=True)
         for role, gen in generators.items()
@@ -599,6 +612,7 @@ def run_search(
     progress: bool | Callable[[int, int, Tree], None] | None = None,
     max_in_flight: int | None = None,
     on_step: Callable[[list[Tree]], None] | None = None,
+    system_prompt: str | None = None,
 ) -> list[Tree]:
     """Search every problem, advancing all in-flight searches in lock-step.
 
@@ -616,6 +630,8 @@ def run_search(
         max_in_flight: most problems searched at once (default: all).
         on_step:       called after every step with the trees still being searched (live progress:
                        their `stats` hold rollouts, correct paths and generated tokens so far).
+        system_prompt: the system prompt every generator sees (the dataset's prompt contract, recorded in
+                       each tree as `generator["system_prompt"]`); default `contract_system_prompt(task)`.
     """
     if generators is None:
         raise ValueError("run_search needs generators: {'A': Generator, 'B': Generator} or one Generator")
@@ -628,7 +644,11 @@ def run_search(
     pats = load_patterns(patterns) if patterns is not None else patterns_for_task(task)
     config = config or MCTSConfig()
     gens = _role_map(generators, pats)
-    info = generator_info(gens, config)
+    if system_prompt is None:
+        from treecot.prompts import contract_system_prompt
+
+        system_prompt = contract_system_prompt(task)
+    info = {**generator_info(gens, config), "system_prompt": system_prompt}
     problems = list(problems)
     total = len(problems)
     trees: list[Tree | None] = [None] * total
@@ -660,7 +680,7 @@ def run_search(
                     task,
                     pats,
                     config,
-                    chat_prompts=render_chat_prompts(task, problem, gens),
+                    chat_prompts=render_chat_prompts(task, problem, gens, system_prompt),
                     generator=info,
                 )
                 if search.done:

@@ -172,6 +172,7 @@ def run_generate(
     generators: pre-built {"A": …, "B": …} (tests, notebooks); default: built from the recipe.
     """
     from treecot.search.mcts import MCTSConfig, config_hash, render_chat_prompts, run_search
+    from treecot.prompts import contract_system_prompt
     from treecot.search.patterns import load_patterns, patterns_for_task
     from treecot.tasks import get_task
 
@@ -185,6 +186,7 @@ def run_generate(
     patterns = load_patterns(spec.patterns) if spec.patterns else patterns_for_task(task)
     search_cfg = {"seed": recipe.seed, **spec.search}
     config = MCTSConfig(**search_cfg)
+    system_prompt = spec.system_prompt if spec.system_prompt is not None else contract_system_prompt(task)
 
     limit = recipe.problems.limit
     # Generated problem sets (blocksworld, arithmetic) make only what the slice needs.
@@ -197,7 +199,7 @@ def run_generate(
 
     # The config hash names the run: it depends on the recipe's models, not on loaded objects.
     described = {role: m.__dict__ for role, m in sorted(spec.models.items())}
-    run_hash = config_hash(config, patterns, {"models": described})
+    run_hash = config_hash(config, patterns, {"models": described, "system_prompt": system_prompt})
     out_dir = Path(spec.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     shard_path = out_dir / f"trees-{run_hash}-{shard.suffix}.jsonl"
@@ -232,7 +234,7 @@ def run_generate(
                 out.flush()
                 os.fsync(out.fileno())
                 written.append(d)
-                for role, prompt in render_chat_prompts(task, tree.problem, gens).items():
+                for role, prompt in render_chat_prompts(task, tree.problem, gens, system_prompt).items():
                     release = getattr(gens[role], "release", None)
                     if callable(release):  # evict the finished problem's prefix caches
                         release(prompt)
@@ -271,6 +273,7 @@ def run_generate(
                     progress=on_tree,
                     max_in_flight=spec.problems_in_flight,
                     on_step=on_step,
+                    system_prompt=system_prompt,
                 )
             finally:
                 if bar is not None:

@@ -124,13 +124,9 @@ _QUESTION_SUFFIX = (
 SYSTEM_PROMPT = (
     "You are a careful planner solving Blocksworld problems. Think step by step about which blocks must "
     "move, checking every action against the rules. Then give the final plan inside <answer> and "
-    "</answer>, one action per line, for example:\n"
-    "<answer>\n"
-    "unstack the red block from on top of the blue block\n"
-    "put down the red block\n"
-    "pick up the blue block\n"
-    "stack the blue block on top of the red block\n"
-    "</answer>"
+    '</answer>, one action per line, each phrased as one of: "pick up the X block", "put down the X '
+    'block", "unstack the X block from on top of the Y block", "stack the X block on top of the Y '
+    "block\" (X and Y are the colours of the problem's blocks)."
 )
 
 Fact = tuple[str, ...]

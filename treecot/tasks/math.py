@@ -603,7 +603,7 @@ GSM8K_SYSTEM_PROMPT = (
     "You are a careful mathematician. Solve the problem step by step, showing your reasoning. "
     "Then state the final answer once, at the end, in the form: The answer is: \\boxed{ANSWER}. "
     "The answer is a single number: write only the number inside \\boxed{}, without units, "
-    "currency signs or thousands separators, e.g. \\boxed{1250}."
+    "currency signs or thousands separators."
 )
 AIME_SYSTEM_PROMPT = (
     "You are a careful mathematician. Solve the problem step by step, showing your reasoning. "
