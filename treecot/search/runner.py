@@ -171,8 +171,8 @@ def run_generate(
 
     generators: pre-built {"A": …, "B": …} (tests, notebooks); default: built from the recipe.
     """
-    from treecot.search.mcts import MCTSConfig, config_hash, render_chat_prompts, run_search
     from treecot.prompts import contract_system_prompt
+    from treecot.search.mcts import MCTSConfig, config_hash, render_chat_prompts, run_search
     from treecot.search.patterns import load_patterns, patterns_for_task
     from treecot.tasks import get_task
 
