@@ -191,3 +191,42 @@ def test_run_eval_rejects_bad_arguments(tiny_dir, tmp_path):
         run_eval(str(tiny_dir), "gsm8k", limit=0, output_dir=tmp_path)
     with pytest.raises(ValueError, match="unknown device 'gpu0'"):
         run_eval(str(tiny_dir), "gsm8k", device="gpu0", output_dir=tmp_path)
+
+
+def test_a_trained_model_is_evaluated_under_its_training_prompt_and_budget(tiny_dir, tmp_path):
+    """The model's provenance carries its data's prompt contract: evaluation renders that system prompt and
+    warns, naming both numbers, when the budget is below the training responses' 95th percentile."""
+    import shutil
+
+    from treecot.evaluation.runner import run_eval
+    from treecot.models import load_tokenizer
+    from treecot.prompts import BudgetWarning
+
+    model = tmp_path / "trained"
+    shutil.copytree(tiny_dir, model)
+    contract = {
+        "system_prompts": {"gsm8k": "Trained prompt: use <thinking> and <answer> sections."},
+        "response_tokens": {"gsm8k": {"n": 20, "p50": 30, "p95": 64, "max": 80}},
+    }
+    (model / "treecot_provenance.json").write_text(json.dumps({"prompt_contract": contract}))
+    with pytest.warns(BudgetWarning, match=r"max_new_tokens=8 is below the 95th percentile \(64 tokens\)"):
+        run = run_eval(
+            str(model), ["gsm8k"], limit=1, max_new_tokens=8, output_dir=tmp_path / "out", progress=False
+        )
+    assert run.summary["prompt"]["sources"] == {"gsm8k": "model"}
+    assert run.summary["prompt"]["system_prompts"]["gsm8k"] == contract["system_prompts"]["gsm8k"]
+    assert run.summary["warnings"] and "64 tokens" in run.summary["warnings"][0]
+    details = _details(run, "gsm8k")
+    prompt = load_tokenizer("tiny").decode(list(details.iloc[0]["model_response"]["input_tokens"]))
+    assert prompt.startswith("<|im_start|>system\n" + contract["system_prompts"]["gsm8k"])
+    # --system-prompt task evaluates the same model under the task's own prompt, without the warning
+    other = run_eval(
+        str(model),
+        ["gsm8k"],
+        limit=1,
+        max_new_tokens=8,
+        output_dir=tmp_path / "out-task",
+        progress=False,
+        system_prompt="task",
+    )
+    assert other.summary["prompt"]["sources"] == {"gsm8k": "task"} and other.summary["warnings"] == []

@@ -221,6 +221,16 @@ def test_sft_script_runs_in_process(tmp_path, data_files):
     prov = json.loads((tmp_path / "out-sft" / "treecot_provenance.json").read_text())
     assert prov["dataset_repo"] == str(data_files["sft"]) and prov["recipe_file"] == str(recipe)
     assert prov["recipe_hash"] == hashlib.sha256(recipe.read_bytes()).hexdigest()[:12]
+    # ... and the prompt contract of its rows: `treecot eval` evaluates under the prompt it was trained with
+    rows = sft_rows()
+    assert prov["prompt_contract"]["system_prompts"] == {"gsm8k": rows[0]["messages"][0]["content"]}
+    lengths = sorted(r["n_tokens"] for r in rows)
+    assert prov["prompt_contract"]["response_tokens"]["gsm8k"] == {
+        "n": 6,
+        "p50": lengths[2],
+        "p95": lengths[-1],
+        "max": lengths[-1],
+    }
 
 
 def test_dpo_script_runs_in_process_with_lora(tmp_path, data_files):

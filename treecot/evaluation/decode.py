@@ -257,12 +257,14 @@ def mcts_decode(
     *,
     n_answers: int = 1,
     progress: bool | Callable[[int, int, Any], None] | None = None,
+    system_prompt: str | None = None,
 ) -> list[MCTSDecodeResult]:
     """Decode every problem by confidence-valued MCTS (see the module docstring); one result per problem.
 
     `generators` is one `Generator` (both roles) or ``{"A": …, "B": …}``. A problem whose search produced
     no answer node gets the empty text (it counts as no answer). Fewer than `n_answers` distinct answers
-    are padded with the best one, so Test@N always sees N samples.
+    are padded with the best one, so Test@N always sees N samples. `system_prompt`: the prompt contract's
+    system prompt (default `treecot.prompts.contract_system_prompt(task)`).
     """
     from treecot.search.mcts import run_search
 
@@ -280,6 +282,7 @@ def mcts_decode(
         generators=generators,
         config=config.to_mcts_config(),
         progress=progress,
+        system_prompt=system_prompt,
     )
     results = []
     for tree in trees:

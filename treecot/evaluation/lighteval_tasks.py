@@ -54,6 +54,7 @@ __all__ = [
     "DEFAULT_MAX_NEW_TOKENS",
     "EVAL_TASKS",
     "PREFIX",
+    "PromptFunction",
     "TreecotScorer",
     "lighteval_name",
     "materialize",
@@ -140,10 +141,16 @@ def materialize(task: str, limit: int | None = None, root: str | os.PathLike | N
     return target
 
 
-def prompt_fn(line: dict, task_name: str = "") -> Doc:
-    """lighteval prompt function: a materialized row -> `Doc` (see the module docstring)."""
+def prompt_fn(line: dict, task_name: str = "", system_prompt: str | None = None) -> Doc:
+    """lighteval prompt function: a materialized row -> `Doc` (see the module docstring).
+
+    system_prompt: replaces the task's own system prompt (the prompt contract of the data a model was
+    trained on, `treecot.prompts`); None keeps `Task.prompt`'s.
+    """
+    from treecot.prompts import with_system_prompt
+
     problem = json.loads(line["problem"])
-    messages = _task(problem["task"]).prompt(problem)
+    messages = with_system_prompt(_task(problem["task"]).prompt(problem), system_prompt)
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system" and m["content"])
     user = "\n\n".join(m["content"] for m in messages if m["role"] == "user")
     instruction = f"{system}\n\n" if system else None
@@ -155,6 +162,19 @@ def prompt_fn(line: dict, task_name: str = "") -> Doc:
         specific={"problem": line["problem"], "messages": json.dumps(messages, ensure_ascii=False)},
         task_name=task_name,
     )
+
+
+class PromptFunction:
+    """`prompt_fn` bound to one system prompt (a picklable callable for `LightevalTaskConfig`)."""
+
+    def __init__(self, system_prompt: str | None = None):
+        self.system_prompt = system_prompt
+
+    def __call__(self, line: dict, task_name: str = "") -> Doc:
+        return prompt_fn(line, task_name, self.system_prompt)
+
+    def __repr__(self) -> str:
+        return f"PromptFunction(system_prompt={self.system_prompt!r})"
 
 
 def instruction_level_ratio(items: list) -> float:
@@ -223,13 +243,17 @@ def task_config(
     n_samples: int = 1,
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     data_root: str | os.PathLike | None = None,
+    system_prompt: str | None = None,
 ) -> LightevalTaskConfig:
-    """A `LightevalTaskConfig` for `task` over its materialized problems (the first `limit`)."""
+    """A `LightevalTaskConfig` for `task` over its materialized problems (the first `limit`).
+
+    system_prompt: the system prompt of every Doc (default: the task's own, `Task.prompt`).
+    """
     name = lighteval_name(task)
     data = materialize(task, limit=limit, root=data_root)
     return LightevalTaskConfig(
         name=name,
-        prompt_function=prompt_fn,
+        prompt_function=prompt_fn if system_prompt is None else PromptFunction(system_prompt),
         hf_repo=str(data),
         hf_subset="default",
         hf_avail_splits=["test"],
@@ -244,10 +268,14 @@ def task_config(
 
 
 def task_configs(
-    tasks: list[str] | tuple[str, ...] | None = None, **kwargs: Any
+    tasks: list[str] | tuple[str, ...] | None = None,
+    system_prompts: dict[str, str | None] | None = None,
+    **kwargs: Any,
 ) -> list[LightevalTaskConfig]:
-    """Configs of `tasks` (default: all of `EVAL_TASKS`); keyword arguments go to `task_config`."""
-    return [task_config(t, **kwargs) for t in (tasks or list(EVAL_TASKS))]
+    """Configs of `tasks` (default: all of `EVAL_TASKS`); `system_prompts` maps a task to its system
+    prompt (missing: the task's own); other keyword arguments go to `task_config`."""
+    prompts = system_prompts or {}
+    return [task_config(t, system_prompt=prompts.get(t), **kwargs) for t in (tasks or list(EVAL_TASKS))]
 
 
 def __getattr__(name: str) -> Any:

@@ -60,11 +60,13 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "EvalRun",
+    "PromptChoice",
     "add_eval_arguments",
     "eval_from_args",
     "eval_main",
     "format_markdown",
     "model_revision",
+    "resolve_prompts",
     "run_eval",
     "shim_xxhash",
 ]
@@ -208,7 +210,9 @@ def _lighteval_classes() -> dict[str, type]:
             decode_config: MCTSDecodeConfig,
             n_answers: int,
             trees_path=None,
+            system_prompts: Mapping[str, str] | None = None,
         ):
+            self.system_prompts = dict(system_prompts or {})
             self.config = config
             self.generator = generator
             self._tokenizer = tokenizer
@@ -251,6 +255,7 @@ def _lighteval_classes() -> dict[str, type]:
                     self.decode_config,
                     n_answers=self.n_answers,
                     progress=getattr(self, "show_progress", True),
+                    system_prompt=self.system_prompts.get(task_name),
                 )
                 for i, result in zip(indices, results):
                     responses[i] = ModelResponse(
@@ -404,6 +409,112 @@ def _tokenizer_source(model: str) -> str:
     return str(path) if path.is_dir() else resolve_model_path(model)
 
 
+# ----------------------------------------------------------------------------------------- prompts
+
+#: `system_prompt` values that name a prompt instead of giving one.
+TASK_PROMPT = "task"
+CONTRACT_PROMPT = "contract"
+
+
+@dataclass
+class PromptChoice:
+    """The system prompt of each evaluated task and where it came from.
+
+    system_prompts: task -> the system prompt every Doc of that task is rendered with.
+    sources:        task -> "dataset" (`prompt_from`), "model" (the model's `treecot_provenance.json`),
+                    "given" (`system_prompt` text), "task" (the task's own answer-format prompt) or
+                    "contract-default" (`treecot.prompts.contract_system_prompt`: the tag guide plus the
+                    task's answer format, for a task the contract does not cover).
+    contract:       the prompt contract read (None when the prompt came from elsewhere).
+    """
+
+    system_prompts: dict[str, str]
+    sources: dict[str, str]
+    contract: Any = None
+    origin: str = ""
+
+
+def _contract_from_dataset(source: str, revision: str | None) -> Any:
+    from treecot.data.hub import load_versioned
+    from treecot.prompts import PromptContract
+
+    sft = dpo = ()
+    errors = []
+    for config in ("sft", "dpo"):
+        try:
+            rows = load_versioned(source, config, revision=revision, split="train")
+        except Exception as err:  # noqa: BLE001 — a dataset may hold either config
+            errors.append(f"{config}: {err}")
+            continue
+        if config == "sft":
+            sft = rows
+        else:
+            dpo = rows
+    if not sft and not dpo:
+        raise ValueError(
+            f"--prompt-from {source!r}: no 'sft' or 'dpo' config to read the prompt from ({'; '.join(errors)})"
+        )
+    return PromptContract.from_rows(sft, dpo)
+
+
+def resolve_prompts(
+    model: str,
+    tasks: Sequence[str],
+    *,
+    system_prompt: str | None = None,
+    prompt_from: str | None = None,
+    prompt_revision: str | None = None,
+) -> PromptChoice:
+    """Which system prompt each task is evaluated under (the prompt contract, `treecot.prompts`).
+
+    In order: `system_prompt` ("task": each task's own prompt; "contract": the default dataset prompt;
+    any other text: that text for every task); the contract of dataset `prompt_from` (at
+    `prompt_revision`); the contract in the model directory's ``treecot_provenance.json`` (what the model
+    was trained with); else each task's own prompt. A task the contract does not cover gets
+    `contract_system_prompt(task)`, the prompt a dataset of that task would carry.
+    """
+    from treecot.prompts import PromptContract, contract_system_prompt
+    from treecot.tasks import get_task
+
+    def own(task: str) -> str:
+        return get_task(task).system_prompt
+
+    if system_prompt is not None:
+        if system_prompt == TASK_PROMPT:
+            return PromptChoice({t: own(t) for t in tasks}, dict.fromkeys(tasks, "task"), origin="task")
+        if system_prompt == CONTRACT_PROMPT:
+            prompts = {t: contract_system_prompt(get_task(t)) for t in tasks}
+            return PromptChoice(prompts, dict.fromkeys(tasks, "contract-default"), origin="contract-default")
+        return PromptChoice(
+            dict.fromkeys(tasks, system_prompt), dict.fromkeys(tasks, "given"), origin="given"
+        )
+    contract, origin, source = None, "", ""
+    if prompt_from is not None:
+        contract = _contract_from_dataset(prompt_from, prompt_revision)
+        origin = f"dataset {prompt_from}" + (f"@{prompt_revision}" if prompt_revision else "")
+        source = "dataset"
+    else:
+        path = Path(str(model)).expanduser() / PROVENANCE_FILE
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text()).get("prompt_contract")
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path} is not valid JSON: {err}") from None
+            if data:
+                contract = PromptContract.from_dict(data)
+                origin, source = f"model provenance {path}", "model"
+    if contract is None:
+        return PromptChoice({t: own(t) for t in tasks}, dict.fromkeys(tasks, "task"), origin="task")
+    prompts, sources = {}, {}
+    for t in tasks:
+        text = contract.system_prompt(t)
+        if text is None:
+            prompts[t], sources[t] = contract_system_prompt(get_task(t)), "contract-default"
+        else:
+            prompts[t], sources[t] = text, source
+    return PromptChoice(prompts, sources, contract, origin)
+
+
 # ----------------------------------------------------------------------------------------- run_eval
 
 
@@ -451,6 +562,9 @@ def run_eval(
     provenance: Mapping[str, Any] | None = None,
     loaded: tuple[Any, Any] | None = None,
     progress: bool = True,
+    system_prompt: str | None = None,
+    prompt_from: str | None = None,
+    prompt_revision: str | None = None,
 ) -> EvalRun:
     """Evaluate `model` on treecot's `tasks` with lighteval (CPU, offline) and write the outputs.
 
@@ -474,6 +588,14 @@ def run_eval(
             read from ``<model dir>/treecot_provenance.json`` when present), carried to the leaderboard.
         loaded: an already loaded ``(model, tokenizer)`` for `model` (benchmarks reuse one model).
         progress: show lighteval's progress bars.
+        system_prompt: the system prompt of every task ("task": each task's own answer-format prompt;
+            "contract": the default prompt of a treecot dataset). Default: the prompt the model was
+            trained with (its ``treecot_provenance.json``), else each task's own; see `resolve_prompts`.
+        prompt_from, prompt_revision: read the system prompts from this treecot dataset (its rows' prompt
+            contract) at this revision instead.
+
+    A `treecot.prompts.BudgetWarning` is issued when `max_new_tokens` is below the 95th percentile of the
+    training responses' lengths of a task (from the prompt contract); the summary records it.
     """
     task_names = _parse_tasks(tasks)
     _check_positive("limit", limit, allow_none=True)
@@ -495,6 +617,20 @@ def run_eval(
     device = resolve_device(device)
     mcts_config = mcts_config or MCTSDecodeConfig(seed=seed)
     provenance_info = _provenance(model, provenance)
+    if system_prompt is not None and prompt_from is not None:
+        raise ValueError("give system_prompt or prompt_from, not both")
+    prompts = resolve_prompts(
+        model,
+        task_names,
+        system_prompt=system_prompt,
+        prompt_from=prompt_from,
+        prompt_revision=prompt_revision,
+    )
+    budget_warnings = []
+    if prompts.contract is not None:
+        budget_warnings = prompts.contract.check_budget(max_new_tokens, task_names)
+        for text in budget_warnings:
+            logger.warning(text)
     out = Path(output_dir) if output_dir is not None else Path("outputs") / "eval" / model_slug(model)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -517,10 +653,23 @@ def run_eval(
             provenance=provenance_info,
             loaded=loaded,
             progress=progress,
+            prompts=prompts,
+            budget_warnings=budget_warnings,
         )
 
 
-def _run(model: str, task_names: list[str], *, out: Path, loaded, provenance, progress, **s: Any) -> EvalRun:
+def _run(
+    model: str,
+    task_names: list[str],
+    *,
+    out: Path,
+    loaded,
+    provenance,
+    progress,
+    prompts: PromptChoice,
+    budget_warnings: list[str],
+    **s: Any,
+) -> EvalRun:
     import torch
     import transformers
 
@@ -541,7 +690,11 @@ def _run(model: str, task_names: list[str], *, out: Path, loaded, provenance, pr
     classes = _lighteval_classes()
     shim_xxhash()
     configs = task_configs(
-        task_names, limit=s["limit"], n_samples=s["samples"], max_new_tokens=s["max_new_tokens"]
+        task_names,
+        system_prompts=prompts.system_prompts,
+        limit=s["limit"],
+        n_samples=s["samples"],
+        max_new_tokens=s["max_new_tokens"],
     )
     config = classes["TreecotModelConfig"](
         model_name=model_slug(model),
@@ -566,7 +719,7 @@ def _run(model: str, task_names: list[str], *, out: Path, loaded, provenance, pr
         trees_path = out / "mcts_trees.jsonl"
         trees_path.unlink(missing_ok=True)
         lm = classes["MCTSDecodeModel"](
-            generator, tokenizer, config, s["mcts_config"], s["samples"], trees_path
+            generator, tokenizer, config, s["mcts_config"], s["samples"], trees_path, prompts.system_prompts
         )
     else:
         lm = classes["TreecotTransformersModel"].wrap(hf_model, config)
@@ -615,6 +768,13 @@ def _run(model: str, task_names: list[str], *, out: Path, loaded, provenance, pr
         lighteval_version=getattr(lighteval, "__version__", "unknown"),
         results_path=results_path.relative_to(out).as_posix(),
     )
+    summary["prompt"] = {
+        "origin": prompts.origin,
+        "sources": dict(prompts.sources),
+        "system_prompts": dict(prompts.system_prompts),
+        "response_tokens": dict(prompts.contract.response_tokens) if prompts.contract is not None else {},
+    }
+    summary["warnings"] = list(budget_warnings)
     summary_path = out / "summary.json"
     summary_path.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
     markdown_path = out / "summary.md"
@@ -750,6 +910,17 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     )
     parser.add_argument("--dataset-revision", default=None)
     parser.add_argument("--recipe-hash", default=None)
+    prompt = parser.add_mutually_exclusive_group()
+    prompt.add_argument(
+        "--system-prompt",
+        default=None,
+        help="system prompt of every task: 'task' (each task's own), 'contract' (a treecot dataset's default) "
+        "or the text itself; default: the prompt the model was trained with (treecot_provenance.json)",
+    )
+    prompt.add_argument(
+        "--prompt-from", default=None, help="read the system prompts from this treecot dataset's rows"
+    )
+    parser.add_argument("--prompt-revision", default=None, help="revision of --prompt-from")
     parser.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -783,6 +954,9 @@ def eval_from_args(args: argparse.Namespace) -> EvalRun:
             "recipe_hash": args.recipe_hash,
         },
         progress=not args.no_progress,
+        system_prompt=args.system_prompt,
+        prompt_from=args.prompt_from,
+        prompt_revision=args.prompt_revision,
     )
     print(format_markdown(run.summary))
     print(f"lighteval results: {run.results_path}\nsummary: {run.summary_path}\ntable: {run.markdown_path}")

@@ -17,6 +17,7 @@ from typing import Any
 __all__ = [
     "TrainScriptArguments",
     "check_placeholders",
+    "dataset_contract",
     "describe_run",
     "finish_training",
     "load_policy",
@@ -225,10 +226,31 @@ def finish_training(trainer: Any, training_args: Any) -> None:
         trainer.create_model_card()
 
 
-def write_provenance(trainer: Any, output_dir: str, recipe_file: str | None = None) -> Path | None:
-    """Write ``treecot_provenance.json`` (the training dataset, its revision and the recipe's hash) to
-    `output_dir` on the main process; `treecot eval` reads it, so leaderboard rows name the data a model
-    was trained on."""
+def dataset_contract(dataset: Any) -> dict[str, Any] | None:
+    """The prompt contract (`treecot.prompts.PromptContract`) the training rows carry: the system prompt of
+    each task and the lengths of the responses the model is trained to write. None for rows that are not
+    treecot's (no `task` / `messages` / `prompt` columns)."""
+    from treecot.prompts import PromptContract
+
+    columns = set(getattr(dataset, "column_names", None) or [])
+    if "task" not in columns:
+        return None
+    if "messages" in columns:
+        contract = PromptContract.from_rows(sft_rows=dataset)
+    elif "prompt" in columns and "chosen" in columns:
+        contract = PromptContract.from_rows(dpo_rows=dataset)
+    else:
+        return None
+    return contract.to_dict()
+
+
+def write_provenance(
+    trainer: Any, output_dir: str, recipe_file: str | None = None, contract: dict[str, Any] | None = None
+) -> Path | None:
+    """Write ``treecot_provenance.json`` (the training dataset, its revision, the recipe's hash and the
+    prompt contract of the training rows) to `output_dir` on the main process; `treecot eval` reads it, so
+    leaderboard rows name the data a model was trained on and the model is evaluated under the prompt it
+    was trained with."""
     import hashlib
     import json
 
@@ -245,6 +267,7 @@ def write_provenance(trainer: Any, output_dir: str, recipe_file: str | None = No
         "recipe_hash": recipe_hash,
         "recipe_file": recipe_file,
         "base_model": info.get("base_model"),
+        "prompt_contract": contract,
     }
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -254,14 +277,23 @@ def write_provenance(trainer: Any, output_dir: str, recipe_file: str | None = No
 
 
 def run_training(
-    trainer: Any, script_args: Any, model_args: Any, *, default_config: str, recipe_file: str | None = None
+    trainer: Any,
+    script_args: Any,
+    model_args: Any,
+    *,
+    default_config: str,
+    recipe_file: str | None = None,
+    contract: dict[str, Any] | None = None,
 ) -> Any:
     """Shared tail of the scripts: record the run for the card, train, save (and push) model and card, say
-    where, then end the distributed run. Returns the trainer."""
+    where, then end the distributed run. Returns the trainer. `contract`: the training rows' prompt
+    contract (`dataset_contract`), written to the provenance file."""
     training_args = trainer.args
     describe_run(trainer, script_args, model_args, default_config=default_config, recipe_file=recipe_file)
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    write_provenance(trainer, training_args.output_dir, recipe_file)  # before a push: it is uploaded too
+    write_provenance(
+        trainer, training_args.output_dir, recipe_file, contract
+    )  # before a push: it is uploaded too
     finish_training(trainer, training_args)
     where = f"{training_args.output_dir}" + (
         f" and pushed to {trainer.hub_model_id}" if training_args.push_to_hub else ""

@@ -19,6 +19,7 @@ from trl import ModelConfig, TrlParser, get_peft_config
 from treecot.scripts import (
     TrainScriptArguments,
     check_placeholders,
+    dataset_contract,
     load_policy,
     load_training_datasets,
     recipe_file_from_argv,
@@ -62,7 +63,14 @@ def train(
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
     )
-    return run_training(trainer, script_args, model_args, default_config="sft", recipe_file=recipe_file)
+    return run_training(
+        trainer,
+        script_args,
+        model_args,
+        default_config="sft",
+        recipe_file=recipe_file,
+        contract=dataset_contract(train_dataset),
+    )
 
 
 def main(argv: Sequence[str] | None = None):
