@@ -34,16 +34,35 @@ def test_build_writes_versioned_local_dataset(generated):
     assert len(sft) == 4 and set(sft[0]) >= {"messages", "problem_id", "n_tokens", "length_rank", "source"}
     assert all(r["length_rank"] == "longest" for r in sft), "paper default: the longest correct path for SFT"
     dpo = load_versioned(str(local), "dpo", revision=branch, split="train")
+    from treecot.models import load_tokenizer
+
+    student = load_tokenizer("tiny")
     for row in dpo:
         assert row["chosen"].startswith(row["shared_prefix"]) and row["rejected"].startswith(
             row["shared_prefix"]
         )
+        # token level: the prefill of the first sub-task is shared even when no node is
+        n = row["shared_prefix_tokens"]
+        assert n > 0 and n == len(student(row["shared_prefix"], add_special_tokens=False)["input_ids"])
+        assert row["pair_rule"] == "shortest_prefix" and isinstance(row["shared_prefix_nodes"], int)
+    assert str(dpo.features["rejected_defects"].feature) == "Value('string')", "typed even when all empty"
+    for key in ("correct_path_defects", "dropped_correct_paths", "problems_without_clean_correct_path",
+                "shared_prefix_stats", "dpo_all_rows", "rejected_unclean"):  # fmt: skip
+        assert key in report, key
+    assert set(out) == {"report", "result", "config_hash", "card", "contract"}
+    quality = out["card"]["quality"]
+    assert quality["pair rule"] == "shortest_prefix"
+    assert quality["shared prefix tokens per pair: median"] == report["shared_prefix_stats"]["median"]
+    with pytest.raises(Exception):  # noqa: B017 - no dpo_all config unless asked for
+        load_versioned(str(local), "dpo_all", revision=branch, split="train")
     trees = load_versioned(str(local), "trees", split="train")
     tree = json.loads(trees[0]["tree"])
     assert tree["problem"]["id"] == trees[0]["problem_id"] and trees[0]["n_nodes"] == len(tree["nodes"])
     main = local / "main"
     card = (main / "README.md").read_text()
     assert "configs:" in card and "sft" in card and "histograms/length_hist_gsm8k.png" in card
+    assert "| correct paths dropped from SFT and chosen | 0 |" in card
+    assert "| shared prefix tokens per pair: 90th percentile |" in card
     assert (main / "histograms" / "length_hist_gsm8k.png").read_bytes()[:4] == b"\x89PNG"
     # A rerun of the same recipe is skipped: the branch is complete.
     again = run_build(recipe)
@@ -145,3 +164,47 @@ def test_build_merges_several_tree_directories(generated, tmp_path):
         load_trees([])
     with pytest.raises(RecipeError, match=r"build\.trees\[0\]: expected str"):
         load_recipe({**d, "build": {**d["build"], "trees": [3]}})
+
+
+def test_build_writes_dpo_all_with_the_pair_rule(generated, tmp_path):
+    root, recipe, first = generated
+    d = recipe.to_dict()
+    d["build"] = {**d["build"], "dpo_all": True, "pair_rule": "latest_branch", "tag": None}
+    d["build"]["output_dir"] = str(tmp_path / "dataset")
+    out = run_build(load_recipe(d))
+    branch = out["result"].branch
+    dpo = load_versioned(str(tmp_path / "dataset"), "dpo", revision=branch, split="train")
+    dpo_all = load_versioned(str(tmp_path / "dataset"), "dpo_all", revision=branch, split="train")
+    assert len(dpo_all) == out["report"]["dpo_all_rows"] > len(dpo) == first["report"]["dpo_rows"]
+    assert set(dpo_all["pair_rule"]) == set(dpo["pair_rule"]) == {"latest_branch"}
+    chosen = {(r["problem_id"], tuple(r["chosen_node_ids"])) for r in dpo}
+    assert chosen <= {(r["problem_id"], tuple(r["chosen_node_ids"])) for r in dpo_all}
+    assert out["card"]["yield"]["dpo_all_pairs"] == len(dpo_all)
+    assert out["card"]["quality"]["pair rule"] == "latest_branch"
+    assert "`dpo_all`" in (tmp_path / "dataset" / "main" / "README.md").read_text()
+
+
+def test_build_drops_unclean_paths_and_reports_them_in_the_card(tmp_path):
+    from tests.test_data_extract import make_dirty_tree
+
+    shard = tmp_path / "trees.jsonl"
+    cut = make_dirty_tree("only-cut")
+    for n in cut.correct_answers():
+        n.finish_reason = "length"
+    shard.write_text(make_dirty_tree().to_json() + "\n" + cut.to_json() + "\n")
+    d = {
+        "name": "dirty",
+        "problems": {"task": "gsm8k", "split": "test", "limit": 2},
+        "build": {"student": "tiny", "trees": str(shard), "output_dir": str(tmp_path / "dataset")},
+    }
+    out = run_build(load_recipe(d))
+    report, quality = out["report"], out["card"]["quality"]
+    assert report["sft_rows"] == 1 and report["n_problems_without_clean_correct_path"] == 1
+    assert report["dropped_correct_paths"] == 5 and report["correct_path_defects"]["truncated"] == 4
+    assert quality["correct paths dropped from SFT and chosen"] == 5
+    assert quality["problems that lost every correct path to the filter"] == 1
+    assert quality["preference pairs with a defective rejected path"] == 1
+    sft = load_versioned(str(tmp_path / "dataset"), "sft", revision=out["result"].branch, split="train")
+    assert sft["node_ids"] == [[1, 2]]
+    card = (tmp_path / "dataset" / "main" / "README.md").read_text()
+    assert "| problems that lost every correct path to the filter | 1 |" in card

@@ -48,6 +48,10 @@ def test_good_recipe_round_trip(tmp_path):
             r"generate\.models\.A\.max_batch_size: expected int",
         ),
         ({"build": {"sft_length": "longer"}}, r"build\.sft_length: 'longer' is not one of"),
+        ({"build": {"pair_rule": "closest"}}, r"build\.pair_rule: 'closest' is not one of"),
+        ({"build": {"dpo_all": "yes"}}, r"build\.dpo_all: expected bool"),
+        ({"build": {"clean_chosen": 1}}, r"build\.clean_chosen: expected bool"),
+        ({"build": {"pair_rule": 3}}, r"build\.pair_rule: expected str"),
         ({"distill": {"keep": "best"}}, r"distill: keep must be"),
         ({"seed": "zero"}, r"^seed: expected int"),
         ({"problems": [1]}, r"problems: expected a mapping"),
@@ -65,3 +69,17 @@ def test_bad_files(tmp_path):
     bad.write_text("a: [unclosed")
     with pytest.raises(RecipeError, match="is not valid YAML"):
         load_recipe(bad)
+
+
+def test_build_defaults_are_the_papers_and_options_name_the_run():
+    spec = load_recipe(GOOD).build
+    assert (spec.clean_chosen, spec.unclean_rejected, spec.pair_rule, spec.dpo_all) == (
+        True,
+        True,
+        "shortest_prefix",
+        False,
+    )
+    base = load_recipe(GOOD).section_hash("build")
+    for patch in ({"pair_rule": "latest_branch"}, {"dpo_all": True}, {"clean_chosen": False}):
+        other = load_recipe({**GOOD, "build": {**GOOD["build"], **patch}})
+        assert other.section_hash("build") != base, patch

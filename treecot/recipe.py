@@ -133,11 +133,30 @@ class GenerateSpec:
 
 @dataclass
 class BuildSpec:
+    """trees: tree directories or shard files (default: generate.output_dir); student: the tokenizer that
+    measures lengths and shared prefixes; system_prompt: must restate the trees' search prompt (default:
+    theirs); sft_length / dpo_length: Thoughts Length Balance, shortest | medium | longest | all (paper:
+    longest for SFT, shortest for DPO).
+    clean_chosen: only clean correct paths become SFT rows and chosen responses, and only they are ranked
+    by length (a path is unclean when a node was cut at its token cap, loops, or holds a section tag the
+    model wrote itself: `treecot.data.extract.path_defects`); default true.
+    unclean_rejected: wrong paths with such defects may still be rejected responses; default true.
+    pair_rule: how each chosen path's rejected path is picked: shortest_prefix (the paper's: the fewest
+    shared leading tokens) | latest_branch (Step-DPO style: branches off the chosen path as late as
+    possible, so the shared-prefix mask has something to mask).
+    dpo_all: also write config `dpo_all`, a pair for every clean correct path (dpo_length "all", same
+    pair rule), for the Thoughts Length Balance ablation; default false.
+    output_dir / push_to_hub / tag / private: where the dataset goes."""
+
     trees: str | list[str] | None = None  # tree directories or shard files; default: generate.output_dir
     student: str = "smollm2-135m-instruct"
     system_prompt: str | None = None
     sft_length: str = "longest"
     dpo_length: str = "shortest"
+    clean_chosen: bool = True
+    unclean_rejected: bool = True
+    pair_rule: str = "shortest_prefix"
+    dpo_all: bool = False
     output_dir: str = "outputs/dataset"
     push_to_hub: str | None = None
     tag: str | None = None
@@ -145,10 +164,13 @@ class BuildSpec:
 
     def validate(self, where: str) -> None:
         from treecot.data.balance import LENGTH_CHOICES
+        from treecot.data.extract import PAIR_RULES
 
         for name in ("sft_length", "dpo_length"):
             if getattr(self, name) not in LENGTH_CHOICES:
                 raise RecipeError(f"{where}.{name}: {getattr(self, name)!r} is not one of {LENGTH_CHOICES}")
+        if self.pair_rule not in PAIR_RULES:
+            raise RecipeError(f"{where}.pair_rule: {self.pair_rule!r} is not one of {PAIR_RULES}")
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Thoughts Length Balance (Marco-o1 v2, METHOD §2).
 
 "Long" is relative to the problem: per problem, the correct paths are ranked by their length in the
-STUDENT's tokens. The paper's recipe uses the **longest** correct path for SFT and the **shortest** for DPO.
+STUDENT's tokens. Only the paths that may be used are ranked: by default the clean ones
+(`treecot.data.extract.path_defects`), so "longest" never means a path with a loop cut at the token cap. The paper's recipe uses the **longest** correct path for SFT and the **shortest** for DPO.
 
 Ranking of the n correct paths of one problem, sorted by (length, order of discovery):
 the first is `shortest`, the last is `longest`, the others are `medium`. A problem with a single correct

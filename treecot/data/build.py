@@ -1,8 +1,11 @@
 """`treecot build RECIPE.yaml` and `treecot distill RECIPE.yaml`: datasets with cards, versioned on the Hub
 (or in the local Hub layout).
 
-build:   tree shards → configs `trees`, `sft`, `dpo` (Thoughts Length Balance under the student's tokenizer),
-         length histograms per task, card, pushed to the branch of the run's config hash (+ optional tag).
+build:   tree shards → configs `trees`, `sft`, `dpo` (clean paths, Thoughts Length Balance under the student's
+         tokenizer, the recipe's pair rule) and, with `build.dpo_all`, `dpo_all` (a pair for every clean
+         correct path: the length-balance ablation); length histograms per task, card (with the path-quality
+         figures: what the clean-path filter dropped and why, the shared-prefix distribution), pushed to the
+         branch of the run's config hash (+ optional tag).
 distill: teacher samples → config `sft` (`source: "distill"`) and `rejected` (failed traces, for the
          `wrong_answer` perturbation), same versioning.
 
@@ -118,6 +121,15 @@ def _histograms(sft, dpo, all_lengths: dict[str, list[int]], out_dir: Path) -> d
     return {f"histograms/{p.name}": p.read_bytes() for p in paths}
 
 
+def _preference_dataset(rows: list[dict]):
+    """Preference rows as a Dataset; `rejected_defects` is a list of strings even when every list is empty
+    (inferred, it would be a list of nulls, whose schema differs from a run with defects)."""
+    from datasets import Dataset, Sequence, Value
+
+    ds = Dataset.from_list(rows)
+    return ds.cast_column("rejected_defects", Sequence(Value("string")))
+
+
 def run_build(
     recipe: Recipe | str,
     *,
@@ -129,7 +141,7 @@ def run_build(
     from datasets import Dataset
 
     from treecot import __version__
-    from treecot.data.extract import build_rows, tree_paths, tree_system_prompt
+    from treecot.data.extract import build_datasets, tree_paths, tree_system_prompt
     from treecot.data.hub import redact
     from treecot.models import load_tokenizer
     from treecot.prompts import CONTRACT_FILE, PromptContract
@@ -147,13 +159,18 @@ def run_build(
     tokenizer = load_tokenizer(spec.student)
     trees = [Tree.from_dict(t) for t in tree_dicts]
     _check_system_prompt(spec.system_prompt, trees, tree_system_prompt)
-    sft, dpo, report = build_rows(
+    built = build_datasets(
         trees,
         tokenizer,
         system_prompt=spec.system_prompt,
         sft_length=spec.sft_length,
         dpo_length=spec.dpo_length,
+        clean_chosen=spec.clean_chosen,
+        unclean_rejected=spec.unclean_rejected,
+        pair_rule=spec.pair_rule,
+        dpo_all=spec.dpo_all,
     )
+    sft, dpo, report = built.sft, built.dpo, built.report
     count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
     all_lengths: dict[str, list[int]] = defaultdict(list)
     for t in trees:
@@ -167,7 +184,9 @@ def run_build(
     if sft:
         configs["sft"] = Dataset.from_list(sft)
     if dpo:
-        configs["dpo"] = Dataset.from_list(dpo)
+        configs["dpo"] = _preference_dataset(dpo)
+    if built.dpo_all:
+        configs["dpo_all"] = _preference_dataset(built.dpo_all)
     run_hash = (
         f"{search_hash[:6]}{recipe.section_hash('build')[:6]}"
         if search_hash
@@ -186,12 +205,20 @@ def run_build(
     generator = tree_dicts[0].get("generator", {}) if tree_dicts else {}
     tasks = sorted({str(t["problem"].get("task", "")) for t in tree_dicts}) or [recipe.problems.task]
     tasks_text = ", ".join(f"`{t}`" for t in tasks)
+    paths_kind = "clean correct path" if spec.clean_chosen else "correct path"
+    all_pairs = (
+        f" Config `dpo_all` pairs every {paths_kind} (the Thoughts Length Balance ablation)."
+        if spec.dpo_all
+        else ""
+    )
     card = {
         "pretty_name": f"treecot: {recipe.name}",
         "description": (
             f"Tree-structured chain-of-thought data for {tasks_text} built by Monte Carlo tree search "
-            f"(Marco-o1 v2). SFT rows keep the {spec.sft_length} correct path per problem, preference pairs the "
-            f"{spec.dpo_length} (Thoughts Length Balance, lengths in `{spec.student}` tokens)."
+            f"(Marco-o1 v2). SFT rows keep the {spec.sft_length} {paths_kind} per problem, preference pairs the "
+            f"{spec.dpo_length} (Thoughts Length Balance, lengths in `{spec.student}` tokens), each against the "
+            f"wrong path picked by the `{spec.pair_rule}` rule; `shared_prefix` is the token-level prefix both "
+            f"responses start with.{all_pairs}"
         ),
         "recipe": redact(recipe.to_dict()),
         "models": generator.get("models", {}),
@@ -204,7 +231,9 @@ def run_build(
             "rollouts": int(cost["rollouts"]),
             "sft_rows": len(sft),
             "dpo_pairs": len(dpo),
+            **({"dpo_all_pairs": len(built.dpo_all)} if spec.dpo_all else {}),
         },
+        "quality": report.quality(),
         "cost": {k: v for k, v in cost.items() if k != "rollouts"},
         "prompt_contract": contract.to_dict(),
         "treecot_version": __version__,

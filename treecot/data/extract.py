@@ -1,26 +1,49 @@
-"""From search trees to training rows (DESIGN §4, METHOD §2).
+"""From search trees to training rows (DESIGN §4, METHOD §2 and §6).
 
-* SFT rows: correct root-to-answer paths, serialized with their tags, in chat format with the recipe's
-  system prompt.
-* Preference rows: chosen = a correct path; rejected = a wrong path of the same tree sharing the
-  **shortest** common prefix with it (fewest shared tokens, to limit overlap), ties broken by the closest
-  length to the chosen path. `shared_prefix` is the exact text both start with.
+* Clean paths: a path is used as an SFT row or as a chosen response only when none of its nodes was cut
+  at its token cap (`finish_reason == "length"`), loops on the same content (`treecot.tasks.diagnostics`
+  repetition detector, per node text) or holds a section tag the model wrote itself (`path_defects`,
+  reasons `DEFECT_REASONS`). Defective wrong paths stay usable as rejected responses (`unclean_rejected`).
+* SFT rows: clean correct root-to-answer paths, serialized with their tags, in chat format with the
+  recipe's system prompt.
+* Preference rows: chosen = a clean correct path; rejected = a wrong path of the same tree picked by the
+  pair rule (`PAIR_RULES`): `shortest_prefix` (the paper's: the wrong path sharing the fewest leading
+  tokens with the chosen one, to limit overlap) or `latest_branch` (Step-DPO style: the wrong path that
+  branches off the chosen one as late as possible). Ties: the closest length, then the lowest answer id.
+* `shared_prefix` is the token-level common prefix of the two responses (student tokenizer, no special
+  tokens), decoded: the text the trainer masks (METHOD §3). `shared_prefix_nodes` counts the tree nodes
+  both paths go through.
 
-Which correct paths are used is decided by Thoughts Length Balance (`treecot.data.balance`).
+Which clean correct paths are used is decided by Thoughts Length Balance (`treecot.data.balance`), which
+ranks only the clean ones: "longest" never means "the one with a loop cut at the token cap".
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from treecot.data.balance import LENGTH_CHOICES, rank_labels, select_by_length
 from treecot.prompts import TAG_GUIDE, contract_system_prompt
 from treecot.search.tree import Node, Tree
+from treecot.tasks.diagnostics import DiagnosticsConfig, approx_tokens, find_loops
 
 DATA_SCHEMA_VERSION = 1
+
+#: Why a path is not clean (`path_defects`), in report order: a node cut at its token cap, a node that
+#: loops on the same content, a node holding a section tag (or a broken fragment of one) in its text.
+DEFECT_REASONS = ("truncated", "repetition", "stray_tag")
+
+#: How the rejected path of a chosen one is picked (`pick_rejected`).
+PAIR_RULES = ("shortest_prefix", "latest_branch")
+
+#: Reasoning tags of other formats that no section may contain either: R1's `<think>`, Marco-o1 v1's
+#: `<Thought>` / `<Output>` (a `<thought-…` fragment is a model inventing a tag).
+FOREIGN_TAGS = ("think", "thought", "output")
 
 #: The tag guide alone (`treecot.prompts.TAG_GUIDE`): the prompt of trees that record none and whose task
 #: is unknown. A dataset's prompt is normally the one its trees were searched with (`tree_system_prompt`).
@@ -42,62 +65,290 @@ def tree_system_prompt(tree: Tree) -> str:
     return contract_system_prompt(get_task(task)) if task in task_names() else DEFAULT_SYSTEM_PROMPT
 
 
+# --------------------------------------------------------------------------------------------------
+# clean paths
+
+
+def section_tags(nodes: Iterable[Node] = ()) -> frozenset[str]:
+    """Tag names no node text may contain (lowercased): every built-in node type's tag and type name,
+    `FOREIGN_TAGS`, and the tags of `nodes` (custom types of a patterns file)."""
+    from treecot.search.patterns import DEFAULT_NODE_TYPES
+
+    names = set(FOREIGN_TAGS)
+    for name, node_type in DEFAULT_NODE_TYPES.items():
+        names.update((name, node_type.tag))
+    names.update(n.tag for n in nodes if n.tag)
+    return frozenset(x.lower() for x in names if x)
+
+
+@lru_cache(maxsize=64)
+def _stray_tag_re(tags: frozenset[str]) -> re.Pattern:
+    alternatives = "|".join(re.escape(t) for t in sorted(tags, key=lambda t: (-len(t), t)))
+    # not followed by more of a word ("<thinkingly") nor by prose ("<<Thinking about life>>", an IFEval title)
+    return re.compile(rf"<\s*/?\s*(?:{alternatives})(?![A-Za-z0-9])(?![ \t]+\w)", re.IGNORECASE)
+
+
+_TRAILING_FRAGMENT_RE = re.compile(r"<\s*(/?)\s*([A-Za-z_-]*)$")
+
+
+def stray_tags(text: str, tags: Iterable[str] | None = None) -> list[str]:
+    """The section-tag fragments inside one node's text, in order (empty: none).
+
+    A fragment is `<` (optionally `/`, spaces allowed) followed by one of `tags` (default `section_tags()`),
+    case-insensitively, as a whole name, whether or not a `>` follows: `<thinking>`, `</sub-task>`,
+    `</thinking` (no `>`), `<</thinking>`, `<thought-`. At the very end of the text, a tag cut short (`</`,
+    `</sub`, `<double-`) counts too. Angle brackets of maths (`x < y`, `a<b`), tags that name no section
+    (`<b>`, `<<poem of joy>>`) and a tag name followed by prose (`<<Thinking about life>>`) do not.
+    """
+    tag_set = section_tags() if tags is None else frozenset(t.lower() for t in tags)
+    found = [m.group(0) for m in _stray_tag_re(tag_set).finditer(text)] if tag_set else []
+    tail = _TRAILING_FRAGMENT_RE.search(text.rstrip())
+    if tail and not (found and text.rstrip().endswith(found[-1])):
+        slash, name = tail.group(1), tail.group(2).lower()
+        if slash or (len(name) >= 2 and any(t.startswith(name) for t in tag_set)):
+            found.append(tail.group(0))
+    return found
+
+
+def node_defects(
+    node: Node, *, tags: Iterable[str] | None = None, diagnostics: DiagnosticsConfig | None = None
+) -> list[str]:
+    """Why one node is not clean (`DEFECT_REASONS` order; empty: clean).
+
+    `truncated`: generation hit the node's token cap (`finish_reason == "length"`). `repetition`: the
+    diagnostics' loop detector (`find_loops` with `diagnostics`, default `DiagnosticsConfig()`) finds a
+    loop in the node's text. `stray_tag`: `stray_tags(node.text, tags)` finds a fragment (the tags the
+    node is wrapped in when serialized are not part of its text). Fixed-text nodes are always clean.
+    """
+    if node.finish_reason == "fixed":
+        return []
+    out = []
+    if node.finish_reason == "length":
+        out.append("truncated")
+    if node.text and find_loops(approx_tokens(node.text.lower()), diagnostics)["repetition"]:
+        out.append("repetition")
+    if stray_tags(node.text, section_tags([node]) if tags is None else tags):
+        out.append("stray_tag")
+    return out
+
+
+def path_defects(
+    path_nodes: Sequence[Node],
+    *,
+    tags: Iterable[str] | None = None,
+    diagnostics: DiagnosticsConfig | None = None,
+    cache: dict[int, list[str]] | None = None,
+) -> list[str]:
+    """Why a root-to-answer path is not clean: the union of `node_defects` over its nodes, answer node
+    included, in `DEFECT_REASONS` order (empty: clean). Nodes hidden from the history (`in_history:
+    false`) are not part of the path's text and are not checked.
+
+    tags: section tag names (default `section_tags(path_nodes)`). cache: node id → defects, shared by the
+    paths of ONE tree so that each node is diagnosed once.
+    """
+    nodes = [n for n in path_nodes if n.in_history and not n.is_root]
+    tag_set = section_tags(nodes) if tags is None else frozenset(t.lower() for t in tags)
+    found: set[str] = set()
+    for node in nodes:
+        reasons = None if cache is None else cache.get(node.id)
+        if reasons is None:
+            reasons = node_defects(node, tags=tag_set, diagnostics=diagnostics)
+            if cache is not None:
+                cache[node.id] = reasons
+        found.update(reasons)
+    return [r for r in DEFECT_REASONS if r in found]
+
+
+# --------------------------------------------------------------------------------------------------
+# paths and pairs
+
+
 @dataclass
 class PathInfo:
-    """A root-to-answer path of one tree, with its serialized text and student-token length."""
+    """A root-to-answer path of one tree: its serialized text, student-token length (and ids, when the
+    path was tokenized) and defects (`path_defects`; empty: a clean path)."""
 
     answer_id: int
     nodes: list[Node]
     text: str
     n_tokens: int
+    token_ids: list | None = None
+    defects: list[str] = field(default_factory=list)
 
     @property
     def node_ids(self) -> list[int]:
         return [n.id for n in self.nodes]
 
+    @property
+    def clean(self) -> bool:
+        return not self.defects
+
+
+def _zero_counts() -> dict[str, int]:
+    return dict.fromkeys(DEFECT_REASONS, 0)
+
 
 @dataclass
 class BuildReport:
-    """Counts of what went in and what came out (nothing is dropped silently)."""
+    """Counts of what went in and what came out (nothing is dropped silently).
+
+    correct_path_defects / wrong_path_defects: paths with each defect (a path may have several);
+    unclean_*_paths: paths with at least one. dropped_correct_paths: correct paths kept out of SFT rows and
+    chosen responses (`clean_chosen`); dropped_wrong_paths: wrong paths kept out of rejected responses
+    (`unclean_rejected=False`). problems_without_clean_correct_path / _wrong_path: problems that had such
+    paths but lost every one to the filter. rejected_unclean: preference rows whose rejected path has a
+    defect. shared_prefix_stats: the distribution of `shared_prefix_tokens` over the `dpo` rows
+    (`shared_prefix_stats`).
+    """
 
     trees: int = 0
     problems_without_correct_path: list[str] = field(default_factory=list)
     problems_without_wrong_path: list[str] = field(default_factory=list)
     sft_rows: int = 0
     dpo_rows: int = 0
+    dpo_all_rows: int = 0
     sft_duplicates_dropped: int = 0
     dpo_duplicates_dropped: int = 0
+    dpo_all_duplicates_dropped: int = 0
     correct_paths: int = 0
     wrong_paths: int = 0
+    pair_rule: str = "shortest_prefix"
+    clean_chosen: bool = True
+    unclean_rejected: bool = True
+    unclean_correct_paths: int = 0
+    unclean_wrong_paths: int = 0
+    correct_path_defects: dict[str, int] = field(default_factory=_zero_counts)
+    wrong_path_defects: dict[str, int] = field(default_factory=_zero_counts)
+    dropped_correct_paths: int = 0
+    dropped_wrong_paths: int = 0
+    problems_without_clean_correct_path: list[str] = field(default_factory=list)
+    problems_without_clean_wrong_path: list[str] = field(default_factory=list)
+    rejected_unclean: int = 0
+    shared_prefix_stats: dict | None = None
 
     def to_dict(self) -> dict:
-        d = dict(self.__dict__)
-        d["n_problems_without_correct_path"] = len(self.problems_without_correct_path)
-        d["n_problems_without_wrong_path"] = len(self.problems_without_wrong_path)
+        d = {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
+             for k, v in self.__dict__.items()}  # fmt: skip
+        for name in (
+            "problems_without_correct_path",
+            "problems_without_wrong_path",
+            "problems_without_clean_correct_path",
+            "problems_without_clean_wrong_path",
+        ):
+            d[f"n_{name}"] = len(getattr(self, name))
         return d
 
     def summary(self) -> str:
-        return (
-            f"{self.trees} trees → {self.sft_rows} SFT rows, {self.dpo_rows} preference rows; "
+        text = (
+            f"{self.trees} trees → {self.sft_rows} SFT rows, {self.dpo_rows} preference rows"
+            f"{f' ({self.dpo_all_rows} in dpo_all)' if self.dpo_all_rows else ''}; "
             f"{len(self.problems_without_correct_path)} problems had no correct path (no SFT row), "
             f"{len(self.problems_without_wrong_path)} had no wrong path (no preference row); "
             f"duplicates dropped: {self.sft_duplicates_dropped} SFT, {self.dpo_duplicates_dropped} preference"
         )
+        reasons = ", ".join(f"{k} {v}" for k, v in self.correct_path_defects.items())
+        if self.clean_chosen:
+            text += (
+                f"; clean paths only: {self.dropped_correct_paths} of {self.correct_paths} correct paths "
+                f"dropped ({reasons}), {len(self.problems_without_clean_correct_path)} problems lost every "
+                "correct path to the filter"
+            )
+        else:
+            text += f"; {self.unclean_correct_paths} correct paths with defects kept ({reasons})"
+        if self.unclean_rejected:
+            text += f"; {self.rejected_unclean} pairs have a defective rejected path"
+        else:
+            text += (
+                f"; {self.dropped_wrong_paths} defective wrong paths dropped, "
+                f"{len(self.problems_without_clean_wrong_path)} problems lost every wrong path to the filter"
+            )
+        s = self.shared_prefix_stats
+        if s:
+            text += (
+                f"; pair rule {self.pair_rule}, shared prefix per pair: mean {s['mean']:.1f}, median "
+                f"{s['median']:g}, p90 {s['p90']:g} tokens, {s['zero_share']:.0%} of pairs share none"
+            )
+        return text
+
+    def quality(self) -> dict:
+        """The card's "Path quality" figures: a flat {measure: value} mapping."""
+        labels = {"truncated": "cut at the token cap", "repetition": "repetition loop",
+                  "stray_tag": "stray tag in a section"}  # fmt: skip
+        q: dict = {"pair rule": self.pair_rule, "correct paths with a defect": self.unclean_correct_paths}
+        q.update({f"correct paths: {labels[k]}": v for k, v in self.correct_path_defects.items()})
+        if self.clean_chosen:
+            q["correct paths dropped from SFT and chosen"] = self.dropped_correct_paths
+            q["problems that lost every correct path to the filter"] = len(
+                self.problems_without_clean_correct_path
+            )
+        q["wrong paths with a defect"] = self.unclean_wrong_paths
+        q.update({f"wrong paths: {labels[k]}": v for k, v in self.wrong_path_defects.items()})
+        if self.unclean_rejected:
+            q["preference pairs with a defective rejected path"] = self.rejected_unclean
+        else:
+            q["wrong paths dropped from rejected"] = self.dropped_wrong_paths
+            q["problems that lost every wrong path to the filter"] = len(
+                self.problems_without_clean_wrong_path
+            )
+        s = self.shared_prefix_stats
+        if s:
+            q["shared prefix tokens per pair: mean"] = round(s["mean"], 2)
+            q["shared prefix tokens per pair: median"] = s["median"]
+            q["shared prefix tokens per pair: 90th percentile"] = s["p90"]
+            q["pairs sharing no token"] = f"{s['zero_share']:.1%}"
+        return q
 
 
-def _token_counter(tokenizer) -> Callable[[str], int]:
-    if tokenizer is None:
-        raise ValueError("a student tokenizer is required: path lengths are measured in the student's tokens")
-    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+class _StudentTokens:
+    """The student tokenizer, without special tokens: token ids of a text and the exact text of ids."""
+
+    def __init__(self, tokenizer) -> None:
+        if tokenizer is None:
+            raise ValueError(
+                "a student tokenizer is required: path lengths are measured in the student's tokens"
+            )
+        if not callable(getattr(tokenizer, "decode", None)):
+            raise TypeError(
+                f"the student tokenizer must have a `decode` method (the shared prefix is decoded from "
+                f"tokens), got {type(tokenizer).__name__}"
+            )
+        self.tokenizer = tokenizer
+
+    def encode(self, text: str) -> list:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def decode(self, ids: Sequence) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
 
-def tree_paths(tree: Tree, count_tokens: Callable[[str], int], correct: bool) -> list[PathInfo]:
-    """Correct (or wrong) paths of `tree`, in answer-node order."""
+def tree_paths(
+    tree: Tree,
+    count_tokens: Callable[[str], int] | None = None,
+    correct: bool = True,
+    *,
+    encode: Callable[[str], list] | None = None,
+    tags: Iterable[str] | None = None,
+    diagnostics: DiagnosticsConfig | None = None,
+    cache: dict[int, list[str]] | None = None,
+) -> list[PathInfo]:
+    """Correct (or wrong) paths of `tree`, in answer-node order, with their defects.
+
+    Lengths come from `encode(text)` (which also stores the token ids) or else `count_tokens(text)`.
+    tags: section tag names (default `section_tags(tree.nodes)`); cache: see `path_defects`.
+    """
+    if encode is None and count_tokens is None:
+        raise ValueError("tree_paths needs count_tokens or encode to measure path lengths")
     answers = tree.correct_answers() if correct else tree.wrong_answers()
+    tag_set = section_tags(tree.nodes) if tags is None else frozenset(tags)
+    cache = {} if cache is None else cache
     out = []
     for a in answers:
+        nodes = tree.path(a.id)
         text = tree.serialize_path(a.id)
-        out.append(PathInfo(a.id, tree.path(a.id), text, count_tokens(text)))
+        ids = encode(text) if encode is not None else None
+        n_tokens = len(ids) if ids is not None else count_tokens(text)
+        defects = path_defects(nodes, tags=tag_set, diagnostics=diagnostics, cache=cache)
+        out.append(PathInfo(a.id, nodes, text, n_tokens, ids, defects))
     return out
 
 
@@ -108,13 +359,20 @@ def prompt_messages(problem: dict, system_prompt: str) -> list[dict]:
     ]
 
 
-def shared_prefix(a: PathInfo, b: PathInfo) -> tuple[str, int]:
-    """The text both paths start with (whole shared nodes, with their separator) and the node count."""
+def shared_node_count(a: PathInfo, b: PathInfo) -> int:
+    """How many tree nodes both paths go through before they branch (hidden nodes included)."""
     k = 0
     for x, y in zip(a.nodes, b.nodes):
         if x.id != y.id:
             break
         k += 1
+    return k
+
+
+def shared_prefix(a: PathInfo, b: PathInfo) -> tuple[str, int]:
+    """NODE-level sharing: the text of the whole nodes both paths start with (with their separator) and
+    the shared node count. The rows' `shared_prefix` is token-level (`token_shared_prefix`)."""
+    k = shared_node_count(a, b)
     shared_nodes = [n for n in a.nodes[:k] if n.in_history]
     text = "\n".join(n.serialize() for n in shared_nodes)
     if text:
@@ -123,23 +381,99 @@ def shared_prefix(a: PathInfo, b: PathInfo) -> tuple[str, int]:
     return text, k
 
 
-def pick_rejected(chosen: PathInfo, wrong: list[PathInfo], count_tokens: Callable[[str], int]):
-    """The wrong path sharing the shortest common prefix with `chosen` (in tokens; ties: closest length,
-    then lowest answer id). Returns (path, shared_prefix_text) or None when `wrong` is empty."""
+def common_prefix_length(a: Sequence, b: Sequence) -> int:
+    """Length of the longest common prefix of two token-id sequences."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def token_shared_prefix(
+    a_ids: Sequence, b_ids: Sequence, a_text: str, b_text: str, decode: Callable[[Sequence], str]
+) -> tuple[str, int]:
+    """The token-level common prefix of two responses: its decoded text and its token count.
+
+    The ids are the responses' student tokens (no special tokens). The text is guaranteed to be a string
+    prefix of both `a_text` and `b_text`: when decoding the common ids does not give one (a token ending
+    inside a multi-byte character, a tokenizer that does not decode exactly), the prefix shrinks token by
+    token until it does.
+    """
+    n = common_prefix_length(a_ids, b_ids)
+    while n > 0:
+        text = decode(a_ids[:n])
+        if text and a_text.startswith(text) and b_text.startswith(text):
+            return text, n
+        n -= 1
+    return "", 0
+
+
+def pick_rejected(
+    chosen: PathInfo, wrong: Sequence[PathInfo], rule: str = "shortest_prefix"
+) -> tuple[PathInfo, int, int] | None:
+    """The rejected path of `chosen` among `wrong` under `rule` (`PAIR_RULES`), with the tokens and the
+    nodes both share. None when `wrong` is empty. Paths need their token ids (`tree_paths(encode=...)`).
+
+    shortest_prefix (the paper's): the fewest shared leading tokens. latest_branch (Step-DPO style): the
+    most shared nodes (the latest branching point), then the most shared tokens. Ties: the closest length
+    to `chosen`, then the lowest answer id.
+    """
+    if rule not in PAIR_RULES:
+        raise ValueError(f"pair_rule must be one of {PAIR_RULES}, got {rule!r}")
+    if chosen.token_ids is None or any(w.token_ids is None for w in wrong):
+        raise ValueError("pick_rejected needs the paths' token ids: build them with tree_paths(encode=...)")
     best = None
     for w in wrong:
-        text, _ = shared_prefix(chosen, w)
-        key = (count_tokens(text) if text else 0, abs(w.n_tokens - chosen.n_tokens), w.answer_id)
+        n_tok = common_prefix_length(chosen.token_ids, w.token_ids)
+        n_nodes = shared_node_count(chosen, w)
+        tie = (abs(w.n_tokens - chosen.n_tokens), w.answer_id)
+        key = (n_tok, *tie) if rule == "shortest_prefix" else (-n_nodes, -n_tok, *tie)
         if best is None or key < best[0]:
-            best = (key, w, text)
-    return None if best is None else (best[1], best[2])
+            best = (key, w, n_tok, n_nodes)
+    return None if best is None else (best[1], best[2], best[3])
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    """The q-quantile (0..1) of sorted `values`, linear interpolation (numpy's default)."""
+    pos = (len(values) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(values) - 1)
+    return float(values[lo] + (values[hi] - values[lo]) * (pos - lo))
+
+
+def shared_prefix_stats(rows: Iterable[dict]) -> dict | None:
+    """Distribution of `shared_prefix_tokens` over preference rows: `pairs`, `mean`, `median`, `p90`
+    (linear interpolation; the three rounded to 3 decimals) and `zero_share` (the fraction of pairs
+    sharing no token). None without rows."""
+    values = sorted(int(r["shared_prefix_tokens"]) for r in rows)
+    if not values:
+        return None
+    return {
+        "pairs": len(values),
+        "mean": round(sum(values) / len(values), 3),
+        "median": round(_percentile(values, 0.5), 3),
+        "p90": round(_percentile(values, 0.9), 3),
+        "zero_share": sum(1 for v in values if v == 0) / len(values),
+    }
 
 
 def _hash(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
 
 
-def build_rows(
+@dataclass
+class BuiltRows:
+    """What `build_datasets` returns: rows of the `sft`, `dpo` and (when asked for) `dpo_all` configs."""
+
+    sft: list[dict]
+    dpo: list[dict]
+    dpo_all: list[dict]
+    report: BuildReport
+
+
+def build_datasets(
     trees: Iterable[Tree],
     tokenizer,
     *,
@@ -147,40 +481,59 @@ def build_rows(
     sft_length: str = "longest",
     dpo_length: str = "shortest",
     source: str = "mcts",
-) -> tuple[list[dict], list[dict], BuildReport]:
-    """SFT rows and preference rows from trees, with Thoughts Length Balance and deduplication.
+    clean_chosen: bool = True,
+    unclean_rejected: bool = True,
+    pair_rule: str = "shortest_prefix",
+    dpo_all: bool = False,
+    diagnostics: DiagnosticsConfig | None = None,
+) -> BuiltRows:
+    """SFT rows, preference rows and (with `dpo_all`) a preference row for EVERY usable correct path.
 
-    system_prompt: None (default) uses each tree's own search prompt (`tree_system_prompt`), so the rows
-    carry exactly what the generators saw; a string overrides it for every row.
-    sft_length / dpo_length: which correct paths of each problem to use — "shortest", "medium",
-    "longest" or "all" (paper: longest for SFT, shortest for DPO). Lengths are counted in `tokenizer`'s
-    tokens (the STUDENT's).
+    See `build_rows` for the options. dpo_all: also build the `dpo_all` rows (the Thoughts Length Balance
+    ablation: `dpo_length="all"`, same pair rule); `dpo` stays the `dpo_length` selection.
     """
     for name, value in (("sft_length", sft_length), ("dpo_length", dpo_length)):
         if value not in LENGTH_CHOICES:
             raise ValueError(f"{name} must be one of {LENGTH_CHOICES}, got {value!r}")
-    count = _token_counter(tokenizer)
-    report = BuildReport()
-    sft, dpo = [], []
-    seen_sft, seen_dpo = set(), set()
+    if pair_rule not in PAIR_RULES:
+        raise ValueError(f"pair_rule must be one of {PAIR_RULES}, got {pair_rule!r}")
+    tok = _StudentTokens(tokenizer)
+    report = BuildReport(pair_rule=pair_rule, clean_chosen=clean_chosen, unclean_rejected=unclean_rejected)
+    sft, dpo, dpo_every = [], [], []
+    seen_sft, seen_dpo, seen_all = set(), set(), set()
     for tree in trees:
         report.trees += 1
         problem = tree.problem
         pid = str(problem.get("id", ""))
-        correct = tree_paths(tree, count, correct=True)
-        wrong = tree_paths(tree, count, correct=False)
+        tags, cache = section_tags(tree.nodes), {}
+        kw = dict(encode=tok.encode, tags=tags, diagnostics=diagnostics, cache=cache)
+        correct = tree_paths(tree, correct=True, **kw)
+        wrong = tree_paths(tree, correct=False, **kw)
         report.correct_paths += len(correct)
         report.wrong_paths += len(wrong)
+        for paths, counts, attr in (
+            (correct, report.correct_path_defects, "unclean_correct_paths"),
+            (wrong, report.wrong_path_defects, "unclean_wrong_paths"),
+        ):
+            for p in paths:
+                for reason in p.defects:
+                    counts[reason] += 1
+            setattr(report, attr, getattr(report, attr) + sum(1 for p in paths if p.defects))
         if not correct:
             report.problems_without_correct_path.append(pid)
             continue
-        labels = rank_labels([p.n_tokens for p in correct])
-        label_of = {p.answer_id: lab for p, lab in zip(correct, labels)}
+        usable = [p for p in correct if p.clean] if clean_chosen else correct
+        report.dropped_correct_paths += len(correct) - len(usable)
+        if not usable:
+            report.problems_without_clean_correct_path.append(pid)
+            continue
+        labels = rank_labels([p.n_tokens for p in usable])  # Thoughts Length Balance: usable paths only
+        label_of = {p.answer_id: lab for p, lab in zip(usable, labels)}
         prompt = prompt_messages(
             problem, tree_system_prompt(tree) if system_prompt is None else system_prompt
         )
 
-        for p in select_by_length(correct, sft_length, key=lambda p: p.n_tokens):
+        for p in select_by_length(usable, sft_length, key=lambda p: p.n_tokens):
             key = _hash(prompt, p.text)
             if key in seen_sft:
                 report.sft_duplicates_dropped += 1
@@ -202,32 +555,93 @@ def build_rows(
         if not wrong:
             report.problems_without_wrong_path.append(pid)
             continue
-        for c in select_by_length(correct, dpo_length, key=lambda p: p.n_tokens):
-            picked = pick_rejected(c, wrong, count)
+        pool = wrong if unclean_rejected else [w for w in wrong if w.clean]
+        report.dropped_wrong_paths += len(wrong) - len(pool)
+        if not pool:
+            report.problems_without_clean_wrong_path.append(pid)
+            continue
+        selected = {p.answer_id for p in select_by_length(usable, dpo_length, key=lambda p: p.n_tokens)}
+        for c in usable if dpo_all else [p for p in usable if p.answer_id in selected]:
+            picked = pick_rejected(c, pool, pair_rule)
             assert picked is not None
-            w, prefix = picked
+            w, _, n_nodes = picked
+            prefix, n_prefix = token_shared_prefix(c.token_ids, w.token_ids, c.text, w.text, tok.decode)
+            row = {
+                "schema_version": DATA_SCHEMA_VERSION,
+                "prompt": prompt,
+                "chosen": c.text,
+                "rejected": w.text,
+                "shared_prefix": prefix,
+                "problem_id": pid,
+                "task": problem.get("task", ""),
+                "chosen_node_ids": c.node_ids,
+                "rejected_node_ids": w.node_ids,
+                "chosen_tokens": c.n_tokens,
+                "rejected_tokens": w.n_tokens,
+                "shared_prefix_tokens": n_prefix,
+                "shared_prefix_nodes": n_nodes,
+                "pair_rule": pair_rule,
+                "rejected_defects": list(w.defects),
+                "length_rank": label_of[c.answer_id],
+                "source": source,
+            }
             key = _hash(prompt, c.text, w.text)
-            if key in seen_dpo:
-                report.dpo_duplicates_dropped += 1
-                continue
-            seen_dpo.add(key)
-            dpo.append(
-                {
-                    "schema_version": DATA_SCHEMA_VERSION,
-                    "prompt": prompt,
-                    "chosen": c.text,
-                    "rejected": w.text,
-                    "shared_prefix": prefix,
-                    "problem_id": pid,
-                    "task": problem.get("task", ""),
-                    "chosen_node_ids": c.node_ids,
-                    "rejected_node_ids": w.node_ids,
-                    "chosen_tokens": c.n_tokens,
-                    "rejected_tokens": w.n_tokens,
-                    "shared_prefix_tokens": count(prefix) if prefix else 0,
-                    "length_rank": label_of[c.answer_id],
-                    "source": source,
-                }
-            )
-    report.sft_rows, report.dpo_rows = len(sft), len(dpo)
-    return sft, dpo, report
+            if c.answer_id in selected:
+                if key in seen_dpo:
+                    report.dpo_duplicates_dropped += 1
+                else:
+                    seen_dpo.add(key)
+                    dpo.append(row)
+                    report.rejected_unclean += bool(w.defects)
+            if dpo_all:
+                if key in seen_all:
+                    report.dpo_all_duplicates_dropped += 1
+                else:
+                    seen_all.add(key)
+                    dpo_every.append(dict(row))
+    report.sft_rows, report.dpo_rows, report.dpo_all_rows = len(sft), len(dpo), len(dpo_every)
+    report.shared_prefix_stats = shared_prefix_stats(dpo)
+    return BuiltRows(sft, dpo, dpo_every, report)
+
+
+def build_rows(
+    trees: Iterable[Tree],
+    tokenizer,
+    *,
+    system_prompt: str | None = None,
+    sft_length: str = "longest",
+    dpo_length: str = "shortest",
+    source: str = "mcts",
+    clean_chosen: bool = True,
+    unclean_rejected: bool = True,
+    pair_rule: str = "shortest_prefix",
+    diagnostics: DiagnosticsConfig | None = None,
+) -> tuple[list[dict], list[dict], BuildReport]:
+    """SFT rows and preference rows from trees, with clean paths, Thoughts Length Balance and deduplication.
+
+    system_prompt: None (default) uses each tree's own search prompt (`tree_system_prompt`), so the rows
+    carry exactly what the generators saw; a string overrides it for every row.
+    sft_length / dpo_length: which correct paths of each problem to use — "shortest", "medium",
+    "longest" or "all" (paper: longest for SFT, shortest for DPO). Lengths are counted in `tokenizer`'s
+    tokens (the STUDENT's); the tokenizer also decodes the token-level `shared_prefix`.
+    clean_chosen: only clean correct paths (`path_defects` empty) become SFT rows and chosen responses,
+    and Thoughts Length Balance ranks only those (default True; False: every correct path).
+    unclean_rejected: wrong paths with defects may be rejected responses (default True; False: only
+    clean wrong paths).
+    pair_rule: how the rejected path is picked (`PAIR_RULES`, see `pick_rejected`; default the paper's
+    "shortest_prefix").
+    diagnostics: thresholds of the repetition detector (default `DiagnosticsConfig()`).
+    """
+    out = build_datasets(
+        trees,
+        tokenizer,
+        system_prompt=system_prompt,
+        sft_length=sft_length,
+        dpo_length=dpo_length,
+        source=source,
+        clean_chosen=clean_chosen,
+        unclean_rejected=unclean_rejected,
+        pair_rule=pair_rule,
+        diagnostics=diagnostics,
+    )
+    return out.sft, out.dpo, out.report
