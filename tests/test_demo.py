@@ -1,6 +1,7 @@
 """`treecot demo`: the whole pipeline, shortened (tiny model, 2 problems), end to end; resume and errors."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -61,18 +62,23 @@ def test_demo_runs_every_stage(demo_run):
     for stage in ("sft", "cdpo"):
         assert (out / "models" / stage / "model.safetensors").is_file()
         assert any("loss" in x for x in results[stage]["log_history"])
-    assert set(results["eval"]) == {"base", "sft", "cdpo"}
+    # the base model under its tasks' own prompt and under the data's prompt (a fair "base vs trained")
+    assert set(results["eval"]) == {"base", "base-data-prompt", "sft", "cdpo"}
+    assert results["eval"]["base"]["prompt"]["sources"] == {"gsm8k": "task"}
+    data_prompt = results["eval"]["base-data-prompt"]["prompt"]["system_prompts"]["gsm8k"]
+    for which in ("sft", "cdpo"):
+        assert results["eval"][which]["prompt"]["system_prompts"]["gsm8k"] == data_prompt
     for which, rec in results["eval"].items():
         summary = json.loads(Path(rec["summary"]).read_text())
         assert summary["tasks"]["gsm8k"]["n"] == 2 and "no_answer_rate" in summary["tasks"]["gsm8k"]
-        if which != "base":  # trained models carry their dataset version to the leaderboard
+        if which in ("sft", "cdpo"):  # trained models carry their dataset version to the leaderboard
             assert (summary["dataset_repo"], summary["dataset_revision"]) == (
                 build["dataset"],
                 build["revision"],
             )
     board = load_versioned(results["leaderboard"]["leaderboard"], "results", split="train")
-    assert len({r["run_id"] for r in board}) == 3
-    assert set(results["leaderboard"]["table"]) == {"base", "sft", "cdpo"}
+    assert len({r["run_id"] for r in board}) == 4
+    assert set(results["leaderboard"]["table"]) == {"base", "base-data-prompt", "sft", "cdpo"}
 
 
 def test_demo_report(demo_run):
@@ -88,9 +94,12 @@ def test_demo_report(demo_run):
         "## Open the Space",
     ):
         assert heading in text
-    for png in ("tree_example.png", "before_after.png", "length_hist_gsm8k.png"):
+    for png in ("tree_example.png", "before_after_intervals.png", "length_hist_gsm8k.png"):
         assert f"]({png})" in text and (report.parent / png).read_bytes()[:4] == b"\x89PNG"
     assert "| base |" in text and "| cdpo |" in text and "treecot space --data-root" in text
+    # every rate comes with its 95% interval, and the report says which differences exceed noise
+    assert "within noise" in text or "exceeds noise" in text
+    assert re.search(r"\| base-data-prompt \| \d+\.\d \[\d+\.\d, \d+\.\d\]", text)
     assert "accelerate launch" in text and "-m treecot.scripts.dpo" in text
 
 

@@ -232,6 +232,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from treecot.ablate import run_ablation
+    from treecot.demo import DemoError
+    from treecot.recipe import RecipeError
+
+    try:
+        run_ablation(args.recipe, output_dir=args.output_dir, fresh=args.fresh)
+    except (DemoError, RecipeError) as e:
+        print(f"treecot ablate: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 # --------------------------------------------------------------------------- plumbing
 
 
@@ -349,6 +362,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output-dir", default=None, help="where to write (default: the config's output_dir)")
     s.add_argument("--fresh", action="store_true", help="delete the previous demo output and start over")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser(
+        "ablate",
+        help="the paper's Table 5: base, SFT, +DPO, +Data Balance, +cDPO, +Joint loss, +Masking (resumable)",
+    )
+    s.add_argument(
+        "recipe", help="ablation recipe, e.g. recipes/smollm2-135m-instruct/ablate/config_arithmetic.yaml"
+    )
+    s.add_argument("--output-dir", default=None, help="where to write (default: the recipe's output_dir)")
+    s.add_argument(
+        "--fresh", action="store_true", help="delete the previous output of this recipe and start over"
+    )
+    s.set_defaults(func=cmd_ablate)
     return p
 
 

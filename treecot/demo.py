@@ -43,7 +43,18 @@ from treecot.recipe import RecipeError, load_recipe
 
 DEFAULT_CONFIG = "recipes/demo.yaml"
 STATE_FILE = "demo-state.json"
-STAGES = ("generate", "build", "eval-base", "sft", "cdpo", "eval-sft", "eval-cdpo", "leaderboard", "report")
+STAGES = (
+    "generate",
+    "build",
+    "eval-base",
+    "eval-base-data-prompt",
+    "sft",
+    "cdpo",
+    "eval-sft",
+    "eval-cdpo",
+    "leaderboard",
+    "report",
+)
 MODEL_STAGES = {"base": None, "sft": "sft", "cdpo": "cdpo"}
 LEADERBOARD_REPO = "treecot/demo-leaderboard"
 
@@ -57,15 +68,25 @@ class DemoError(RuntimeError):
 
 @dataclass
 class TrainStage:
+    """config: a TRL recipe of `treecot.scripts.sft` / `.dpo`; overrides: keys replacing the recipe's;
+    accelerate_config: run the stage as `accelerate launch --config_file <it>` in a subprocess (GPUs,
+    ZeRO-3 / FSDP) instead of in this process (the CPU default)."""
+
     config: str
     overrides: dict[str, Any] = field(default_factory=dict)
+    accelerate_config: str | None = None
+
+
+#: `eval.max_new_tokens: auto`: the budget comes from the dataset (`PromptContract.budget`: the longest
+#: training response × 1.25, rounded up to a multiple of 16), so the evaluation lets a trained model finish.
+AUTO = "auto"
 
 
 @dataclass
 class EvalStage:
     tasks: list[str] = field(default_factory=lambda: ["arithmetic", "gsm8k"])
     limit: int = 24
-    max_new_tokens: int = 192
+    max_new_tokens: int | str = AUTO
     batch_size: int = 24
     dtype: str = "bfloat16"
     models: list[str] = field(default_factory=lambda: ["base", "sft", "cdpo"])
@@ -175,6 +196,28 @@ def _fields(cls, value: Any, where: str) -> dict[str, Any]:
 
 
 def _validate(cfg: DemoConfig, where: str) -> None:
+    _validate_slices(cfg, where)
+    for stage in ("sft", "cdpo"):
+        if stage not in cfg.train:
+            raise DemoError(f"{where}: train.{stage} is missing (a TRL recipe path and overrides)")
+        cfg.train[stage].config = _resolve_file(
+            cfg.train[stage].config, cfg.path, f"{where}: train.{stage}.config"
+        )
+    from treecot.evaluation import EVAL_TASKS
+
+    for t in cfg.eval.tasks:
+        if t not in EVAL_TASKS:
+            raise DemoError(f"{where}: eval.tasks: unknown task {t!r}; choose from {', '.join(EVAL_TASKS)}")
+    for m in cfg.eval.models:
+        if m not in MODEL_STAGES:
+            raise DemoError(
+                f"{where}: eval.models: unknown model {m!r}; choose from {', '.join(MODEL_STAGES)}"
+            )
+    check_eval_stage(cfg.eval, where)
+
+
+def _validate_slices(cfg: DemoConfig, where: str) -> None:
+    """The generate slices and the build section of a demo or ablation config."""
     if not cfg.generate or not isinstance(cfg.generate, list):
         raise DemoError(f"{where}: 'generate' must be a non-empty list of slices (problems + generate)")
     for i, entry in enumerate(cfg.generate):
@@ -196,24 +239,27 @@ def _validate(cfg: DemoConfig, where: str) -> None:
         load_recipe(cfg.build_recipe())
     except RecipeError as e:
         raise DemoError(f"{where}: {e}") from None
-    for stage in ("sft", "cdpo"):
-        if stage not in cfg.train:
-            raise DemoError(f"{where}: train.{stage} is missing (a TRL recipe path and overrides)")
-        cfg.train[stage].config = _resolve_file(
-            cfg.train[stage].config, cfg.path, f"{where}: train.{stage}.config"
-        )
-    from treecot.evaluation import EVAL_TASKS
 
-    for t in cfg.eval.tasks:
-        if t not in EVAL_TASKS:
-            raise DemoError(f"{where}: eval.tasks: unknown task {t!r}; choose from {', '.join(EVAL_TASKS)}")
-    for m in cfg.eval.models:
-        if m not in MODEL_STAGES:
-            raise DemoError(
-                f"{where}: eval.models: unknown model {m!r}; choose from {', '.join(MODEL_STAGES)}"
-            )
-    if not isinstance(cfg.eval.limit, int) or cfg.eval.limit < 1:
-        raise DemoError(f"{where}: eval.limit must be a positive integer, got {cfg.eval.limit!r}")
+
+def check_eval_stage(ev: Any, where: str) -> None:
+    """`eval.limit` and `eval.max_new_tokens` (a positive integer, or "auto")."""
+    if isinstance(ev.limit, bool) or not isinstance(ev.limit, int) or ev.limit < 1:
+        raise DemoError(f"{where}: eval.limit must be a positive integer, got {ev.limit!r}")
+    budget = ev.max_new_tokens
+    if budget != AUTO and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+        raise DemoError(f"{where}: eval.max_new_tokens must be a positive integer or 'auto', got {budget!r}")
+
+
+def eval_budget(ev: Any, build: Mapping[str, Any]) -> int:
+    """The evaluation budget: `eval.max_new_tokens`, or with "auto" the dataset's (`PromptContract.budget`)."""
+    if ev.max_new_tokens != AUTO:
+        return int(ev.max_new_tokens)
+    from treecot.prompts import PromptContract
+
+    budget = PromptContract.from_dict(build["contract"]).budget()
+    if budget is None:
+        raise DemoError("eval.max_new_tokens is 'auto' but the dataset records no training-response lengths")
+    return budget
 
 
 # ----------------------------------------------------------------------------------------- state
@@ -272,6 +318,9 @@ class Demo:
     generators: prebuilt {"A": …, "B": …} for the generate stage (tests); default: from the recipes.
     """
 
+    stages: tuple[str, ...] = STAGES
+    command = "demo"
+
     def __init__(
         self, cfg: DemoConfig, *, generators: Mapping[str, Any] | None = None, progress: bool = True
     ):
@@ -289,22 +338,20 @@ class Demo:
     def _stage(self, stage: str, settings: Any, upstream: tuple[str, ...], fn: Callable[[], dict[str, Any]]):
         fp = _hash({"settings": settings, "upstream": [self.fingerprints[u] for u in upstream]})
         self.fingerprints[stage] = fp
-        i = STAGES.index(stage) + 1
+        i = self.stages.index(stage) + 1 if stage in self.stages else 0
+        n, tag = len(self.stages), f"[treecot {self.command}]"
         done = self.state.done(stage, fp)
         if done is not None:
-            print(
-                f"[treecot demo] {i}/{len(STAGES)} {stage}: done earlier ({done['seconds']}s), reused",
-                flush=True,
-            )
+            print(f"{tag} {i}/{n} {stage}: done earlier ({done['seconds']}s), reused", flush=True)
             self.timings[stage] = (float(done["seconds"]), True)
             return done
-        print(f"\n[treecot demo] {i}/{len(STAGES)} {stage} …", flush=True)
+        print(f"\n{tag} {i}/{n} {stage} …", flush=True)
         t0 = time.perf_counter()
         outputs = fn()
         seconds = time.perf_counter() - t0
         self.state.record(stage, fp, seconds, outputs)
         self.timings[stage] = (seconds, False)
-        print(f"[treecot demo] {stage} finished in {seconds:.0f}s", flush=True)
+        print(f"{tag} {stage} finished in {seconds:.0f}s", flush=True)
         return self.state.data["stages"][stage]
 
     # -- 1. generate
@@ -340,7 +387,7 @@ class Demo:
         def run() -> dict[str, Any]:
             built = run_build(recipe)
             report = built["report"]
-            if not report.get("sft_rows") or not report.get("dpo_rows"):
+            if not report.get("sft_rows") or not report.get("dpo_rows") or not self.enough_data(report):
                 raise DemoError(
                     f"build: {report.get('trees')} trees gave {report.get('sft_rows', 0)} SFT rows and "
                     f"{report.get('dpo_rows', 0)} preference pairs: nothing to train on. The model found no "
@@ -353,17 +400,36 @@ class Demo:
                 "revision": result.branch,
                 "report": report,
                 "card": _jsonable(built["card"]),
+                "contract": built["contract"].to_dict(),
             }
 
         return self._stage("build", recipe.to_dict(), ("generate",), run)
 
+    def enough_data(self, report: Mapping[str, Any]) -> bool:
+        """Whether the build gave what the training stages need (rows and pairs: checked by `build`)."""
+        return True
+
     # -- 4/5. training
     def train(self, stage: str, dataset: Mapping[str, Any]) -> dict[str, Any]:
-        spec = self.cfg.train[stage]
-        model_dir = self.out / "models" / stage
         base = self.cfg.model if stage == "sft" else str(self.out / "models" / "sft")
+        upstream = ("build",) if stage == "sft" else ("build", "sft")
+        return self.train_model(stage, self.cfg.train[stage], base, dataset, {}, upstream)
+
+    def train_model(
+        self,
+        stage: str,
+        spec: TrainStage,
+        base: str,
+        dataset: Mapping[str, Any],
+        extra: Mapping[str, Any],
+        upstream: tuple[str, ...],
+    ) -> dict[str, Any]:
+        """Train `base` with the TRL recipe `spec` (SFT when its stage is "sft", else cDPO) on the built
+        dataset into `models/<stage>`; `extra` overrides recipe and `spec.overrides` keys."""
+        model_dir = self.out / "models" / stage
         args = {
             **spec.overrides,
+            **extra,
             "model_name_or_path": base,
             "dataset_name": dataset["dataset"],
             "dataset_revision": dataset["revision"],
@@ -371,21 +437,33 @@ class Demo:
             "seed": self.cfg.seed,
         }
         recipe_text = Path(spec.config).read_text(encoding="utf-8")
-        upstream = ("build",) if stage == "sft" else ("build", "sft")
+        module = "sft" if stage == "sft" else "dpo"
 
         def run() -> dict[str, Any]:
             from treecot.scripts import dpo, sft
 
-            script = sft if stage == "sft" else dpo
+            script = sft if module == "sft" else dpo
             argv = ["--config", spec.config]
             for k, v in args.items():
                 argv += [f"--{k}", json.dumps(v) if isinstance(v, (list, dict)) else str(v)]
-            module = "sft" if stage == "sft" else "dpo"
-            command = (
-                "accelerate launch --config_file recipes/accelerate_configs/cpu.yaml --num_processes 1 "
-                f"-m treecot.scripts.{module} " + " ".join(argv)
+            launcher = spec.accelerate_config or "recipes/accelerate_configs/cpu.yaml --num_processes 1"
+            command = f"accelerate launch --config_file {launcher} -m treecot.scripts.{module} " + " ".join(
+                argv
             )
-            print(f"[treecot demo] same as: {command}", flush=True)
+            if spec.accelerate_config:
+                import shlex
+                import subprocess
+
+                print(f"[treecot {self.command}] running: {command}", flush=True)
+                launch = ["accelerate", "launch", "--config_file", spec.accelerate_config]
+                code = subprocess.call([*launch, "-m", f"treecot.scripts.{module}", *argv])
+                if code != 0:
+                    raise DemoError(f"{stage}: `{shlex.join([*launch, '-m', 'treecot.scripts.' + module])} …` "
+                                    f"exited with status {code}")  # fmt: skip
+                state = model_dir / "trainer_state.json"
+                logs = json.loads(state.read_text())["log_history"] if state.is_file() else []
+                return {"model": str(model_dir), "log_history": logs, "command": command}
+            print(f"[treecot {self.command}] same as: {command}", flush=True)
             trainer = script.main(argv)
             logs = [dict(x) for x in trainer.state.log_history]
             del trainer
@@ -398,29 +476,73 @@ class Demo:
 
     # -- 3/6. evaluation
     def evaluate(self, which: str) -> dict[str, Any]:
+        """Evaluate `which` (base, sft or cdpo). The base model runs twice: under each task's own prompt
+        ("base") and under the data's prompt ("base-data-prompt"), so that base vs trained is not a prompt
+        artefact; trained models run under the prompt of their data."""
+        if which == "base":
+            return self.evaluate_model("eval-base", self.cfg.model, self.out / "eval" / "base", ("build",),
+                                       system_prompt="task")  # fmt: skip
+        if which == "base-data-prompt":
+            dataset = self.state.data["stages"]["build"]["dataset"]
+            return self.evaluate_model(
+                "eval-base-data-prompt",
+                self.cfg.model,
+                self.out / "eval" / which,
+                ("build",),
+                prompt_from=dataset,
+            )
+        return self.evaluate_model(f"eval-{which}", str(self.out / "models" / which), self.out / "eval" / which,
+                                   ("build", which))  # fmt: skip
+
+    def evaluate_model(
+        self,
+        stage: str,
+        model: str,
+        out_dir: Path,
+        upstream: tuple[str, ...],
+        *,
+        system_prompt: str | None = None,
+        prompt_from: str | None = None,
+    ) -> dict[str, Any]:
+        """Evaluate `model` on the config's held-out problems under the prompt contract (trained models:
+        the prompt of their data; `system_prompt` / `prompt_from` choose another) and the data's budget."""
         from treecot.evaluation import run_eval
 
         ev = self.cfg.eval
-        model = self.cfg.model if which == "base" else str(self.out / "models" / which)
-        out_dir = self.out / "eval" / which
-        settings = {**dataclasses.asdict(ev), "model": model}
-        upstream = () if which == "base" else (which,)
+        build = self.state.data["stages"]["build"]
+        budget = eval_budget(ev, build)
+        settings = {
+            **dataclasses.asdict(ev),
+            "model": model,
+            "max_new_tokens": budget,
+            "system_prompt": system_prompt,
+            "prompt_from": prompt_from,
+        }
 
         def run() -> dict[str, Any]:
             result = run_eval(
                 model,
                 ev.tasks,
                 limit=ev.limit,
-                max_new_tokens=ev.max_new_tokens,
+                max_new_tokens=budget,
                 batch_size=ev.batch_size,
                 dtype=ev.dtype,
                 seed=self.cfg.seed,
                 output_dir=out_dir,
                 progress=self.progress,
+                system_prompt=system_prompt,
+                prompt_from=prompt_from,
+                prompt_revision=build["revision"] if prompt_from else None,
             )
-            return {"summary": str(result.summary_path), "tasks": result.summary["tasks"]}
+            return {
+                "summary": str(result.summary_path),
+                "tasks": result.summary["tasks"],
+                "prompt": result.summary["prompt"],
+                "max_new_tokens": budget,
+                "warnings": result.summary["warnings"],
+            }
 
-        return self._stage(f"eval-{which}", settings, upstream, run)
+        return self._stage(stage, settings, upstream, run)
 
     # -- 7. leaderboard
     def leaderboard(self, evals: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -462,6 +584,7 @@ class Demo:
         evals: dict[str, Any] = {}
         if "base" in self.cfg.eval.models:
             evals["base"] = self.evaluate("base")
+            evals["base-data-prompt"] = self.evaluate("base-data-prompt")
         results["sft"] = self.train("sft", results["build"])
         results["cdpo"] = self.train("cdpo", results["build"])
         for which in ("sft", "cdpo"):
@@ -606,26 +729,53 @@ def write_report(
 
     evals = results.get("eval") or {}
     if evals:
+        from treecot.evaluation.stats import format_rate, noise_verdicts, plot_rates
+
         tasks = cfg.eval.tasks
+        budget = next(iter(evals.values())).get("max_new_tokens", cfg.eval.max_new_tokens)
         lines += [
             "",
             "## Evaluation (held-out test problems, greedy, lighteval)",
             "",
-            f"First {cfg.eval.limit} test problems per task, {cfg.eval.max_new_tokens} new tokens at most. "
-            "Accuracy / no-answer rate (share of outputs without a final answer, the paper's second metric).",
+            f"First {cfg.eval.limit} test problems per task, {budget} new tokens at most"
+            + (
+                " (from the data: the longest training response × 1.25)"
+                if cfg.eval.max_new_tokens == AUTO
+                else ""
+            )
+            + ". Accuracy and no-answer rate (share of outputs without a final answer, the paper's second metric) "
+            "in percent, each with its 95% Wilson interval. `base` is evaluated under each task's own prompt and "
+            "`base-data-prompt` under the data's prompt (the one the trained models were trained and evaluated "
+            "with), so that base vs trained is not a prompt artefact.",
             "",
-            "| model | " + " | ".join(f"{t} acc | {t} no answer" for t in tasks) + " |",
+            "| model | " + " | ".join(f"{t} accuracy | {t} no answer" for t in tasks) + " |",
             "|---|" + "---:|---:|" * len(tasks),
         ]
-        for which, rec in evals.items():
+        runs = {which: rec["tasks"] for which, rec in evals.items()}
+        for which, rows in runs.items():
             cells = []
             for t in tasks:
-                row = rec["tasks"].get(t, {})
-                cells += [_pct(row.get("accuracy")), _pct(row.get("no_answer_rate"))]
+                row = rows.get(t, {})
+                cells += [
+                    format_rate(row.get("accuracy"), row.get("n")),
+                    format_rate(row.get("no_answer_rate"), row.get("n")),
+                ]
             lines.append(f"| {which} | " + " | ".join(cells) + " |")
+        reference = "base-data-prompt" if "base-data-prompt" in runs else next(iter(runs))
+        verdicts = noise_verdicts(runs, reference, tasks)
+        if verdicts:
+            real = [v for v in verdicts if "exceeds noise" in v]
+            lines += [
+                "",
+                f"Differences against `{reference}` (Newcombe 95% interval of the difference; conservative for "
+                f"runs on the same problems): {len(real)} of {len(verdicts)} exceed noise.",
+                "",
+                *[f"- {v}" for v in verdicts],
+            ]
+        png = plot_rates(runs, tasks, report_dir / "before_after_intervals.png", title=f"demo: {cfg.model}")
+        lines += ["", f"![before and after, with intervals]({png.name})", ""]
         lb = results.get("leaderboard") or {}
-        if lb.get("plot"):
-            lines += ["", f"![before and after]({Path(lb['plot']).name})", ""]
+        if lb.get("leaderboard"):
             lines.append(f"Leaderboard rows: `{lb['leaderboard']}` (`treecot leaderboard compare` reads it).")
     lines += ["", "## Open the Space", "", "```bash", space_command(cfg).split("\n", 1)[1].strip(), "```", ""]
     path = report_dir / "README.md"

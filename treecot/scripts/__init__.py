@@ -145,6 +145,8 @@ def check_placeholders(*arguments: Any) -> None:
     """
     for args in arguments:
         for name in _PLACEHOLDER_FIELDS:
+            if name == "hub_model_id" and not getattr(args, "push_to_hub", True):
+                continue  # never used without a push
             value = getattr(args, name, None)
             if isinstance(value, str) and _PLACEHOLDER.search(value):
                 raise ValueError(

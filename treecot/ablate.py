@@ -1,0 +1,439 @@
+"""`treecot ablate RECIPE.yaml`: the paper's Table 5 (Marco-o1 v2) on one dataset, as one resumable command.
+
+    treecot ablate recipes/smollm2-135m-instruct/ablate/config_arithmetic.yaml      # CPU, ≤ 2 h on 2 cores
+    treecot ablate recipes/llama-3.1-8b-instruct/ablate/config_gsm8k.yaml           # the paper's setup (GPUs)
+
+Stages: ``generate`` (MCTS trees) → ``build`` (configs ``sft``, ``dpo`` = shortest correct path per problem,
+``dpo_all`` = every correct path) → evaluation of the base model under each task's own prompt and under the
+data's prompt → ``sft`` (longest correct path) → the cumulative preference rows, each trained from the SFT
+model (which is also the reference) and evaluated on the same held-out problems under the prompt contract:
+
+| row       | data                      | loss                                       |
+|-----------|---------------------------|--------------------------------------------|
+| `dpo`     | `dpo_all` (every correct) | plain sigmoid DPO (ε = 0, α = 0, no mask)  |
+| `balance` | `dpo` (shortest correct)  | plain sigmoid DPO                          |
+| `cdpo`    | `dpo`                     | conservative DPO (ε)                       |
+| `joint`   | `dpo`                     | cDPO + α·SFT                               |
+| `masking` | `dpo`                     | cDPO + α·SFT, shared prefix masked         |
+
+Outputs under ``<output_dir>/ablation/``: ``table.md`` (Table-5-shaped: accuracy and no-answer rate per task
+with 95% Wilson intervals, then the paper's own Table 5 rows), ``ablation.png`` (bars with error bars),
+``ablation.json`` (one entry per row and task: accuracy, no-answer rate, interval bounds, n; data counts,
+wall times, the commit); every run is pushed to the local leaderboard ``<output_dir>/leaderboard``.
+
+Resuming is the demo's (`treecot.demo`): each stage is skipped when its settings and those of the stages it
+reads from are unchanged; a stage that fails can be rerun alone by running the command again.
+
+Hyperparameters are the recipe's, fixed before any run (see the shipped recipes for how they were chosen);
+nothing here looks at test results.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as _dt
+import json
+import os
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from treecot.demo import (
+    Demo,
+    DemoConfig,
+    DemoError,
+    EvalStage,
+    TrainStage,
+    _fields,
+    _jsonable,
+    _resolve_file,
+    check_eval_stage,
+    fresh_start,
+)
+from treecot.recipe import RecipeError
+
+__all__ = [
+    "BASE_ROWS",
+    "ROWS",
+    "AblationConfig",
+    "AblationRun",
+    "label_of",
+    "load_ablation_config",
+    "run_ablation",
+    "write_ablation",
+]
+
+#: The cumulative rows of Table 5, in order: name -> (label, dataset config, loss settings). ε and α come
+#: from the recipe's `ablation` section.
+ROWS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "dpo": ("+ DPO", "dpo_all", {"cdpo_epsilon": 0.0, "sft_alpha": 0.0, "mask_shared_prefix": False}),
+    "balance": ("+ Data Balance", "dpo", {"cdpo_epsilon": 0.0, "sft_alpha": 0.0, "mask_shared_prefix": False}),
+    "cdpo": ("+ cDPO", "dpo", {"cdpo_epsilon": "epsilon", "sft_alpha": 0.0, "mask_shared_prefix": False}),
+    "joint": ("+ Joint Loss", "dpo", {"cdpo_epsilon": "epsilon", "sft_alpha": "alpha", "mask_shared_prefix": False}),
+    "masking": ("+ Masking", "dpo", {"cdpo_epsilon": "epsilon", "sft_alpha": "alpha", "mask_shared_prefix": True}),
+}  # fmt: skip
+BASE_ROWS = {"base": "base (task prompt)", "base-data-prompt": "base (data prompt)"}
+STATE_NAME = "ablation"
+
+
+@dataclass
+class AblationSpec:
+    """epsilon: ε of the cDPO rows; alpha: α of the joint-loss rows; rows: which preference rows to run
+    (default all, in Table 5's order)."""
+
+    epsilon: float = 0.1
+    alpha: float = 1.0
+    rows: list[str] = field(default_factory=lambda: list(ROWS))
+
+
+@dataclass
+class AblationConfig(DemoConfig):
+    """A demo config (slices, build, train: `sft` and `dpo`, eval) plus the `ablation` section."""
+
+    name: str = "ablation"
+    output_dir: str = "outputs/ablation"
+    ablation: AblationSpec = field(default_factory=AblationSpec)
+
+
+def load_ablation_config(source: str | os.PathLike | Mapping[str, Any], **overrides: Any) -> AblationConfig:
+    """Read and validate an ablation recipe (a YAML path or a mapping); `overrides` replace top-level keys."""
+    from treecot.demo import _validate_slices
+
+    if isinstance(source, Mapping):
+        data, path = copy.deepcopy(dict(source)), None
+    else:
+        path = str(source)
+        if not Path(path).is_file():
+            raise DemoError(f"ablation recipe {path!r} does not exist")
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise DemoError(f"{path} is not valid YAML: {err}") from None
+        if not isinstance(data, dict):
+            raise DemoError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    where = path or "ablation recipe"
+    known = {f.name for f in dataclasses.fields(AblationConfig)} - {"path"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise DemoError(f"{where}: unknown field {unknown[0]!r}; known fields: {', '.join(sorted(known))}")
+    train = {}
+    for k, v in (data.pop("train", None) or {}).items():
+        train[k] = TrainStage(**_fields(TrainStage, v, f"{where}: train.{k}"))
+    ev = EvalStage(**_fields(EvalStage, data.pop("eval", None) or {}, f"{where}: eval"))
+    spec = AblationSpec(**_fields(AblationSpec, data.pop("ablation", None) or {}, f"{where}: ablation"))
+    cfg = AblationConfig(**data, train=train, eval=ev, ablation=spec, path=path)
+    _validate_slices(cfg, where)
+    for stage in ("sft", "dpo"):
+        if stage not in cfg.train:
+            raise DemoError(f"{where}: train.{stage} is missing (a TRL recipe path and overrides)")
+        cfg.train[stage].config = _resolve_file(
+            cfg.train[stage].config, path, f"{where}: train.{stage}.config"
+        )
+    unknown_rows = [r for r in spec.rows if r not in ROWS]
+    if unknown_rows:
+        raise DemoError(
+            f"{where}: ablation.rows: unknown row {unknown_rows[0]!r}; choose from {', '.join(ROWS)}"
+        )
+    if not 0.0 <= spec.epsilon < 0.5:
+        raise DemoError(f"{where}: ablation.epsilon must lie in [0, 0.5), got {spec.epsilon!r}")
+    if spec.alpha < 0:
+        raise DemoError(f"{where}: ablation.alpha must be >= 0, got {spec.alpha!r}")
+    from treecot.evaluation import EVAL_TASKS
+
+    for t in ev.tasks:
+        if t not in EVAL_TASKS:
+            raise DemoError(f"{where}: eval.tasks: unknown task {t!r}; choose from {', '.join(EVAL_TASKS)}")
+    check_eval_stage(ev, where)
+    if cfg.build.get("dpo_all") is False:
+        raise DemoError(
+            f"{where}: build.dpo_all must stay true: the '+ DPO' row trains on every correct path"
+        )
+    return cfg
+
+
+def _commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parents[1],
+            capture_output=True,
+            text=True,
+        )
+    except OSError:
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+class AblationRun(Demo):
+    """Runs the stages of an `AblationConfig` (see the module docstring)."""
+
+    command = "ablate"
+
+    def __init__(self, cfg: AblationConfig, **kwargs: Any):
+        rows = list(cfg.ablation.rows)
+        self.stages = (
+            "generate",
+            "build",
+            "eval-base",
+            "eval-base-data-prompt",
+            "sft",
+            "eval-sft",
+            *[s for r in rows for s in (r, f"eval-{r}")],
+            "leaderboard",
+            "table",
+        )
+        super().__init__(cfg, **kwargs)
+
+    def build_recipe_check(self) -> None:
+        self.cfg.build.setdefault("dpo_all", True)
+
+    def enough_data(self, report: Mapping[str, Any]) -> bool:
+        return bool(report.get("dpo_all_rows", report.get("dpo_rows")))
+
+    def row_args(self, name: str) -> dict[str, Any]:
+        spec = self.cfg.ablation
+        _, _, loss = ROWS[name]
+        values = {"epsilon": spec.epsilon, "alpha": spec.alpha}
+        return {k: values[v] if isinstance(v, str) else v for k, v in loss.items()}
+
+    def run(self) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        cfg = self.cfg
+        self.build_recipe_check()
+        results: dict[str, Any] = {"generate": self.generate()}
+        build = results["build"] = self.build()
+        evals: dict[str, Any] = {
+            "base": self.evaluate("base"),
+            "base-data-prompt": self.evaluate("base-data-prompt"),
+        }
+        sft_dir = str(self.out / "models" / "sft")
+        results["sft"] = self.train_model("sft", cfg.train["sft"], cfg.model, build, {}, ("build",))
+        evals["sft"] = self.evaluate("sft")
+        for name in cfg.ablation.rows:
+            _, dataset_config, _ = ROWS[name]
+            extra = {**self.row_args(name), "dataset_config": dataset_config}
+            results[name] = self.train_model(name, cfg.train["dpo"], sft_dir, build, extra, ("build", "sft"))
+            evals[name] = self.evaluate(name)
+        results["eval"] = evals
+        results["leaderboard"] = self.push_leaderboard(evals)
+        results["table"] = self.table(results)
+        total = time.perf_counter() - t0
+        print(f"\n[treecot ablate] done in {total:.0f}s; table: {results['table']['table']}", flush=True)
+        return results
+
+    def push_leaderboard(self, evals: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        from treecot.evaluation import leaderboard
+
+        local = self.out / "leaderboard"
+
+        def run() -> dict[str, Any]:
+            for name, rec in evals.items():
+                summary = json.loads(Path(rec["summary"]).read_text())
+                summary["model"] = f"{self.cfg.name}: {label_of(name)}"  # one name per row of the table
+                leaderboard.push(summary, f"treecot/{self.cfg.name}-leaderboard", local_dir=local)
+            return {"leaderboard": str(local)}
+
+        return self._stage("leaderboard", sorted(evals), tuple(f"eval-{w}" for w in evals), run)
+
+    def table(self, results: Mapping[str, Any]) -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            return write_ablation(self.cfg, results, self.timings, self.out / "ablation")
+
+        # Always rewritten (it records this run's wall times and commit).
+        return self._stage("table", {"written_at": time.time()}, (), run)
+
+
+def label_of(name: str) -> str:
+    if name in BASE_ROWS:
+        return BASE_ROWS[name]
+    if name == "sft":
+        return "SFT (longest path)"
+    return ROWS[name][0]
+
+
+def _paper_rows() -> tuple[list[str], dict[str, dict[str, dict[str, float]]]]:
+    """The paper's Table 5 (Llama-3.1-8B): columns and method -> task -> {accuracy, no_answer_rate}."""
+    from treecot.evaluation.leaderboard import reference
+
+    frame = reference("table5")
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for row in frame.to_dict("records"):
+        if row.get("metric") != "accuracy":
+            continue
+        entry = out.setdefault(str(row["method"]), {})
+        entry[str(row["task"])] = {"accuracy": row["value"], "no_answer_rate": row.get("no_answer_rate")}
+    columns = list(dict.fromkeys(str(r["task"]) for r in frame.to_dict("records")))
+    return columns, out
+
+
+def write_ablation(
+    cfg: AblationConfig, results: Mapping[str, Any], timings: Mapping[str, tuple[float, bool]], out_dir: Path
+) -> dict[str, Any]:
+    """Write ``table.md``, ``ablation.png`` and ``ablation.json`` to `out_dir`; returns their paths."""
+    from treecot.evaluation.stats import format_rate, noise_verdicts, plot_rates, rate_interval
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tasks = list(cfg.eval.tasks)
+    evals = results["eval"]
+    runs = {label_of(name): rec["tasks"] for name, rec in evals.items()}
+    budget = next(iter(evals.values())).get("max_new_tokens")
+    build = results["build"]
+    report = build["report"]
+    entries = []
+    for name, rec in evals.items():
+        for task in tasks:
+            row = rec["tasks"].get(task) or {}
+            n = row.get("n")
+            acc_ci = rate_interval(row.get("accuracy"), n) or (None, None)
+            na_ci = rate_interval(row.get("no_answer_rate"), n) or (None, None)
+            entries.append(
+                {
+                    "row": name,
+                    "label": label_of(name),
+                    "task": task,
+                    "n": n,
+                    "accuracy": row.get("accuracy"),
+                    "accuracy_low": acc_ci[0],
+                    "accuracy_high": acc_ci[1],
+                    "no_answer_rate": row.get("no_answer_rate"),
+                    "no_answer_low": na_ci[0],
+                    "no_answer_high": na_ci[1],
+                    "mean_tokens": row.get("mean_tokens"),
+                    "system_prompt_source": (rec.get("prompt") or {}).get("sources", {}).get(task),
+                }
+            )
+    data = {
+        "trees": report.get("trees"),
+        "sft_rows": report.get("sft_rows"),
+        "dpo_rows": report.get("dpo_rows"),
+        "dpo_all_rows": report.get("dpo_all_rows"),
+        **{k: v for k, v in report.items() if k.startswith(("dropped", "shared_prefix"))},
+    }
+    wall = {stage: round(seconds, 1) for stage, (seconds, _) in timings.items()}
+    record = {
+        "name": cfg.name,
+        "model": cfg.model,
+        "config": cfg.path,
+        "commit": _commit(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "epsilon": cfg.ablation.epsilon,
+        "alpha": cfg.ablation.alpha,
+        "max_new_tokens": budget,
+        "eval_limit": cfg.eval.limit,
+        "dataset": build["dataset"],
+        "dataset_revision": build["revision"],
+        "data": data,
+        "wall_seconds": wall,
+        "wall_seconds_total": round(sum(wall.values()), 1),
+        "rows": entries,
+    }
+    (out_dir / "ablation.json").write_text(json.dumps(_jsonable(record), indent=2) + "\n", encoding="utf-8")
+
+    head = ["method", *[f"{t} acc. [95% CI]" for t in tasks], *[f"{t} no answer [95% CI]" for t in tasks]]
+    lines = [
+        f"# Table 5 ablation: {cfg.name}",
+        "",
+        f"Model `{cfg.model}`; data `{build['dataset']}` @ `{build['revision']}`: {report.get('sft_rows')} SFT rows "
+        f"(longest clean correct path per problem), {report.get('dpo_rows')} preference pairs (shortest) and "
+        f"{report.get('dpo_all_rows')} for `+ DPO` (every correct path). Held-out: the first {cfg.eval.limit} "
+        f"test problems per task, greedy, {budget} new tokens at most (from the data). Every preference row starts "
+        f"from the SFT model (also its reference); ε = {cfg.ablation.epsilon}, α = {cfg.ablation.alpha}. "
+        "Percent, with 95% Wilson intervals.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|---|" + "---:|" * (len(head) - 1),
+    ]
+    for label, rows in runs.items():
+        cells = [
+            format_rate((rows.get(t) or {}).get("accuracy"), (rows.get(t) or {}).get("n")) for t in tasks
+        ]
+        cells += [
+            format_rate((rows.get(t) or {}).get("no_answer_rate"), (rows.get(t) or {}).get("n"))
+            for t in tasks
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    verdicts = noise_verdicts(runs, label_of("base-data-prompt"), tasks)
+    sft_label = label_of("sft")
+    step = []
+    names = ["sft", *cfg.ablation.rows]
+    for prev, cur in zip(names, names[1:]):
+        pair = {label_of(prev): runs[label_of(prev)], label_of(cur): runs[label_of(cur)]}
+        step += noise_verdicts(pair, label_of(prev), tasks)
+    lines += [
+        "",
+        "## Which differences exceed noise",
+        "",
+        "Against the base model under the data's prompt (Newcombe 95% interval of the difference; "
+        "conservative for runs on the same problems):",
+        "",
+        *[f"- {v}" for v in verdicts],
+        "",
+        "Each row against the row before it (the cumulative step of Table 5):",
+        "",
+        *[f"- {v}" for v in step],
+    ]
+    columns, paper = _paper_rows()
+    lines += [
+        "",
+        "## The paper's Table 5 (Llama-3.1-8B-Instruct, reported in arXiv 2503.01461)",
+        "",
+        "Accuracy (no-answer %), as transcribed in `treecot leaderboard reference --table table5`.",
+        "",
+        "| method | " + " | ".join(columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for method, rows in paper.items():
+        cells = []
+        for c in columns:
+            r = rows.get(c) or {}
+            acc, na = r.get("accuracy"), r.get("no_answer_rate")
+            cells.append(
+                "–" if acc is None else f"{100 * acc:.1f}" + ("" if na is None else f" ({100 * na:.2f})")
+            )
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    png = plot_rates(runs, tasks, out_dir / "ablation.png", title=f"Table 5 ablation: {cfg.name}")
+    lines += [
+        "",
+        f"![ablation]({png.name})",
+        "",
+        "## Wall time",
+        "",
+        "| stage | seconds |",
+        "|---|---:|",
+        *[f"| {stage} | {seconds:.0f} |" for stage, seconds in wall.items()],
+        f"| **total** | **{sum(wall.values()):.0f}** |",
+        "",
+        f"Commit `{record['commit']}`; `{sft_label}` and every later row trained with `{cfg.train['sft'].config}` "
+        f"and `{cfg.train['dpo'].config}`.",
+        "",
+    ]
+    table = out_dir / "table.md"
+    table.write_text("\n".join(lines), encoding="utf-8")
+    return {"table": str(table), "plot": str(png), "json": str(out_dir / "ablation.json")}
+
+
+def run_ablation(
+    config: str | os.PathLike | Mapping[str, Any],
+    *,
+    output_dir: str | None = None,
+    fresh: bool = False,
+    generators: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run (or resume) the ablation of `config`; returns each stage's recorded outputs."""
+    cfg = load_ablation_config(config, output_dir=output_dir)
+    if fresh:
+        fresh_start(cfg.out)
+    print(f"[treecot ablate] {cfg.path or 'inline config'} → {cfg.out}/ (rerun to resume, --fresh to start over)",
+          flush=True)  # fmt: skip
+    try:
+        return AblationRun(cfg, generators=generators, progress=progress).run()
+    except RecipeError as err:
+        raise DemoError(str(err)) from None
