@@ -16,6 +16,8 @@ from treecot.search.mcts import (
     MCTS,
     MCTSConfig,
     config_hash,
+    reflection_stats,
+    reflection_summary,
     render_chat_prompts,
     run_search,
     token_confidences,
@@ -102,6 +104,7 @@ def test_config_defaults_follow_the_method():
         128,
     )
     assert cfg.value_mode == "verifier"
+    assert cfg.reflection_first is True and cfg.stop_at_any_tag is True  # METHOD §6; tags end a node
     assert MCTSConfig.from_dict(cfg.to_dict()) == cfg
 
 
@@ -120,6 +123,8 @@ def test_config_defaults_follow_the_method():
         ({"early_stop_correct": -1}, "MCTSConfig.early_stop_correct must be >= 0"),
         ({"value_mode": "reward"}, "MCTSConfig.value_mode must be one of"),
         ({"record_logprobs": 1}, "MCTSConfig.record_logprobs must be true or false"),
+        ({"reflection_first": "yes"}, "MCTSConfig.reflection_first must be true or false"),
+        ({"stop_at_any_tag": None}, "MCTSConfig.stop_at_any_tag must be true or false"),
     ],
 )
 def test_config_validation_names_the_field(kwargs, message):
@@ -204,7 +209,7 @@ def test_expansion_is_one_request_per_child_type_with_n_samples():
     assert pending[0].request.prompt == chat + "<sub-task>Firstly, I need to break down this task."
     assert pending[0].prefill == "Firstly, I need to break down this task."
     assert pending[1].request.prompt == chat + "<thinking>"
-    assert [p.request.stop for p in pending] == [["</sub-task>"], ["</thinking>"]]
+    assert [p.request.stop[0] for p in pending] == ["</sub-task>", "</thinking>"]  # own closing tag first
     r = pending[0].request
     assert (r.temperature, r.top_p, r.max_tokens, r.logprobs) == (0.7, 0.9, 512, 0)
     search.feed([gens["A"].generate([p.request])[0] for p in pending])
@@ -339,9 +344,10 @@ def test_visit_and_value_sums_are_consistent_after_a_search():
 
 
 def test_reflection_goes_under_the_nearest_double_check_and_model_b_continues():
+    # The reference engine's order (reflection_first=False): a reflection waits among its parent's children.
     search, gens = make(
         BACKTRACK,
-        MCTSConfig(max_depth=6),
+        MCTSConfig(max_depth=6, reflection_first=False),
         a_script={"answer": "5}"},
         b_script={"thinking-from-scratch": " redo"},
     )
@@ -415,6 +421,157 @@ def test_no_reflection_without_a_target_ancestor_or_room():
         "answer",
     ]
     assert search3.tree.stats["reflections"] == 0
+
+
+# thinking → double_check → (answer, thinking); a reflection under the double_check is rethought by model B.
+# With max_depth=5, rollout 1 ends at d2's answer a3 (node 3) and places reflection r5 under d2, beside the
+# unvisited thinking t4.
+REFLECT_NEXT = {
+    "root": {"thinking": 1},
+    "transfer": {
+        "thinking": {"double_check": 1},
+        "double_check": {"answer": 1, "thinking": 1},
+        "reflection": {"thinking_from_scratch": 1},
+        "thinking_from_scratch": {"answer": 1},
+    },
+    "backtrack_to": "double_check",
+    "reflection_text": REFLECTION,
+}
+
+
+def recording_selection(search: MCTS) -> list[tuple[int, int]]:
+    """Record (rollouts done, node id) for every UCT/first-unvisited selection the search makes."""
+    calls: list[tuple[int, int]] = []
+    original = search.select_child
+
+    def select_child(node):
+        calls.append((search.tree.stats["rollouts"], node.id))
+        return original(node)
+
+    search.select_child = select_child  # type: ignore[method-assign]
+    return calls
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_the_rollout_after_a_wrong_answer_expands_its_reflection(first):
+    search, gens = make(
+        REFLECT_NEXT,
+        MCTSConfig(max_depth=5, max_rollouts=3, reflection_first=first),
+        a_script={"answer": answers("5}", "4}")},
+        b_script={"thinking-from-scratch": " redo"},
+    )
+    tree = search.tree
+    calls = recording_selection(search)
+    drive(search, gens, until=lambda s: s.tree.stats["rollouts"] >= 1)
+    t1, d2, a3, t4, r5 = (tree.node(i) for i in range(1, 6))
+    assert [n.type for n in (t1, d2, a3, t4, r5)] == [
+        "thinking",
+        "double_check",
+        "answer",
+        "thinking",
+        "reflection",
+    ]
+    assert a3.visits == 1 and a3.correct is False and r5.parent == d2.id and tree.stats["reflections"] == 1
+    (pending,) = search.pending_requests()
+    if not first:
+        # The reference order: rollout 2 takes d2's first unvisited child, the thinking t4, and expands it.
+        assert (pending.child_type, pending.node_id) == ("double_check", t4.id)
+        drive(search, gens, until=lambda s: s.tree.stats["rollouts"] >= 2)
+        assert not r5.expanded and r5.visits == 0 and tree.stats["reflections_expanded"] == 0
+        return
+    # Rollout 2 goes straight to the reflection and expands it: model B rethinks after the fixed text.
+    assert (pending.role, pending.child_type, pending.node_id) == ("B", "thinking_from_scratch", r5.id)
+    assert pending.request.prompt.endswith(
+        f"<reflection>{REFLECTION}</reflection>\n<thinking-from-scratch>"
+        "The previous answer is wrong, I need to rethink this question."
+    )
+    drive(search, gens, until=lambda s: s.tree.stats["rollouts"] >= 2)
+    assert r5.expanded and r5.visits == 1 and not t4.expanded and t4.visits == 0
+    tfs, a7 = tree.node(6), tree.node(7)
+    assert (tfs.type, tfs.parent, a7.type, a7.parent, a7.correct) == (
+        "thinking_from_scratch",
+        r5.id,
+        "answer",
+        tfs.id,
+        True,
+    )
+    # The path to the reflection was fixed: no selection at the root, t1 or d2 during rollout 2 ...
+    assert [node for done, node in calls if done == 1] == [r5.id, tfs.id]
+    # ... but backpropagation still reached every ancestor.
+    assert [(n.visits, n.value_sum) for n in (tree.root, t1, d2)] == [(2, 1.0)] * 3
+    assert tree.stats["reflections_expanded"] == 1 and tree.stats["correct_via_reflection"] == 1
+    # Rollout 3 selects from the root again.
+    drive(search, gens)
+    assert (2, 0) in calls and search.stop_reason == "max_rollouts"
+
+
+@pytest.mark.parametrize(
+    ("config", "reason"),
+    [
+        (MCTSConfig(max_depth=5, max_rollouts=1), "max_rollouts"),
+        (MCTSConfig(max_depth=5, early_stop_rollouts=1, early_stop_correct=0), "early_stop"),
+    ],
+)
+def test_stop_rules_apply_before_the_reflection_rollout(config, reason):
+    # The wrong answer of the last rollout places a reflection the search can no longer explore: the stop
+    # rule wins, nothing is left pending and the reflection stays an unexpanded leaf, counted as placed.
+    search, gens = make(REFLECT_NEXT, config, a_script={"answer": "5}"})
+    drive(search, gens)
+    assert search.done and search.stop_reason == reason and not search.pending_requests()
+    (refl,) = [n for n in search.tree if n.type == "reflection"]
+    assert not refl.expanded and refl.visits == 0 and not search.tree.children(refl.id)
+    assert search.tree.stats["rollouts"] == 1
+    assert (search.tree.stats["reflections"], search.tree.stats["reflections_expanded"]) == (1, 0)
+    assert not any(last_open_tag(r.prompt) == "thinking-from-scratch" for r in gens["B"].requests)
+
+
+def test_reflection_first_explores_every_reflection_the_search_has_time_for():
+    def run(first: bool) -> dict:
+        cfg = MCTSConfig(max_depth=6, max_rollouts=16, max_node_tokens=40, reflection_first=first)
+        search, gens = make("math-small", cfg, a_script={"answer": "5}"})
+        drive(search, gens)
+        return reflection_stats(search.tree)
+
+    before, after = run(False), run(True)
+    assert after["reflections"] >= 2
+    # Only a reflection placed by the very last rollout can stay unexpanded.
+    assert after["reflections_expanded"] >= after["reflections"] - 1
+    assert before["reflections_expanded"] < before["reflections"] - 1
+
+
+def test_reflection_stats_read_any_tree_and_match_the_search_stats():
+    search, gens = make(
+        REFLECT_NEXT,
+        MCTSConfig(max_depth=5, max_rollouts=6, stop_at_correct=99, early_stop_rollouts=99),
+        a_script={"answer": answers("5}", "4}", "4}", "5}")},
+    )
+    drive(search, gens)
+    tree = search.tree
+    st = tree.stats
+    assert st["reflections"] >= 1 and st["reflections_expanded"] >= 1 and st["correct_via_reflection"] >= 1
+    assert st["correct_via_reflection"] < st["correct_paths"]  # some correct answers need no reflection
+    expected = {
+        k: st[k] for k in ("reflections", "reflections_expanded", "correct_paths", "correct_via_reflection")
+    }
+    assert reflection_stats(tree) == expected
+    # A tree written before these stats existed (JSON without the keys) is measured from its nodes.
+    old = tree.to_dict()
+    old["stats"] = {
+        k: v for k, v in old["stats"].items() if k not in ("reflections_expanded", "correct_via_reflection")
+    }
+    assert reflection_stats(old) == reflection_stats(Tree.from_dict(old)) == expected
+    summary = reflection_summary([tree, old])
+    assert summary == {
+        "reflections_placed": 2 * st["reflections"],
+        "reflections_expanded": 2 * st["reflections_expanded"],
+        "reflections_expanded_share": round(st["reflections_expanded"] / st["reflections"], 4),
+        "correct_paths": 2 * st["correct_paths"],
+        "correct_via_reflection": 2 * st["correct_via_reflection"],
+        "correct_via_reflection_share": round(st["correct_via_reflection"] / st["correct_paths"], 4),
+    }
+    empty = reflection_summary([Tree(problem=toy_problem())])
+    assert empty["reflections_placed"] == 0 and empty["reflections_expanded_share"] is None
+    assert empty["correct_via_reflection_share"] is None
 
 
 # -- stop rules ------------------------------------------------------------------------------------------
@@ -780,7 +937,9 @@ def test_extra_stop_strings_end_a_step_at_a_paragraph_break():
     chain = {**CHAIN, "types": {"thinking": {"stop": ["\n\n"]}}}
     search, gens = make(chain, MCTSConfig(max_rollouts=1), a_script={"thinking": "first step\n\nsecond step"})
     (pending,) = search.pending_requests()
-    assert pending.request.stop == ["</thinking>", "\n\n"]
+    assert pending.request.stop[:3] == ["</thinking>", "\n\n", "<sub-task>"]  # then every section tag
+    plain, _ = make(chain, MCTSConfig(max_rollouts=1, stop_at_any_tag=False))
+    assert plain.pending_requests()[0].request.stop == ["</thinking>", "\n\n"]
     drive(search, gens)
     thinking = search.tree.children(0)[0]
     assert thinking.text == "first step" and thinking.finish_reason == "stop"
@@ -792,3 +951,55 @@ def test_extra_stop_strings_end_a_step_at_a_paragraph_break():
     ).node_type("thinking").stop == ("\n\n",)
     with pytest.raises(ValueError, match=r"types\.thinking\.stop"):
         Patterns.from_dict({**CHAIN, "types": {"thinking": {"stop": [""]}}})
+
+
+SECTION_TAGS = [
+    f"{o}{tag}>"
+    for tag in (
+        "sub-task",
+        "thinking",
+        "hypothesis",
+        "double-check",
+        "reflection",
+        "reclarify",
+        "thinking-from-scratch",
+        "answer",
+    )
+    for o in ("<", "</")
+]
+
+
+def test_requests_stop_at_every_section_tag():
+    cfg = MCTSConfig(max_depth=6, max_rollouts=6, max_node_tokens=40)
+    search, gens = make("math-small", cfg, a_script={"answer": "5}"})
+    (pending,) = search.pending_requests()
+    # The node's own closing tag first (as before), its type's stop strings, then every tag once.
+    assert pending.request.stop == ["</sub-task>", "\n\n"] + [t for t in SECTION_TAGS if t != "</sub-task>"]
+    drive(search, gens)
+    requests = gens["A"].requests + gens["B"].requests
+    pats = search.patterns
+    assert {last_open_tag(r.prompt) for r in requests} >= {"sub-task", "thinking", "double-check", "answer"}
+    for r in requests:
+        t = next(t for t in pats.types.values() if t.tag == last_open_tag(r.prompt))
+        assert r.stop[: 1 + len(t.stop)] == [f"</{t.tag}>", *t.stop]
+        assert set(r.stop) == {*SECTION_TAGS, *t.stop} and len(r.stop) == len(set(r.stop))
+    # stop_at_any_tag=False: the node's closing tag and its type's stop strings only (the old list).
+    search, gens = make("math-small", MCTSConfig(**{**cfg.to_dict(), "stop_at_any_tag": False}))
+    drive(search, gens, until=lambda s: s.tree.stats["rollouts"] >= 1)
+    for r in gens["A"].requests + gens["B"].requests:
+        t = next(t for t in pats.types.values() if t.tag == last_open_tag(r.prompt))
+        assert r.stop == [f"</{t.tag}>", *t.stop]
+
+
+def test_a_section_tag_written_inside_a_node_ends_it():
+    written = "2 + 2 = 4.</sub-task>\n<thinking> So 4"
+    for any_tag, text in ((True, "2 + 2 = 4."), (False, written)):
+        cfg = MCTSConfig(max_rollouts=1, stop_at_any_tag=any_tag)
+        search, gens = make(CHAIN, cfg, a_script={"thinking": written, "answer": "4}<answer>x"})
+        drive(search, gens)
+        thinking = search.tree.node(1)
+        assert thinking.type == "thinking" and thinking.text == text and thinking.finish_reason == "stop"
+        if any_tag:
+            assert search.tree.serialize_path(thinking.id) == "<thinking>2 + 2 = 4.</thinking>"
+            answer = search.tree.answer_nodes()[0]
+            assert answer.text.endswith("\\boxed{4}") and answer.correct

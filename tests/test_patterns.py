@@ -126,6 +126,21 @@ def test_type_overrides_and_new_types():
     assert "plan_step" in p.roles()["B"]
 
 
+def test_section_tags_cover_every_node_type_once():
+    p = Patterns.from_dict(BASE)
+    tags = [t.tag for t in DEFAULT_NODE_TYPES.values()]
+    assert p.section_tags() == tuple(x for tag in tags for x in (f"<{tag}>", f"</{tag}>"))
+    # A new type's tag is added; two types sharing a tag give it once.
+    data = with_changes(
+        types={"plan_step": {"tag": "step", "role": "A"}, "hypothesis": {"tag": "thinking"}},
+        transfer__sub_task={"plan_step": 1, "thinking": 1},
+        transfer__plan_step={"answer": 1},
+    )
+    got = Patterns.from_dict(data).section_tags()
+    assert len(got) == len(set(got)) and got.count("<thinking>") == 1
+    assert got[-2:] == ("<step>", "</step>") and "<hypothesis>" not in got
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

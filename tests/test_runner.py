@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from treecot.recipe import RecipeError, load_recipe
-from treecot.search.runner import Shard, _repair_tail, iter_tree_dicts, run_generate, tree_files
+from treecot.search.runner import (
+    Shard,
+    _repair_tail,
+    _summarise,
+    format_summary,
+    iter_tree_dicts,
+    run_generate,
+    tree_files,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -152,3 +160,63 @@ def test_bad_recipe_fails_before_any_model_loads(tmp_path, monkeypatch):
     no_gen = {k: v for k, v in recipe_dict(tmp_path).items() if k != "generate"}
     with pytest.raises(RecipeError, match="no 'generate' section"):
         run_generate(load_recipe(no_gen))
+
+
+def old_tree(problem_id: str, stats: dict, nodes: list[tuple]) -> dict:
+    """A tree dict as written before the backtracking stats existed: nodes (parent, type, expanded, correct)."""
+    out = [{"id": 0, "parent": None, "type": "root", "expanded": True}]
+    for parent, ntype, expanded, correct in nodes:
+        node = {"id": len(out), "parent": parent, "type": ntype, "expanded": expanded}
+        if ntype == "answer":
+            node.update(terminal=True, correct=correct)
+        out.append(node)
+    return {"schema_version": 1, "problem": {"id": problem_id}, "nodes": out, "stats": stats}
+
+
+def test_summary_counts_reflections_from_the_nodes_of_old_trees():
+    stats = {"rollouts": 5, "correct_paths": 2, "generated_tokens": 100, "reflections": 2}
+    t1 = old_tree(
+        "p1",
+        stats,
+        [
+            (0, "thinking", True, None),  # 1
+            (1, "double_check", True, None),  # 2
+            (2, "answer", False, False),  # 3: wrong
+            (2, "reflection", True, None),  # 4: placed and expanded
+            (4, "thinking_from_scratch", True, None),  # 5
+            (5, "answer", False, True),  # 6: correct through the reflection
+            (1, "answer", False, True),  # 7: correct without one
+            (1, "reflection", False, None),  # 8: placed, never expanded
+        ],
+    )
+    t2 = old_tree("p2", {"rollouts": 1, "correct_paths": 0}, [(0, "answer", False, False)])
+    s = _summarise([t1, t2], wall=2.0)
+    assert (s["reflections_placed"], s["reflections_expanded"], s["reflections_expanded_share"]) == (
+        2,
+        1,
+        0.5,
+    )
+    assert (s["correct_via_reflection"], s["correct_via_reflection_share"]) == (1, 0.5)
+    assert s["correct_paths"] == 2 and s["problems"] == 2 and s["rollouts"] == 6
+    s.update(new_trees=0)
+    line = format_summary(s)
+    assert (
+        "reflections 2 placed, 1 expanded (50%), 1 correct paths through a reflection (50% of correct" in line
+    )
+    # No reflections and no correct path: counts without undefined shares; old summaries print as before.
+    none = _summarise([t2], wall=1.0) | {"new_trees": 1}
+    assert none["reflections_expanded_share"] is None and none["correct_via_reflection_share"] is None
+    assert "reflections 0 placed, 0 expanded, 0 correct paths through a reflection;" in format_summary(none)
+    legacy = {k: v for k, v in none.items() if not k.startswith(("reflections", "correct_via"))}
+    assert "reflection" not in format_summary(legacy)
+
+
+def test_generate_summary_reports_backtracking(tmp_path):
+    recipe = load_recipe(recipe_dict(tmp_path / "trees", limit=3))
+    summary = run_generate(recipe, generators=fake_generators(), progress=False)
+    trees = list(iter_tree_dicts(tree_files(tmp_path / "trees")))
+    placed = sum(t["stats"]["reflections"] for t in trees)
+    assert summary["reflections_placed"] == placed > 0
+    assert summary["reflections_expanded"] == sum(t["stats"]["reflections_expanded"] for t in trees)
+    assert summary["correct_via_reflection"] == sum(t["stats"]["correct_via_reflection"] for t in trees)
+    assert summary["reflections_expanded_share"] == round(summary["reflections_expanded"] / placed, 4)

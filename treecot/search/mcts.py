@@ -18,6 +18,22 @@ child with a fixed text (no LLM call) is added under the nearest ancestor of a t
 patterns' `backtrack_to` (at most `max_reflections_per_node` per ancestor); its children are written by
 the types' roles (model B's `thinking_from_scratch` in the shipped patterns).
 
+With `reflection_first` (the default) the rollout after a wrong answer goes straight to the reflection it
+placed — the path from the root to it is fixed, no UCT selection on the way — and expands it: the paper's
+figure draws reflection as the immediate response to a wrong answer (METHOD §6). Under plain "first
+unvisited child, else UCT" the reflection joins its parent's other children and is reached late or
+never. The stop rules are checked before that rollout as before any other: if the search stops, the
+reflection stays in the tree unexpanded (`stats.reflections` counts it, `stats.reflections_expanded`
+does not). Backpropagation still adds the rollout's visit and reward to every ancestor.
+`reflection_stats(tree)` and `reflection_summary(trees)` measure backtracking on any tree (also trees
+written before these stats existed): reflections placed and expanded, and correct answers below one.
+
+Every request stops at the node's closing tag and its type's extra stop strings; with `stop_at_any_tag`
+(the default) also at the opening and closing tag of every node type of the patterns, so a node ends
+where a small model starts another section inside it (`</sub-task>` closing a thinking step,
+`<thinking>` inside a double check). Backends drop the stop string from the text (`finish_reason`
+"stop"), so the node stays a single section.
+
 Caps and choices of ours (the sources are silent):
 
 - Depth: a path holds at most `max_depth` nodes below the root, so a node at depth `max_depth - 1`
@@ -51,7 +67,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +103,12 @@ class MCTSConfig:
     expand_truncated:         let a node cut at its token cap expand like a closed one (default: only
                               to `answer`). For small models that rarely write closing tags, whose
                               trees otherwise stay one node deep.
+    reflection_first:         the rollout after a wrong answer goes straight to the reflection it placed
+                              and expands it (METHOD §6); False: the reflection waits its turn among its
+                              parent's children under "first unvisited, else UCT" (the reference engine).
+    stop_at_any_tag:          every request also stops at `<tag>` and `</tag>` of every node type of the
+                              patterns (after the node's own closing tag and its type's stop strings), so
+                              a node ends where the model starts another section; False: only those two.
     """
 
     c: float = 1.414
@@ -105,6 +127,8 @@ class MCTSConfig:
     max_reflections_per_node: int = 1
     seed_requests: bool = True
     expand_truncated: bool = False
+    reflection_first: bool = True
+    stop_at_any_tag: bool = True
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ValueError:
@@ -132,7 +156,13 @@ class MCTSConfig:
                 raise bad(name, "must be >= 0")
         if self.value_mode not in VALUE_MODES:
             raise bad("value_mode", f"must be one of {list(VALUE_MODES)}")
-        for name in ("record_logprobs", "seed_requests", "expand_truncated"):
+        for name in (
+            "record_logprobs",
+            "seed_requests",
+            "expand_truncated",
+            "reflection_first",
+            "stop_at_any_tag",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, "must be true or false")
 
@@ -263,6 +293,8 @@ class MCTS:
                 "correct_paths": 0,
                 "correct_rollouts": 0,
                 "reflections": 0,
+                "reflections_expanded": 0,
+                "correct_via_reflection": 0,
                 "expansions": 0,
                 "stop_reason": None,
             },
@@ -270,6 +302,7 @@ class MCTS:
         self._cursor: int | None = None  # node reached by the current rollout (None: between rollouts)
         self._plan: list[_PlanItem] = []  # the expansion waiting for generations
         self._expanding: int | None = None
+        self._reflection_next: int | None = None  # reflection the next rollout goes to (reflection_first)
         self._done = False
         self._t0 = time.perf_counter()
         self._advance()
@@ -335,7 +368,10 @@ class MCTS:
                 if reason is not None:
                     self._finish(reason)
                     return
-                self._cursor = 0
+                # A reflection placed by the last rollout is where this one starts (its ancestors are
+                # expanded and get the visit at backpropagation); otherwise select from the root.
+                target, self._reflection_next = self._reflection_next, None
+                self._cursor = 0 if target is None else target
             node = tree.node(self._cursor)
             if node.terminal:
                 self._end_rollout(node)
@@ -363,6 +399,7 @@ class MCTS:
     def _finish(self, reason: str) -> None:
         self._done = True
         self._plan = []
+        self._reflection_next = None  # a reflection placed by the last rollout stays unexpanded
         self.tree.stats["stop_reason"] = reason
         self.tree.stats["wall_seconds"] = round(time.perf_counter() - self._t0, 3)
 
@@ -408,6 +445,9 @@ class MCTS:
                 plan.append(_PlanItem(child_type, k, None))
                 continue
             prefill = self.rng.choice(t.prefills) if t.prefills else ""
+            stop = [f"</{t.tag}>", *t.stop]
+            if cfg.stop_at_any_tag:  # own closing tag first, then every section tag, no repeats
+                stop = list(dict.fromkeys([*stop, *self.patterns.section_tags()]))
             max_tokens = min(t.max_tokens, cfg.max_node_tokens) if t.max_tokens else cfg.max_node_tokens
             if cfg.value_mode == "confidence":
                 logprobs: int | None = cfg.top_logprobs
@@ -417,7 +457,7 @@ class MCTS:
                 prompt=self.chat_prompts[t.role] + self._prefix(node) + f"<{t.tag}>" + prefill,
                 n=k,
                 max_tokens=max_tokens,
-                stop=[f"</{t.tag}>", *t.stop],
+                stop=stop,
                 temperature=cfg.temperature,
                 top_p=cfg.top_p,
                 logprobs=logprobs,
@@ -437,6 +477,8 @@ class MCTS:
         self._plan = []
         self._expanding = None
         self.tree.stats["expansions"] += 1
+        if node.type == REFLECTION_TYPE:
+            self.tree.stats["reflections_expanded"] += 1
 
     def _add_fixed(self, parent: Node, child_type: str) -> Node:
         t = self.patterns.node_type(child_type)
@@ -500,6 +542,8 @@ class MCTS:
             answer.reward = 1.0 if answer.correct else 0.0
         if answer.correct:
             self.tree.stats["correct_paths"] += 1
+            if any(a.type == REFLECTION_TYPE for a in self.tree.ancestors(answer.id)):
+                self.tree.stats["correct_via_reflection"] += 1
 
     def path_confidence(self, node_id: int) -> float:
         """Token confidence averaged over every generated token on the path (Marco-o1 v1 rollout value)."""
@@ -518,7 +562,9 @@ class MCTS:
         if answer.correct and self.config.value_mode == "verifier":
             stats["correct_rollouts"] += 1
         if self.config.value_mode == "verifier" and not answer.correct:
-            self.backtrack(answer)
+            reflection = self.backtrack(answer)
+            if reflection is not None and self.config.reflection_first:
+                self._reflection_next = reflection.id
 
     def backpropagate(self, node: Node, reward: float) -> None:
         """Add one visit and `reward` to `node` and every ancestor up to the root."""
@@ -543,6 +589,67 @@ class MCTS:
             return None
         self.tree.stats["reflections"] += 1
         return self._add_fixed(target, REFLECTION_TYPE)
+
+
+# -- measuring backtracking ------------------------------------------------------------------------------
+
+
+def reflection_stats(tree: Tree | Mapping[str, Any]) -> dict[str, int]:
+    """Backtracking figures of one tree, read from its nodes (a `Tree` or its JSON dict).
+
+    Works on any tree, including those written before `reflections_expanded` / `correct_via_reflection`
+    were kept in `tree.stats`; on a tree searched by this engine the figures equal those stats.
+
+    reflections:            reflection nodes (placed after wrong answers).
+    reflections_expanded:   those that were expanded (their continuation was generated).
+    correct_paths:          answer nodes judged correct.
+    correct_via_reflection: correct answer nodes with a reflection among their ancestors.
+    """
+    nodes = tree.nodes if isinstance(tree, Tree) else tree.get("nodes", [])
+    # Per node id: the node is a reflection or has one among its ancestors (parents precede children).
+    in_reflection: list[bool] = []
+    out = {"reflections": 0, "reflections_expanded": 0, "correct_paths": 0, "correct_via_reflection": 0}
+    for i, n in enumerate(nodes):
+        if isinstance(n, Node):
+            parent, ntype, expanded, terminal, correct = n.parent, n.type, n.expanded, n.terminal, n.correct
+        else:
+            parent, ntype = n.get("parent"), n.get("type")
+            expanded, terminal, correct = n.get("expanded"), n.get("terminal"), n.get("correct")
+        below = isinstance(parent, int) and 0 <= parent < i and in_reflection[parent]
+        in_reflection.append(below or ntype == REFLECTION_TYPE)
+        if ntype == REFLECTION_TYPE:
+            out["reflections"] += 1
+            out["reflections_expanded"] += int(bool(expanded))
+        if terminal and correct is True:
+            out["correct_paths"] += 1
+            out["correct_via_reflection"] += int(below)
+    return out
+
+
+def share(part: int | float, whole: int | float, digits: int = 4) -> float | None:
+    """`part / whole` rounded to `digits`; None when `whole` is 0 (nothing to take a share of)."""
+    return round(part / whole, digits) if whole else None
+
+
+def reflection_summary(trees: Iterable[Tree | Mapping[str, Any]]) -> dict[str, Any]:
+    """`reflection_stats` added up over trees, with the two shares that say whether backtracking works.
+
+    reflections_placed, reflections_expanded, reflections_expanded_share (expanded ÷ placed),
+    correct_paths, correct_via_reflection, correct_via_reflection_share (÷ correct paths); a share is
+    None when its denominator is 0.
+    """
+    total = {"reflections": 0, "reflections_expanded": 0, "correct_paths": 0, "correct_via_reflection": 0}
+    for tree in trees:
+        for k, v in reflection_stats(tree).items():
+            total[k] += v
+    return {
+        "reflections_placed": total["reflections"],
+        "reflections_expanded": total["reflections_expanded"],
+        "reflections_expanded_share": share(total["reflections_expanded"], total["reflections"]),
+        "correct_paths": total["correct_paths"],
+        "correct_via_reflection": total["correct_via_reflection"],
+        "correct_via_reflection_share": share(total["correct_via_reflection"], total["correct_paths"]),
+    }
 
 
 # -- driver ----------------------------------------------------------------------------------------------

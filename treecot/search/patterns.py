@@ -163,6 +163,18 @@ class Patterns:
             used.add(REFLECTION_TYPE)
         return used
 
+    def section_tags(self) -> tuple[str, ...]:
+        """`<tag>` and `</tag>` of every node type (the root has none), in type order, without repeats.
+
+        The search adds them to every request's stop strings (`MCTSConfig.stop_at_any_tag`), so a node
+        ends where the model starts (or closes) another section instead of writing it inside this one.
+        """
+        out: dict[str, None] = {}
+        for t in self.types.values():
+            out[f"<{t.tag}>"] = None
+            out[f"</{t.tag}>"] = None
+        return tuple(out)
+
     def roles(self) -> dict[str, list[str]]:
         """Role → the LLM-written types that role serves (only types that can occur)."""
         out: dict[str, list[str]] = {}

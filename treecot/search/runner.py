@@ -136,6 +136,8 @@ def build_generators(recipe: Recipe) -> dict[str, Any]:
 
 
 def _summarise(trees: list[dict], wall: float) -> dict:
+    from treecot.search.mcts import reflection_summary
+
     keys = (
         "llm_calls",
         "prefill_tokens",
@@ -156,6 +158,15 @@ def _summarise(trees: list[dict], wall: float) -> dict:
         if total["correct_paths"]
         else None,
         generated_tokens_per_s=round(total["generated_tokens"] / wall, 2) if wall > 0 else None,
+    )
+    # Backtracking, read from the nodes (so trees written before these stats existed count too).
+    refl = reflection_summary(trees)
+    total.update(
+        reflections_placed=refl["reflections_placed"],
+        reflections_expanded=refl["reflections_expanded"],
+        reflections_expanded_share=refl["reflections_expanded_share"],
+        correct_via_reflection=refl["correct_via_reflection"],
+        correct_via_reflection_share=refl["correct_via_reflection_share"],
     )
     return total
 
@@ -292,11 +303,22 @@ def format_summary(s: dict) -> str:
         return f"{100 * x:.0f}%"
 
     tpc = s.get("tokens_per_correct_path")
+    placed = s.get("reflections_placed")
+    reflections = ""
+    if placed is not None:  # summaries written before the backtracking figures existed have none
+        exp_share, via_share = s.get("reflections_expanded_share"), s.get("correct_via_reflection_share")
+        reflections = (
+            f"; reflections {placed} placed, {s.get('reflections_expanded', 0)} expanded"
+            + (f" ({pct(exp_share)})" if exp_share is not None else "")
+            + f", {s.get('correct_via_reflection', 0)} correct paths through a reflection"
+            + (f" ({pct(via_share)} of correct paths)" if via_share is not None else "")
+        )
     return (
         f"{s['problems']} trees ({s['new_trees']} new); yield ≥1 correct {pct(s['yield_at_least_1'])}, "
         f"≥4 correct {pct(s['yield_at_least_4'])}; {s['correct_paths']} correct paths, {s['rollouts']} rollouts; "
         f"LLM calls {s['llm_calls']}, prefill tokens {s['prefill_tokens']}, cache-hit tokens "
         f"{s['cache_hit_tokens']}, generated tokens {s['generated_tokens']}"
         + (f", {tpc} tokens per correct path" if tpc else "")
+        + reflections
         + f"; {s['wall_seconds']}s"
     )
