@@ -44,6 +44,18 @@ HEADLINES: dict[str, list[tuple[str, str, object]]] = {
     "eval": [
         ("throughput_ratio", "≥ 0.8 × plain batched generate", lambda v: v >= 0.8),
     ],
+    "reflection": [
+        ("arithmetic_before_reflections_expanded_share", "report (reflection_first off)", None),
+        ("arithmetic_after_reflections_expanded_share", "≥ 0.9 with reflection_first", lambda v: v >= 0.9),
+        ("arithmetic_after_correct_via_reflection_share", "report", None),
+        ("gsm8k_after_reflections_expanded_share", "report", None),
+    ],
+    "ablation": [
+        ("base_data_prompt_arithmetic_accuracy", "report (base, data prompt)", None),
+        ("sft_arithmetic_accuracy", "report (SFT on the MCTS data)", None),
+        ("masking_arithmetic_accuracy", "report (full recipe)", None),
+        ("wall_seconds_total", "≤ 7,200 s on 2 cores", lambda v: v <= 7200),
+    ],
 }
 
 
