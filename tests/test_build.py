@@ -53,6 +53,14 @@ def test_build_writes_versioned_local_dataset(generated):
     quality = out["card"]["quality"]
     assert quality["pair rule"] == "shortest_prefix"
     assert quality["shared prefix tokens per pair: median"] == report["shared_prefix_stats"]["median"]
+    # backtracking figures of the trees (the scripted answers alternate, so some reflections were placed)
+    from treecot.search.mcts import reflection_summary
+    from treecot.search.runner import iter_tree_dicts, tree_files
+
+    summary = reflection_summary(iter_tree_dicts(tree_files(recipe.generate.output_dir)))
+    assert quality["reflections placed"] == summary["reflections_placed"]
+    if summary["reflections_placed"]:
+        assert quality["reflections expanded"].startswith(f"{summary['reflections_expanded']} (")
     with pytest.raises(Exception):  # noqa: B017 - no dpo_all config unless asked for
         load_versioned(str(local), "dpo_all", revision=branch, split="train")
     trees = load_versioned(str(local), "trees", split="train")

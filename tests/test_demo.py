@@ -194,3 +194,28 @@ def test_shipped_config_is_valid_and_cli_reports_errors(tmp_path, capsys):
     bad.write_text("name: x\ngenerate: []\n")
     assert main(["demo", "--config", str(bad)]) == 2
     assert "non-empty list of slices" in capsys.readouterr().err
+
+
+def test_two_fresh_runs_give_identical_trees_and_figures(tmp_path):
+    """Determinism of a shortened demo on a real in-process backend (the tiny model as models A and B,
+    seeded sampling): the same trees and evaluation figures twice, apart from wall times and dates."""
+    from treecot.search.runner import iter_tree_dicts, tree_files
+
+    def run(out: Path):
+        cfg = load_demo_config(short_config(out))
+        demo = Demo(cfg, progress=False)  # no scripted generators: the recipe's transformers backend
+        demo.generate()
+        trees = []
+        for d in sorted((out / "trees").iterdir()):
+            for t in iter_tree_dicts(tree_files(d)):
+                t["stats"].pop("wall_seconds")
+                trees.append(t)
+        # the base evaluation (the random model answers nothing right, so there is no data to train on)
+        rec = demo.evaluate_model("eval-base", cfg.model, out / "eval" / "base", (), system_prompt="task")
+        summary = json.loads(Path(rec["summary"]).read_text())
+        return trees, summary["tasks"], summary["prompt"]
+
+    first, second = run(tmp_path / "a"), run(tmp_path / "b")
+    assert first[0] and sum(len(t["nodes"]) for t in first[0]) > 2  # the search did generate
+    assert first[0] == second[0]  # trees, node for node
+    assert first[1:] == second[1:]  # evaluation figures and prompts

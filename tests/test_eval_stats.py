@@ -59,7 +59,7 @@ def test_noise_verdicts_and_plot(tmp_path):
     lines = noise_verdicts(runs, "base", ["arithmetic"])
     assert len(lines) == 2
     assert (
-        lines[0].startswith("sft vs base, arithmetic accuracy: 10.0 → 30.0")
+        lines[0].startswith("base → sft, arithmetic accuracy: 10.0 → 30.0")
         and "**exceeds noise**" in lines[0]
     )
     assert "no-answer rate" in lines[1] and lines[1].endswith("within noise")

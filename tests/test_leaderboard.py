@@ -71,6 +71,12 @@ def test_rows_from_summary():
     assert row["n"] == 10 and row["samples"] == 4 and row["source"] == "treecot eval"
     assert len({r["run_id"] for r in rows}) == 1
     assert lb.rows_from_summary(make_summary("model-a", 0.5, 0.05))[0]["run_id"] != row["run_id"]
+    # one model, same figures and second, under two system prompts: two runs, not one overwriting the other
+    task_prompt, data_prompt = make_summary("model-a", 0.4, 0.05), make_summary("model-a", 0.4, 0.05)
+    task_prompt["prompt"] = {"system_prompts": {"gsm8k": "Answer in a box."}}
+    data_prompt["prompt"] = {"system_prompts": {"gsm8k": "Use tags, then answer in a box."}}
+    ids = {lb.rows_from_summary(x)[0]["run_id"] for x in (task_prompt, data_prompt)}
+    assert len(ids) == 2 and row["run_id"] not in ids
 
 
 def test_rows_from_a_lighteval_results_json(tmp_path):

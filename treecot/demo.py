@@ -509,7 +509,9 @@ class Demo:
         from treecot.evaluation import run_eval
 
         ev = self.cfg.eval
-        build = self.state.data["stages"]["build"]
+        build = self.state.data["stages"].get("build") or {}
+        if (ev.max_new_tokens == AUTO or prompt_from) and not build:
+            raise DemoError(f"{stage}: the build stage has not run (the evaluation reads the data's prompt)")
         budget = eval_budget(ev, build)
         settings = {
             **dataclasses.asdict(ev),

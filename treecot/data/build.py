@@ -233,7 +233,7 @@ def run_build(
             "dpo_pairs": len(dpo),
             **({"dpo_all_pairs": len(built.dpo_all)} if spec.dpo_all else {}),
         },
-        "quality": report.quality(),
+        "quality": {**report.quality(), **_backtracking(trees)},
         "cost": {k: v for k, v in cost.items() if k != "rollouts"},
         "prompt_contract": contract.to_dict(),
         "treecot_version": __version__,
@@ -275,6 +275,22 @@ def run_build(
         "card": card,
         "contract": contract,
     }
+
+
+def _backtracking(trees: list) -> dict[str, Any]:
+    """The card's backtracking figures: reflections placed after wrong answers, the share explored, and the
+    share of correct paths that pass through one (`treecot.search.mcts.reflection_summary`)."""
+    from treecot.search.mcts import reflection_summary
+
+    r = reflection_summary(trees)
+    out: dict[str, Any] = {"reflections placed": r["reflections_placed"]}
+    if r["reflections_expanded_share"] is not None:
+        out["reflections expanded"] = f"{r['reflections_expanded']} ({r['reflections_expanded_share']:.0%})"
+    if r["correct_via_reflection_share"] is not None:
+        out["correct paths through a reflection"] = (
+            f"{r['correct_via_reflection']} ({r['correct_via_reflection_share']:.0%})"
+        )
+    return out
 
 
 def _check_system_prompt(given: str | None, trees: list, recorded) -> None:

@@ -166,6 +166,9 @@ def _run_id(summary: Mapping[str, Any]) -> str:
     )
     blob = json.dumps({k: summary.get(k) for k in keys}, sort_keys=True, default=str)
     blob += json.dumps(summary.get("tasks"), sort_keys=True, default=str)
+    prompts = (summary.get("prompt") or {}).get("system_prompts")
+    if prompts:  # one model under two prompts is two runs (summaries before the prompt contract: unchanged)
+        blob += json.dumps(prompts, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -118,7 +118,7 @@ def noise_verdicts(
                 lo, hi = difference_interval(counts(ra, na), na, counts(rb, nb), nb)
                 real = lo > 0 or hi < 0
                 lines.append(
-                    f"{label} vs {reference}, {task} {names.get(metric, metric)}: {100 * ra:.1f} → {100 * rb:.1f} "
+                    f"{reference} → {label}, {task} {names.get(metric, metric)}: {100 * ra:.1f} → {100 * rb:.1f} "
                     f"(difference {100 * (rb - ra):+.1f}, 95% interval [{100 * lo:+.1f}, {100 * hi:+.1f}]): "
                     + ("**exceeds noise**" if real else "within noise")
                 )

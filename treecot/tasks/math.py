@@ -595,19 +595,22 @@ def _sympy_equivalent(pred: str, gold: str, seconds: int) -> dict:
 
 MATH_SYSTEM_PROMPT = (
     "You are a careful mathematician. Solve the problem step by step, showing your reasoning. "
-    "Then state the final answer once, at the end, in the form: The answer is: \\boxed{ANSWER}. "
+    'Then state the final answer once, at the end: write "The answer is:" and put the answer inside '
+    "\\boxed{}. "
     "Inside \\boxed{} put only the final answer in simplest form, written in LaTeX "
     "(a number, expression, interval, set or tuple), without units."
 )
 GSM8K_SYSTEM_PROMPT = (
     "You are a careful mathematician. Solve the problem step by step, showing your reasoning. "
-    "Then state the final answer once, at the end, in the form: The answer is: \\boxed{ANSWER}. "
+    'Then state the final answer once, at the end: write "The answer is:" and put the answer inside '
+    "\\boxed{}. "
     "The answer is a single number: write only the number inside \\boxed{}, without units, "
     "currency signs or thousands separators."
 )
 AIME_SYSTEM_PROMPT = (
     "You are a careful mathematician. Solve the problem step by step, showing your reasoning. "
-    "Then state the final answer once, at the end, in the form: The answer is: \\boxed{ANSWER}. "
+    'Then state the final answer once, at the end: write "The answer is:" and put the answer inside '
+    "\\boxed{}. "
     "The answer is an integer from 0 to 999: write only that integer inside \\boxed{}."
 )
 
