@@ -30,8 +30,6 @@ nothing here looks at test results.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import datetime as _dt
 import json
 import os
@@ -42,14 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from treecot.demo import (
     Demo,
     DemoConfig,
     DemoError,
-    EvalStage,
-    TrainStage,
     _fields,
     _jsonable,
     _resolve_file,
@@ -103,30 +97,9 @@ class AblationConfig(DemoConfig):
 
 def load_ablation_config(source: str | os.PathLike | Mapping[str, Any], **overrides: Any) -> AblationConfig:
     """Read and validate an ablation recipe (a YAML path or a mapping); `overrides` replace top-level keys."""
-    from treecot.demo import _validate_slices
+    from treecot.demo import _validate_slices, read_config
 
-    if isinstance(source, Mapping):
-        data, path = copy.deepcopy(dict(source)), None
-    else:
-        path = str(source)
-        if not Path(path).is_file():
-            raise DemoError(f"ablation recipe {path!r} does not exist")
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            raise DemoError(f"{path} is not valid YAML: {err}") from None
-        if not isinstance(data, dict):
-            raise DemoError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    where = path or "ablation recipe"
-    known = {f.name for f in dataclasses.fields(AblationConfig)} - {"path"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise DemoError(f"{where}: unknown field {unknown[0]!r}; known fields: {', '.join(sorted(known))}")
-    train = {}
-    for k, v in (data.pop("train", None) or {}).items():
-        train[k] = TrainStage(**_fields(TrainStage, v, f"{where}: train.{k}"))
-    ev = EvalStage(**_fields(EvalStage, data.pop("eval", None) or {}, f"{where}: eval"))
+    data, path, where, train, ev = read_config(source, AblationConfig, "ablation recipe", overrides)
     spec = AblationSpec(**_fields(AblationSpec, data.pop("ablation", None) or {}, f"{where}: ablation"))
     cfg = AblationConfig(**data, train=train, eval=ev, ablation=spec, path=path)
     _validate_slices(cfg, where)

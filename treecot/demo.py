@@ -127,23 +127,31 @@ class DemoConfig:
         return {"name": self.name, "seed": self.seed, "problems": first.get("problems", {}), "build": build}
 
 
-def load_demo_config(source: str | os.PathLike | Mapping[str, Any] | None = None, **overrides) -> DemoConfig:
-    """Read and validate a demo config (a YAML path or a mapping; default `recipes/demo.yaml`);
-    `overrides` replace top-level keys."""
-    if source is None:
-        source = default_config_path()
+def read_config(
+    source: str | os.PathLike | Mapping[str, Any],
+    cls: type,
+    what: str,
+    overrides: Mapping[str, Any],
+    hint: str = "",
+) -> tuple[dict[str, Any], str | None, str, dict[str, TrainStage], EvalStage]:
+    """The common part of reading a demo or ablation config (a YAML path or a mapping): `(data, path,
+    where, train, eval)`, with `overrides` applied, unknown top-level fields of dataclass `cls` refused and
+    the `train` / `eval` sections parsed (they are popped from `data`)."""
     if isinstance(source, Mapping):
         data, path = copy.deepcopy(dict(source)), None
     else:
         path = str(source)
         if not Path(path).is_file():
-            raise DemoError(f"demo config {path!r} does not exist (the default is {DEFAULT_CONFIG})")
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            raise DemoError(f"{what} {path!r} does not exist{hint}")
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise DemoError(f"{path} is not valid YAML: {err}") from None
         if not isinstance(data, dict):
             raise DemoError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     data.update({k: v for k, v in overrides.items() if v is not None})
-    where = path or "demo config"
-    known = {f.name for f in dataclasses.fields(DemoConfig)} - {"path"}
+    where = path or what
+    known = {f.name for f in dataclasses.fields(cls)} - {"path"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise DemoError(f"{where}: unknown field {unknown[0]!r}; known fields: {', '.join(sorted(known))}")
@@ -151,6 +159,17 @@ def load_demo_config(source: str | os.PathLike | Mapping[str, Any] | None = None
     for k, v in (data.pop("train", None) or {}).items():
         train[k] = TrainStage(**_fields(TrainStage, v, f"{where}: train.{k}"))
     ev = EvalStage(**_fields(EvalStage, data.pop("eval", None) or {}, f"{where}: eval"))
+    return data, path, where, train, ev
+
+
+def load_demo_config(source: str | os.PathLike | Mapping[str, Any] | None = None, **overrides) -> DemoConfig:
+    """Read and validate a demo config (a YAML path or a mapping; default `recipes/demo.yaml`);
+    `overrides` replace top-level keys."""
+    if source is None:
+        source = default_config_path()
+    data, path, where, train, ev = read_config(
+        source, DemoConfig, "demo config", overrides, hint=f" (the default is {DEFAULT_CONFIG})"
+    )
     cfg = DemoConfig(**data, train=train, eval=ev, path=path)
     _validate(cfg, where)
     return cfg
