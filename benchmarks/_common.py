@@ -18,9 +18,10 @@ import math
 import os
 import platform
 import re
+import time
 from pathlib import Path
 
-__all__ = ["RESERVED_KEYS", "RESULTS_DIR", "machine_info", "write_results"]
+__all__ = ["RESERVED_KEYS", "RESULTS_DIR", "TimedTask", "machine_info", "write_results"]
 
 #: Where `write_results` writes by default.
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -134,3 +135,21 @@ def write_results(name: str, figures: dict, command: str, results_dir: str | Pat
     tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+class TimedTask:
+    """Delegates to a task and adds up the wall time of its `verify` calls."""
+
+    def __init__(self, task) -> None:
+        self.task = task
+        self.verify_seconds = 0.0
+
+    def __getattr__(self, name):
+        return getattr(self.task, name)
+
+    def verify(self, completion, problem):
+        t = time.perf_counter()
+        try:
+            return self.task.verify(completion, problem)
+        finally:
+            self.verify_seconds += time.perf_counter() - t

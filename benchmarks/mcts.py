@@ -73,7 +73,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `benchmarks` and `treecot` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import write_results  # noqa: E402
+from benchmarks._common import TimedTask, write_results  # noqa: E402
 
 COMMAND = "python -m benchmarks.mcts"
 MODEL = "smollm2-135m-instruct"
@@ -264,28 +264,10 @@ def cot_until(
     }
 
 
-class _TimedTask:
-    """Delegates to a task and adds up the wall time of its `verify` calls."""
-
-    def __init__(self, task) -> None:
-        self.task = task
-        self.verify_seconds = 0.0
-
-    def __getattr__(self, name):
-        return getattr(self.task, name)
-
-    def verify(self, completion, problem):
-        t = time.perf_counter()
-        try:
-            return self.task.verify(completion, problem)
-        finally:
-            self.verify_seconds += time.perf_counter() - t
-
-
 def yield_figures(gen, task, problems, config, budget_factor: float, patterns="math") -> dict:
     """MCTS then plain CoT on the same problems; the phase-2 figures of one task (keys suffixed)."""
     sfx = figure_suffix(task.name)
-    task = _TimedTask(task)
+    task = TimedTask(task)
     clear = getattr(gen, "clear_cache", None)
     if clear is not None:
         clear()

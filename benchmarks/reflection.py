@@ -49,7 +49,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `benchmarks` and `treecot` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import write_results  # noqa: E402
+from benchmarks._common import TimedTask, write_results  # noqa: E402
 
 COMMAND = "python -m benchmarks.reflection"
 MODEL = "smollm2-135m-instruct"
@@ -109,24 +109,6 @@ def setting_figures(trees, prefix: str, seconds: float | None = None) -> dict[st
     if seconds is not None:
         figures["seconds"] = round(seconds, 1)
     return {f"{prefix}_{k}": v for k, v in figures.items()}
-
-
-class TimedTask:
-    """Delegates to a task and adds up the wall time of its `verify` calls."""
-
-    def __init__(self, task) -> None:
-        self.task = task
-        self.verify_seconds = 0.0
-
-    def __getattr__(self, name):
-        return getattr(self.task, name)
-
-    def verify(self, completion, problem):
-        t = time.perf_counter()
-        try:
-            return self.task.verify(completion, problem)
-        finally:
-            self.verify_seconds += time.perf_counter() - t
 
 
 def run_setting(gen, task, problems, config, max_in_flight: int | None = None) -> tuple[list, float]:
