@@ -9,7 +9,14 @@ import pytest
 import yaml
 
 from tests.test_runner import fake_generators
-from treecot.ablate import ROWS, AblationRun, label_of, load_ablation_config, run_ablation
+from treecot.ablate import (
+    ROWS,
+    AblationRun,
+    label_of,
+    load_ablation_config,
+    run_ablation,
+    select_learning_rate,
+)
 from treecot.demo import STATE_FILE, DemoError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,7 +25,8 @@ GPU_RECIPE = ROOT / "recipes" / "llama-3.1-8b-instruct" / "ablate" / "config_gsm
 
 
 def short_config(out: Path) -> dict:
-    """The CPU ablation recipe cut down: tiny model, 2 GSM8K problems, one training step per row."""
+    """The CPU ablation recipe cut down: tiny model, 2 GSM8K problems, one training step per row, two SFT
+    learning-rate candidates scored on 2 GSM8K train (validation) problems."""
     cfg = yaml.safe_load(CPU_RECIPE.read_text())
     slice_ = cfg["generate"][0]
     slice_["name"] = "gsm8k-2"
@@ -31,6 +39,12 @@ def short_config(out: Path) -> dict:
         cfg["train"][stage]["overrides"].update(max_steps=1, per_device_train_batch_size=1, logging_steps=1)
     cfg.update(model="tiny", output_dir=str(out), generate=[slice_])
     cfg["eval"].update(tasks=["gsm8k"], limit=2, batch_size=2, dtype="float32")
+    cfg["ablation"]["select"] = {
+        "learning_rates": [1.0e-5, 3.0e-4],
+        "split": "train",
+        "offset": 0,
+        "limit": 2,
+    }
     return cfg
 
 
@@ -45,7 +59,8 @@ def ablation(tmp_path_factory):
 def test_ablation_trains_every_row_from_the_sft_model(ablation):
     out, cfg, results = ablation
     state = json.loads((out / STATE_FILE).read_text())
-    expected = ["generate", "build", "eval-base", "eval-base-data-prompt", "sft", "eval-sft"]
+    expected = ["generate", "build", "eval-base", "eval-base-data-prompt"]
+    expected += ["select-sft-0", "eval-select-sft-0", "select-sft-1", "eval-select-sft-1", "sft", "eval-sft"]
     for row in ROWS:
         expected += [row, f"eval-{row}"]
     assert list(state["stages"]) == [*expected, "leaderboard", "table"]
@@ -108,6 +123,58 @@ def test_outputs_follow_the_schema(ablation):
     assert {r["model"] for r in board} == {f"{results_name(out)}: {label_of(n)}" for n in results["eval"]}
 
 
+def test_sft_learning_rate_is_chosen_on_validation_problems(ablation):
+    out, cfg, results = ablation
+    select = results["select"]
+    assert [c["learning_rate"] for c in select["candidates"]] == [1.0e-5, 3.0e-4]
+    scores = {c["learning_rate"]: c["tasks"] for c in select["candidates"]}
+    assert select["learning_rate"] == select_learning_rate(scores, ["gsm8k"])
+    chosen = select["stage"]
+    stages = json.loads((out / STATE_FILE).read_text())["stages"]
+    assert f"--learning_rate {select['learning_rate']} " in stages[chosen]["command"]
+    # validation problems are train problems; the rows' test problems play no part in the choice
+    val_ids, test_ids = set(), set()
+    for stage in ("eval-select-sft-0", "eval-select-sft-1"):
+        summary = json.loads(Path(stages[stage]["summary"]).read_text())
+        assert (summary["split"], summary["offset"], summary["tasks"]["gsm8k"]["n"]) == ("train", 0, 2)
+        val_ids |= _problem_ids(Path(stages[stage]["summary"]).parent)
+    test_ids = _problem_ids(Path(results["eval"]["sft"]["summary"]).parent)
+    assert val_ids and test_ids and not val_ids & test_ids
+    # the SFT row is the chosen candidate's model
+    same = (out / "models" / chosen / "model.safetensors").read_bytes()
+    assert (out / "models" / "sft" / "model.safetensors").read_bytes() == same
+    assert results["sft"]["learning_rate"] == select["learning_rate"]
+    record = json.loads(Path(results["table"]["json"]).read_text())
+    assert record["selection"]["learning_rate"] == select["learning_rate"]
+    assert [c["learning_rate"] for c in record["selection"]["candidates"]] == [1.0e-5, 3.0e-4]
+    assert record["selection"]["candidates"][0]["gsm8k_n"] == 2
+    assert "chosen before any test evaluation" in Path(results["table"]["table"]).read_text()
+
+
+def _problem_ids(eval_dir: Path) -> set[str]:
+    """The problem ids an evaluation scored (from lighteval's details)."""
+    import pandas as pd
+
+    ids = set()
+    for f in eval_dir.rglob("details_*.parquet"):
+        for doc in pd.read_parquet(f)["doc"]:
+            ids.add(json.loads(doc["specific"]["problem"])["id"])
+    return ids
+
+
+def test_select_learning_rate_breaks_ties_by_no_answer_then_the_smaller_rate():
+    scores = {
+        1e-4: {"a": {"accuracy": 0.5, "no_answer_rate": 0.2}},
+        1e-5: {"a": {"accuracy": 0.5, "no_answer_rate": 0.1}},
+        5e-5: {"a": {"accuracy": 0.4, "no_answer_rate": 0.0}},
+    }
+    assert select_learning_rate(scores, ["a"]) == 1e-5
+    scores[1e-4]["a"]["no_answer_rate"] = 0.1
+    assert select_learning_rate(scores, ["a"]) == 1e-5
+    scores[5e-5]["a"]["accuracy"] = 0.6
+    assert select_learning_rate(scores, ["a"]) == 5e-5
+
+
 def results_name(out: Path) -> str:
     return json.loads((out / "ablation" / "ablation.json").read_text())["name"]
 
@@ -144,6 +211,27 @@ def test_config_errors_are_named(tmp_path):
     with pytest.raises(DemoError, match="train.dpo is missing"):
         load_ablation_config(bad)
     bad = json.loads(json.dumps(cfg))
+    bad["ablation"]["select"].update(split="test")
+    with pytest.raises(DemoError, match="select.split must not be the test split"):
+        load_ablation_config(bad)
+    bad = json.loads(json.dumps(cfg))
+    bad["generate"][0]["problems"] = {"task": "gsm8k", "split": "train", "offset": 0, "limit": 5}
+    bad["ablation"]["select"].update(offset=3)
+    with pytest.raises(DemoError, match=r"validation problems 3–4 of gsm8k/train overlap the search slice 0–4; "
+                                        r"give ablation.select.offset >= 5"):  # fmt: skip
+        load_ablation_config(bad)
+    bad["ablation"]["select"].update(offset=5)
+    load_ablation_config(bad)  # disjoint: fine
+    for lrs in ([], [0.0], ["1e-5"], [1e-5, 1e-5]):
+        bad = json.loads(json.dumps(cfg))
+        bad["ablation"]["select"]["learning_rates"] = lrs
+        with pytest.raises(DemoError, match="ablation.select.learning_rates"):
+            load_ablation_config(bad)
+    bad = json.loads(json.dumps(cfg))
+    bad["ablation"]["select"]["budget"] = 3
+    with pytest.raises(DemoError, match="ablation.select: unknown field 'budget'"):
+        load_ablation_config(bad)
+    bad = json.loads(json.dumps(cfg))
     bad["eval"]["max_new_tokens"] = "lots"
     with pytest.raises(DemoError, match="max_new_tokens must be a positive integer or 'auto'"):
         load_ablation_config(bad)
@@ -154,3 +242,7 @@ def test_shipped_recipes_load(recipe):
     cfg = load_ablation_config(recipe)
     assert cfg.eval.limit >= 200 and cfg.eval.max_new_tokens == "auto"
     assert cfg.ablation.rows == list(ROWS) and cfg.build.get("dpo_all") is True
+    if recipe == CPU_RECIPE:  # the SFT learning rate is chosen on validation problems, not fixed
+        assert (
+            len(cfg.ablation.select.learning_rates) >= 2 and "learning_rate" not in cfg.train["sft"].overrides
+        )

@@ -51,6 +51,27 @@ def _details(run, task: str):
     return pd.read_parquet(files[-1])
 
 
+def test_materialize_reads_a_validation_slice_of_another_split(tmp_path):
+    from treecot.evaluation.lighteval_tasks import materialize
+    from treecot.tasks import get_task
+
+    def ids(path):
+        return [json.loads(line)["id"] for line in (path / "test.jsonl").read_text().splitlines()]
+
+    train = get_task("arithmetic").load("train", limit=8)
+    val = materialize("arithmetic", limit=3, root=tmp_path, split="train", offset=5)
+    assert ids(val) == [train[i]["id"] for i in (5, 6, 7)]
+    test = materialize("arithmetic", limit=3, root=tmp_path)
+    assert ids(test) == [r["id"] for r in get_task("arithmetic").load("test", limit=3)]
+    assert not set(ids(val)) & set(ids(test))
+    with pytest.raises(ValueError, match="no split 'dev'"):
+        materialize("arithmetic", limit=3, root=tmp_path, split="dev")
+    with pytest.raises(ValueError, match="offset 5000: task 'arithmetic' has only"):
+        materialize("arithmetic", limit=3, root=tmp_path, split="train", offset=5000)
+    with pytest.raises(ValueError, match="offset must be a non-negative integer"):
+        materialize("arithmetic", limit=3, root=tmp_path, offset=-1)
+
+
 def test_every_task_end_to_end(all_tasks_run):
     run = all_tasks_run
     results = json.loads(run.results_path.read_text())

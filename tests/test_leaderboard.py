@@ -79,6 +79,16 @@ def test_rows_from_summary():
     assert len(ids) == 2 and row["run_id"] not in ids
 
 
+def test_a_validation_run_is_kept_off_the_board(tmp_path):
+    summary = make_summary("model-a", 0.4, 0.05)
+    summary.update(split="train", offset=1000)  # `treecot eval --split train --offset 1000`
+    with pytest.raises(ValueError, match=r"problems 1000… of the train split, not the test problems"):
+        lb.push(summary, "me/board", local_dir=tmp_path / "board")
+    assert not (tmp_path / "board").exists()
+    summary.update(split=None, offset=0)  # a test run (what `treecot eval` records by default)
+    assert lb.rows_from_summary(summary)
+
+
 def test_rows_from_a_lighteval_results_json(tmp_path):
     results = {
         "config_general": {"model_name": "tiny", "model_config": {"model_revision": "tiny-seed0"}},

@@ -24,8 +24,11 @@ wall times, the commit); every run is pushed to the local leaderboard ``<output_
 Resuming is the demo's (`treecot.demo`): each stage is skipped when its settings and those of the stages it
 reads from are unchanged; a stage that fails can be rerun alone by running the command again.
 
-Hyperparameters are the recipe's, fixed before any run (see the shipped recipes for how they were chosen);
-nothing here looks at test results.
+Hyperparameters are the recipe's, fixed before any run (see the shipped recipes for how they were chosen),
+except the SFT learning rate when the recipe lists candidates under ``ablation.select``: each candidate
+trains an SFT model that is scored on a *validation* slice of the training split the search did not use
+(``select-sft-<i>`` and ``eval-select-sft-<i>`` stages); the best validation accuracy wins (ties: the lower
+no-answer rate, then the smaller rate) and becomes the ``sft`` model. Nothing here looks at test results.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Mapping
@@ -77,13 +81,26 @@ STATE_NAME = "ablation"
 
 
 @dataclass
+class SelectSpec:
+    """Choose the SFT learning rate on validation problems: `learning_rates` are the candidates (decided
+    before any run); each trained SFT model is scored on `limit` problems of `split` from `offset` on, a
+    slice that no search slice of the same task may overlap."""
+
+    learning_rates: list[float] = field(default_factory=list)
+    split: str = "train"
+    offset: int = 0
+    limit: int = 100
+
+
+@dataclass
 class AblationSpec:
     """epsilon: ε of the cDPO rows; alpha: α of the joint-loss rows; rows: which preference rows to run
-    (default all, in Table 5's order)."""
+    (default all, in Table 5's order); select: choose the SFT learning rate on a validation slice."""
 
     epsilon: float = 0.1
     alpha: float = 1.0
     rows: list[str] = field(default_factory=lambda: list(ROWS))
+    select: SelectSpec | None = None
 
 
 @dataclass
@@ -101,6 +118,8 @@ def load_ablation_config(source: str | os.PathLike | Mapping[str, Any], **overri
 
     data, path, where, train, ev = read_config(source, AblationConfig, "ablation recipe", overrides)
     spec = AblationSpec(**_fields(AblationSpec, data.pop("ablation", None) or {}, f"{where}: ablation"))
+    if spec.select is not None:
+        spec.select = SelectSpec(**_fields(SelectSpec, spec.select, f"{where}: ablation.select"))
     cfg = AblationConfig(**data, train=train, eval=ev, ablation=spec, path=path)
     _validate_slices(cfg, where)
     for stage in ("sft", "dpo"):
@@ -124,11 +143,63 @@ def load_ablation_config(source: str | os.PathLike | Mapping[str, Any], **overri
         if t not in EVAL_TASKS:
             raise DemoError(f"{where}: eval.tasks: unknown task {t!r}; choose from {', '.join(EVAL_TASKS)}")
     check_eval_stage(ev, where)
+    if spec.select is not None:
+        _check_select(cfg, where)
     if cfg.build.get("dpo_all") is False:
         raise DemoError(
             f"{where}: build.dpo_all must stay true: the '+ DPO' row trains on every correct path"
         )
     return cfg
+
+
+def _check_select(cfg: AblationConfig, where: str) -> None:
+    """The `ablation.select` section is usable and its validation slice is disjoint from every search slice."""
+    sel = cfg.ablation.select
+    lrs = sel.learning_rates
+    if not lrs or any(isinstance(x, bool) or not isinstance(x, (int, float)) or x <= 0 for x in lrs):
+        raise DemoError(f"{where}: ablation.select.learning_rates: give positive numbers, got {lrs!r}")
+    if len(set(lrs)) != len(lrs):
+        raise DemoError(f"{where}: ablation.select.learning_rates: {lrs!r} repeats a candidate")
+    if isinstance(sel.limit, bool) or not isinstance(sel.limit, int) or sel.limit < 1:
+        raise DemoError(f"{where}: ablation.select.limit must be a positive integer, got {sel.limit!r}")
+    if isinstance(sel.offset, bool) or not isinstance(sel.offset, int) or sel.offset < 0:
+        raise DemoError(f"{where}: ablation.select.offset must be a non-negative integer, got {sel.offset!r}")
+    from treecot.tasks import get_task
+
+    for task in cfg.eval.tasks:
+        source = get_task(task)
+        if sel.split not in source.splits:
+            raise DemoError(f"{where}: ablation.select.split: task {task!r} has no split {sel.split!r}; "
+                            f"choose from {', '.join(source.splits)}")  # fmt: skip
+        if sel.split == "test":
+            raise DemoError(f"{where}: ablation.select.split must not be the test split: the rows are "
+                            "evaluated there, and choosing on it is choosing by the test results")  # fmt: skip
+    for i in range(len(cfg.generate)):
+        problems = cfg.recipe(i).get("problems") or {}
+        if problems.get("task") not in cfg.eval.tasks or problems.get("split", "test") != sel.split:
+            continue
+        start, limit = int(problems.get("offset") or 0), problems.get("limit")
+        end = None if limit is None else start + int(limit)
+        if (end is None or sel.offset < end) and start < sel.offset + sel.limit:
+            raise DemoError(
+                f"{where}: ablation.select: validation problems {sel.offset}–{sel.offset + sel.limit - 1} of "
+                f"{problems['task']}/{sel.split} overlap the search slice {start}–"
+                f"{'end' if end is None else end - 1}; give ablation.select.offset >= "
+                f"{'the end of the split' if end is None else end}"
+            )
+
+
+def select_learning_rate(candidates: Mapping[float, Mapping[str, Any]], tasks: list[str]) -> float:
+    """The candidate with the best mean validation accuracy over `tasks`; ties: the lower mean no-answer
+    rate, then the smaller learning rate. `candidates` maps a learning rate to its `tasks` scores."""
+
+    def key(lr: float) -> tuple[float, float, float]:
+        scores = candidates[lr]
+        acc = sum(float((scores.get(t) or {}).get("accuracy") or 0.0) for t in tasks) / len(tasks)
+        na = sum(float((scores.get(t) or {}).get("no_answer_rate") or 0.0) for t in tasks) / len(tasks)
+        return (-round(acc, 9), round(na, 9), lr)
+
+    return min(candidates, key=key)
 
 
 def _commit() -> str | None:
@@ -151,11 +222,13 @@ class AblationRun(Demo):
 
     def __init__(self, cfg: AblationConfig, **kwargs: Any):
         rows = list(cfg.ablation.rows)
+        candidates = cfg.ablation.select.learning_rates if cfg.ablation.select else []
         self.stages = (
             "generate",
             "build",
             "eval-base",
             "eval-base-data-prompt",
+            *[s for i in range(len(candidates)) for s in (f"select-sft-{i}", f"eval-select-sft-{i}")],
             "sft",
             "eval-sft",
             *[s for r in rows for s in (r, f"eval-{r}")],
@@ -187,7 +260,11 @@ class AblationRun(Demo):
             "base-data-prompt": self.evaluate("base-data-prompt"),
         }
         sft_dir = str(self.out / "models" / "sft")
-        results["sft"] = self.train_model("sft", cfg.train["sft"], cfg.model, build, {}, ("build",))
+        if cfg.ablation.select is not None:
+            results["select"] = self.select_sft(build)
+            results["sft"] = self.selected_sft(results["select"])
+        else:
+            results["sft"] = self.train_model("sft", cfg.train["sft"], cfg.model, build, {}, ("build",))
         evals["sft"] = self.evaluate("sft")
         for name in cfg.ablation.rows:
             _, dataset_config, _ = ROWS[name]
@@ -200,6 +277,57 @@ class AblationRun(Demo):
         total = time.perf_counter() - t0
         print(f"\n[treecot ablate] done in {total:.0f}s; table: {results['table']['table']}", flush=True)
         return results
+
+    def select_sft(self, build: Mapping[str, Any]) -> dict[str, Any]:
+        """Train an SFT model per candidate learning rate and score each on the validation slice."""
+        sel = self.cfg.ablation.select
+        scores: dict[float, dict[str, Any]] = {}
+        for i, lr in enumerate(sel.learning_rates):
+            stage = f"select-sft-{i}"
+            self.train_model(stage, self.cfg.train["sft"], self.cfg.model, build, {"learning_rate": lr},
+                             ("build",), module="sft")  # fmt: skip
+            rec = self.evaluate_model(
+                f"eval-{stage}",
+                str(self.out / "models" / stage),
+                self.out / "eval" / stage,
+                ("build", stage),
+                split=sel.split,
+                offset=sel.offset,
+                limit=sel.limit,
+            )
+            scores[lr] = rec["tasks"]
+        chosen = select_learning_rate(scores, list(self.cfg.eval.tasks))
+        index = sel.learning_rates.index(chosen)
+        print(f"[treecot {self.command}] SFT learning rate {chosen:g} chosen on {sel.limit} validation problems "
+              f"({sel.split} {sel.offset}…): " + ", ".join(
+                  f"{lr:g}: " + ", ".join(f"{t} {100 * float(s.get('accuracy') or 0):.1f}%" for t, s in v.items())
+                  for lr, v in scores.items()), flush=True)  # fmt: skip
+        return {
+            "split": sel.split,
+            "offset": sel.offset,
+            "limit": sel.limit,
+            "candidates": [{"learning_rate": lr, "tasks": scores[lr]} for lr in sel.learning_rates],
+            "learning_rate": chosen,
+            "stage": f"select-sft-{index}",
+        }
+
+    def selected_sft(self, select: Mapping[str, Any]) -> dict[str, Any]:
+        """The `sft` stage: the chosen candidate's model, copied to `models/sft`."""
+        stage = select["stage"]
+        source, target = self.out / "models" / stage, self.out / "models" / "sft"
+
+        def run() -> dict[str, Any]:
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("checkpoint-*"))
+            record = dict(self.state.data["stages"][stage])
+            return {"model": str(target), "log_history": record.get("log_history", []),
+                    "command": record.get("command"), "learning_rate": select["learning_rate"],
+                    "selected_from": stage}  # fmt: skip
+
+        settings = {"learning_rate": select["learning_rate"], "stage": stage}
+        upstream = tuple(s for s in self.stages if s.startswith(("select-sft-", "eval-select-sft-")))
+        return self._stage("sft", settings, upstream, run)
 
     def push_leaderboard(self, evals: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         from treecot.evaluation import leaderboard
@@ -305,6 +433,7 @@ def write_ablation(
         "data": data,
         "wall_seconds": wall,
         "wall_seconds_total": round(sum(wall.values()), 1),
+        "selection": _selection(results.get("select"), tasks),
         "rows": entries,
     }
     (out_dir / "ablation.json").write_text(json.dumps(_jsonable(record), indent=2) + "\n", encoding="utf-8")
@@ -332,6 +461,21 @@ def write_ablation(
             for t in tasks
         ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    selection = record["selection"]
+    if selection:
+        lines += [
+            "",
+            f"SFT learning rate **{selection['learning_rate']:g}**, chosen before any test evaluation by accuracy "
+            f"on {selection['limit']} validation problems ({selection['split']} split, problems "
+            f"{selection['offset']}–{selection['offset'] + selection['limit'] - 1}, which the search did not use):",
+            "",
+            "| SFT learning rate | " + " | ".join(f"{t} validation acc. (no answer)" for t in tasks) + " |",
+            "|---|" + "---:|" * len(tasks),
+            *[f"| {c['learning_rate']:g} | " + " | ".join(
+                f"{format_rate(c.get(f'{t}_accuracy'), c.get(f'{t}_n'))} "
+                f"({format_rate(c.get(f'{t}_no_answer_rate'), c.get(f'{t}_n'))})" for t in tasks) + " |"
+              for c in selection["candidates"]],
+        ]  # fmt: skip
     verdicts = noise_verdicts(runs, label_of("base-data-prompt"), tasks)
     sft_label = label_of("sft")
     step = []
@@ -390,6 +534,22 @@ def write_ablation(
     table = out_dir / "table.md"
     table.write_text("\n".join(lines), encoding="utf-8")
     return {"table": str(table), "plot": str(png), "json": str(out_dir / "ablation.json")}
+
+
+def _selection(select: Mapping[str, Any] | None, tasks: list[str]) -> dict[str, Any] | None:
+    """The flat record of the learning-rate selection (None without one)."""
+    if not select:
+        return None
+    candidates = []
+    for c in select["candidates"]:
+        entry: dict[str, Any] = {"learning_rate": c["learning_rate"]}
+        for t in tasks:
+            row = c["tasks"].get(t) or {}
+            entry.update({f"{t}_n": row.get("n"), f"{t}_accuracy": row.get("accuracy"),
+                          f"{t}_no_answer_rate": row.get("no_answer_rate")})  # fmt: skip
+        candidates.append(entry)
+    keys = ("split", "offset", "limit", "learning_rate")
+    return {**{k: select[k] for k in keys}, "candidates": candidates}
 
 
 def run_ablation(

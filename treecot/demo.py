@@ -442,9 +442,12 @@ class Demo:
         dataset: Mapping[str, Any],
         extra: Mapping[str, Any],
         upstream: tuple[str, ...],
+        *,
+        module: str | None = None,
     ) -> dict[str, Any]:
-        """Train `base` with the TRL recipe `spec` (SFT when its stage is "sft", else cDPO) on the built
-        dataset into `models/<stage>`; `extra` overrides recipe and `spec.overrides` keys."""
+        """Train `base` with the TRL recipe `spec` on the built dataset into `models/<stage>`; `extra`
+        overrides recipe and `spec.overrides` keys. module: "sft" or "dpo" (default: "sft" for the stage
+        named "sft", else "dpo")."""
         model_dir = self.out / "models" / stage
         args = {
             **spec.overrides,
@@ -456,7 +459,9 @@ class Demo:
             "seed": self.cfg.seed,
         }
         recipe_text = Path(spec.config).read_text(encoding="utf-8")
-        module = "sft" if stage == "sft" else "dpo"
+        module = module or ("sft" if stage == "sft" else "dpo")
+        if module not in ("sft", "dpo"):
+            raise ValueError(f"{stage}: module must be 'sft' or 'dpo', got {module!r}")
 
         def run() -> dict[str, Any]:
             from treecot.scripts import dpo, sft
@@ -522,9 +527,14 @@ class Demo:
         *,
         system_prompt: str | None = None,
         prompt_from: str | None = None,
+        split: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
     ) -> dict[str, Any]:
         """Evaluate `model` on the config's held-out problems under the prompt contract (trained models:
-        the prompt of their data; `system_prompt` / `prompt_from` choose another) and the data's budget."""
+        the prompt of their data; `system_prompt` / `prompt_from` choose another) and the data's budget.
+        split / offset / limit: score these problems instead (a validation slice; default the config's
+        `eval.limit` test problems)."""
         from treecot.evaluation import run_eval
 
         ev = self.cfg.eval
@@ -539,12 +549,16 @@ class Demo:
             "system_prompt": system_prompt,
             "prompt_from": prompt_from,
         }
+        if split is not None:  # only then: the fingerprints of test evaluations stay as they were
+            settings.update(split=split, offset=offset, limit=limit or ev.limit)
 
         def run() -> dict[str, Any]:
             result = run_eval(
                 model,
                 ev.tasks,
-                limit=ev.limit,
+                limit=limit or ev.limit,
+                split=split,
+                offset=offset,
                 max_new_tokens=budget,
                 batch_size=ev.batch_size,
                 dtype=ev.dtype,

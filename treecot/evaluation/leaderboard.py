@@ -185,6 +185,12 @@ def rows_from_summary(summary: Mapping[str, Any] | str | os.PathLike) -> list[di
     """Leaderboard rows (`COLUMNS`) of one run: a summary dict or a path accepted by `push`."""
     if not isinstance(summary, Mapping):
         summary = _read_summary(summary)
+    if summary.get("split") or summary.get("offset"):
+        raise ValueError(
+            f"the run of {summary.get('model')!r} scored problems {summary.get('offset', 0)}… of the "
+            f"{summary.get('split') or 'test'} split, not the test problems: a leaderboard compares runs on "
+            "the same test problems (validation runs choose hyperparameters; keep them off the board)"
+        )
     run_id = _run_id(summary)
     base = {
         "model": str(summary["model"]),

@@ -99,8 +99,19 @@ def _eval_data_root() -> Path:
     return cache_dir() / "eval_data"
 
 
-def materialize(task: str, limit: int | None = None, root: str | os.PathLike | None = None) -> Path:
-    """Write the first `limit` test problems of `task` as a local dataset directory; return it.
+def materialize(
+    task: str,
+    limit: int | None = None,
+    root: str | os.PathLike | None = None,
+    *,
+    split: str | None = None,
+    offset: int = 0,
+) -> Path:
+    """Write `limit` problems of `task` from `offset` on as a local dataset directory; return it.
+
+    split: the task's split to read (default its evaluation split, `EVAL_TASKS`): a validation slice of the
+    training split (`split="train"`, an `offset` past the problems the search used) chooses a
+    hyperparameter without looking at the test problems. lighteval sees it as its ``test`` split either way.
 
     The directory is ``<root>/<task>/<sha12>/`` (default root ``$TREECOT_CACHE/eval_data``) holding
     ``test.jsonl`` with columns ``id``, ``task``, ``question``, ``reference`` and ``problem`` (the whole
@@ -109,7 +120,16 @@ def materialize(task: str, limit: int | None = None, root: str | os.PathLike | N
     name = lighteval_name(task)[len(PREFIX) :]
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
-    ds = _task(name).load(EVAL_TASKS[name], limit=limit)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"offset must be a non-negative integer, got {offset!r}")
+    split = split or EVAL_TASKS[name]
+    source = _task(name)
+    source.check_split(split)
+    ds = source.load(split, limit=None if limit is None else offset + limit)
+    if offset:
+        if offset >= len(ds):
+            raise ValueError(f"offset {offset}: task {name!r} has only {len(ds)} {split} problems")
+        ds = ds.select(range(offset, len(ds)))
     lines = []
     for row in ds:
         problem = dict(row)
@@ -126,7 +146,7 @@ def materialize(task: str, limit: int | None = None, root: str | os.PathLike | N
             )
         )
     if not lines:
-        raise ValueError(f"task {name!r} has no test problems to evaluate")
+        raise ValueError(f"task {name!r} has no {split} problems to evaluate")
     blob = ("\n".join(lines) + "\n").encode()
     target = Path(root or _eval_data_root()) / name / hashlib.sha256(blob).hexdigest()[:12]
     if not (target / "test.jsonl").is_file():
@@ -244,13 +264,16 @@ def task_config(
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     data_root: str | os.PathLike | None = None,
     system_prompt: str | None = None,
+    split: str | None = None,
+    offset: int = 0,
 ) -> LightevalTaskConfig:
-    """A `LightevalTaskConfig` for `task` over its materialized problems (the first `limit`).
+    """A `LightevalTaskConfig` for `task` over its materialized problems (`limit` of them from `offset` on).
 
     system_prompt: the system prompt of every Doc (default: the task's own, `Task.prompt`).
+    split: which of the task's splits to read (default its evaluation split; see `materialize`).
     """
     name = lighteval_name(task)
-    data = materialize(task, limit=limit, root=data_root)
+    data = materialize(task, limit=limit, root=data_root, split=split, offset=offset)
     return LightevalTaskConfig(
         name=name,
         prompt_function=prompt_fn if system_prompt is None else PromptFunction(system_prompt),

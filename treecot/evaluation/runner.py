@@ -565,6 +565,8 @@ def run_eval(
     system_prompt: str | None = None,
     prompt_from: str | None = None,
     prompt_revision: str | None = None,
+    split: str | None = None,
+    offset: int = 0,
 ) -> EvalRun:
     """Evaluate `model` on treecot's `tasks` with lighteval (CPU, offline) and write the outputs.
 
@@ -573,6 +575,9 @@ def run_eval(
         tasks: names or a comma-separated string from gsm8k, arithmetic, math500, aime24, aime25,
             blocksworld, ifeval, ifbench.
         limit: evaluate the first `limit` test problems of each task (None: all).
+        split, offset: evaluate problems `offset`… of this split instead (default: each task's test split
+            from its first problem). A slice of ``train`` that the search did not use is a validation set
+            for choosing hyperparameters; the summary records split and offset.
         samples: N samples per problem (Test@N: reports pass@k for k = 1, 2, 4, …, N; accuracy is then
             pass@1, the mean share of correct samples). N > 1 samples at `temperature` (default 0.7).
         seed: seeds torch (sampling) and the MCTS search; with the same seed a run is reproducible.
@@ -599,6 +604,13 @@ def run_eval(
     """
     task_names = _parse_tasks(tasks)
     _check_positive("limit", limit, allow_none=True)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"offset must be a non-negative integer, got {offset!r}")
+    if split is not None:
+        from treecot.tasks import get_task
+
+        for name in task_names:
+            get_task(name).check_split(split)
     _check_positive("samples", samples)
     _check_positive("max_new_tokens", max_new_tokens)
     _check_positive("batch_size", batch_size)
@@ -655,6 +667,8 @@ def run_eval(
             progress=progress,
             prompts=prompts,
             budget_warnings=budget_warnings,
+            split=split,
+            offset=offset,
         )
 
 
@@ -695,6 +709,8 @@ def _run(
         limit=s["limit"],
         n_samples=s["samples"],
         max_new_tokens=s["max_new_tokens"],
+        split=s["split"],
+        offset=s["offset"],
     )
     config = classes["TreecotModelConfig"](
         model_name=model_slug(model),
@@ -832,6 +848,8 @@ def build_summary(
         "max_new_tokens": settings["max_new_tokens"],
         "batch_size": settings["batch_size"],
         "limit": settings["limit"],
+        "split": settings.get("split"),  # None: each task's evaluation split (`EVAL_TASKS`)
+        "offset": int(settings.get("offset") or 0),
         "dtype": settings["dtype"],
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "treecot_version": treecot.__version__,
@@ -858,7 +876,12 @@ def format_markdown(summary: Mapping[str, Any]) -> str:
     head += ["repetition %", "over-reflection %", "instruction failure %", "mean tokens"]
     lines = [
         f"**{summary['model']}** (revision `{summary['model_revision']}`), mode {summary['mode']}, "
-        f"samples {samples}, seed {summary['seed']}, treecot {summary['treecot_version']}",
+        f"samples {samples}, seed {summary['seed']}, treecot {summary['treecot_version']}"
+        + (
+            f", problems {summary.get('offset', 0)}… of the {summary['split']} split"
+            if summary.get("split")
+            else ""
+        ),
         "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join("---" for _ in head) + "|",
@@ -888,6 +911,13 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("model", help="smollm2-135m-instruct, tiny, a model directory or a Hub id")
     parser.add_argument("--tasks", default="gsm8k", help=f"comma-separated: {','.join(EVAL_TASKS)}")
     parser.add_argument("--limit", type=int, default=None, help="first N test problems of each task")
+    parser.add_argument(
+        "--split",
+        default=None,
+        help="evaluate this split instead of the test split (e.g. a validation slice "
+        "of train that the search did not use: --split train --offset N)",
+    )
+    parser.add_argument("--offset", type=int, default=0, help="skip the first N problems of the split")
     parser.add_argument("--samples", type=int, default=1, help="N samples per problem: Test@N / pass@k")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", default=None, help="default outputs/eval/<model-slug>/")
@@ -937,6 +967,8 @@ def eval_from_args(args: argparse.Namespace) -> EvalRun:
         args.model,
         args.tasks,
         limit=args.limit,
+        split=args.split,
+        offset=args.offset,
         samples=args.samples,
         seed=args.seed,
         output_dir=args.output_dir,
