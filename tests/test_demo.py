@@ -182,6 +182,12 @@ def test_config_errors_name_the_field(tmp_path):
         load_demo_config({**good, "generate": ["arithmetic"]})
     with pytest.raises(DemoError, match="does not exist"):
         load_demo_config(str(tmp_path / "missing.yaml"))
+    bomb = tmp_path / "bomb.yaml"  # a billion laughs: refused at once, naming the file
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    lines += [f"{c}: &{c} [{','.join(['*' + p] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi")]
+    bomb.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DemoError, match=f"demo config {bomb}: .*aliases"):
+        load_demo_config(str(bomb))
 
 
 def test_shipped_config_is_valid_and_cli_reports_errors(tmp_path, capsys):

@@ -257,7 +257,10 @@ def test_load_by_path_and_by_name_from_env_dir(tmp_path, monkeypatch):
 
 
 def test_missing_and_malformed_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"no patterns named 'nope'; looked for .*nope\.yaml"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"no patterns named 'nope'; known: blocksworld, ifeval, math(, [\w-]+)*; looked for .*nope\.yaml",
+    ):
         load_patterns("nope")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_patterns(tmp_path / "absent.yaml")
@@ -286,3 +289,77 @@ def test_patterns_for_task_uses_the_domain():
     assert patterns_for_task(T("instructions")).name == "ifeval"
     with pytest.raises(ValueError, match="domain 'poetry' with no default patterns"):
         patterns_for_task(T("poetry"))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"root": {"sub_task": 1_000_000_000}}, "root.sub_task: sample count 1000000000 is more than the maximum 64"),
+        ({"transfer__thinking__thinking": 65}, "transfer.thinking.thinking: sample count 65 is more than the maximum 64"),
+        (
+            {"transfer__thinking": {"double_check": 64, "answer": 64, "thinking": 64, "hypothesis": 64, "reclarify": 1}},
+            "transfer.thinking: 257 samples in one expansion, more than the maximum 256",
+        ),
+        ({"types__thinking__max_tokens": 10**12}, "types.thinking.max_tokens: 1000000000000 is more than the maximum"),
+        (
+            {"types": {f"t{i}": {"tag": f"t{i}", "role": "A"} for i in range(57)}},
+            "types: 57 new node types make 65, more than the maximum 64",
+        ),
+    ],
+)  # fmt: skip
+def test_counts_are_capped_and_named(changes, message):
+    """A count of a billion (issue #14: `root: {sub_task: 1000000000}` grew to 15.8 GB) is refused with
+    the entry named, before any search."""
+    with pytest.raises(PatternError, match=re.escape(message)):
+        Patterns.from_dict(with_changes(**changes))
+
+
+def test_counts_at_the_caps_are_accepted():
+    from treecot.search.patterns import MAX_CHILD_SAMPLES, MAX_EXPANSION_SAMPLES, MAX_NODE_TYPES
+
+    assert MAX_CHILD_SAMPLES * 4 == MAX_EXPANSION_SAMPLES
+    p = Patterns.from_dict(
+        with_changes(
+            root={"sub_task": MAX_CHILD_SAMPLES},
+            transfer__thinking={"double_check": 64, "answer": 64, "thinking": 64, "hypothesis": 64},
+            transfer__hypothesis={"answer": 1},
+            types={f"t{i}": {"tag": f"t{i}", "role": "A"} for i in range(MAX_NODE_TYPES - 8)},
+        )
+    )
+    assert p.children_of("root") == {"sub_task": 64} and sum(p.children_of("thinking").values()) == 256
+
+
+def test_messages_quote_huge_values_briefly():
+    huge = "x" * 200_000
+    for changes in (
+        {"root": {"sub_task": huge}},
+        {"transfer__thinking": {huge: 1}},
+        {"types__thinking__role": huge},
+    ):
+        with pytest.raises(PatternError) as e:
+            Patterns.from_dict(with_changes(**changes))
+        assert len(str(e.value)) < 600, changes
+
+
+def test_unreadable_patterns_files_name_the_file(tmp_path):
+    from treecot.search.patterns import PatternsNotFoundError
+
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe")
+    with pytest.raises(PatternError, match=r"^patterns file .*bin\.yaml: not UTF-8 text"):
+        load_patterns(binary)
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(BILLION_LAUGHS + "root: {sub_task: 1}\nname: *i\n")
+    with pytest.raises(
+        PatternError, match=r"^patterns file .*bomb\.yaml: with its aliases \(\*name\) expanded"
+    ):
+        load_patterns(bomb)
+    with pytest.raises(PatternsNotFoundError) as e:
+        load_patterns("nope")
+    assert isinstance(e.value, FileNotFoundError) and isinstance(e.value, ValueError)
+
+
+BILLION_LAUGHS = "".join(
+    f"{a}: &{a} [{', '.join([f'*{p}'] * 9) if p else ', '.join(['lol'] * 9)}]\n"
+    for p, a in zip(["", *"abcdefgh"], "abcdefghi")
+)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -220,3 +221,152 @@ def test_generate_summary_reports_backtracking(tmp_path):
     assert summary["reflections_expanded"] == sum(t["stats"]["reflections_expanded"] for t in trees)
     assert summary["correct_via_reflection"] == sum(t["stats"]["correct_via_reflection"] for t in trees)
     assert summary["reflections_expanded_share"] == round(summary["reflections_expanded"] / placed, 4)
+
+
+# --------------------------------------------------------------------------- issue #14: one writer, no silent damage
+
+TWO_WRITERS = """
+import os, sys, time
+sys.path.insert(0, {root!r})
+from tests.test_runner import fake_generators
+from treecot.cli import main
+from treecot.search import runner
+
+gens = fake_generators()
+inner = gens["A"].respond
+
+def respond(request, i):  # the first run holds its lock until the test lets it go on
+    while not os.path.exists({release!r}):
+        time.sleep(0.02)
+    return inner(request, i)
+
+gens["A"].respond = respond
+runner.build_generators = lambda recipe: gens
+sys.exit(main(["generate", {recipe!r}, "--no-progress"]))
+"""
+
+
+def test_a_second_generate_of_the_same_shard_refuses_and_nothing_is_written_twice(tmp_path):
+    """Issue #14: two `generate` runs on one shard wrote every tree twice (16 lines for 8 ids, stats 16)."""
+    import yaml
+
+    out = tmp_path / "trees"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(recipe_dict(out, limit=4)))
+    release = tmp_path / "go"
+    script = TWO_WRITERS.format(root=str(ROOT), release=str(release), recipe=str(recipe))
+    first = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 60
+        while not any(p.read_text().strip() for p in out.glob("*.lock")):  # locked, pid written
+            assert first.poll() is None, first.communicate()[1].decode()[-2000:]
+            assert time.time() < deadline, "the first run never took its lock"
+            time.sleep(0.05)
+        (lock,) = out.glob("trees-*-shard-00000-of-00001.lock")
+        second = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+        assert second.returncode == 2, second.stderr[-2000:]
+        assert "Traceback" not in second.stderr
+        assert (
+            f"generate.output_dir: another treecot generate is writing {out} (pid {first.pid}, lock {lock.name}); "
+            "wait for it or use another output_dir"
+        ) in second.stderr
+    finally:
+        release.touch()
+        first.wait(timeout=120)
+    assert first.returncode == 0, first.stderr.read().decode()[-2000:]
+    lines = [json.loads(x) for x in next(out.glob("trees-*.jsonl")).read_text().splitlines()]
+    assert len(lines) == 4 and len({t["problem"]["id"] for t in lines}) == 4
+    stats = json.loads(next(out.glob("stats-*.json")).read_text())
+    assert stats["problems"] == 4 and stats["new_trees"] == 4
+    assert not list(out.glob("*.lock")), "the lock file is removed when the run ends"
+
+
+def test_the_shard_lock_is_taken_before_the_shard_is_touched(tmp_path):
+    """In one process too: a held lock stops a run before it cuts the tail, reads or writes the shard."""
+    from treecot.search.runner import OutputBusyError, ShardLock
+
+    recipe = load_recipe(recipe_dict(tmp_path / "trees", limit=2))
+    first = run_generate(recipe, generators=fake_generators(), progress=False)
+    (shard,) = tree_files(tmp_path / "trees")
+    with open(shard, "a") as f:
+        f.write('{"half": ')  # a torn tail that a second writer must not cut under a live one
+    before = shard.read_bytes()
+    lock_path = shard.with_suffix(".lock")
+    with ShardLock(lock_path, tmp_path / "trees"):
+        assert lock_path.read_text() == f"{os.getpid()}\n"
+        with pytest.raises(
+            OutputBusyError, match=rf"another treecot generate is writing .* \(pid {os.getpid()}, "
+        ):
+            run_generate(recipe, generators=fake_generators(), progress=False)
+        assert shard.read_bytes() == before
+    assert not lock_path.exists()
+    again = run_generate(recipe, generators=fake_generators(), progress=False)
+    assert again["skipped"] == 2 and again["problems"] == first["problems"] == 2
+    assert not shard.read_text().endswith(
+        '{"half": '
+    )  # the torn tail is still cut once nobody holds the shard
+
+
+def test_stats_count_each_tree_once():
+    """Shards written twice by older versions: the stats count a problem once, as build reads them."""
+    t1 = old_tree(
+        "p1", {"rollouts": 3, "correct_paths": 1, "generated_tokens": 10}, [(0, "answer", False, True)]
+    )
+    t2 = old_tree(
+        "p2", {"rollouts": 2, "correct_paths": 0, "generated_tokens": 5}, [(0, "answer", False, False)]
+    )
+    s = _summarise([t1, t2, t1, t2], wall=1.0)
+    assert (s["problems"], s["rollouts"], s["correct_paths"], s["generated_tokens"]) == (2, 5, 1, 15)
+    assert s["yield_at_least_1"] == 0.5 and s["reflections_placed"] == 0
+
+
+@pytest.mark.parametrize(
+    ("damage", "what"),
+    [
+        (b'{"schema_version": 1, "problem": {"id": "x"\n', r"not valid JSON \(Expecting ',' delimiter at column 45\)"),
+        (b"\xff\xfe garbage\n", r"not UTF-8 text \(byte 0xff at column 1\)"),
+        (b"[1, 2]\n", "a JSON list, not a tree object"),
+        (b'{"schema_version": 1, "nodes": []}\n', "a record without problem.id"),
+    ],
+)  # fmt: skip
+def test_a_damaged_line_in_the_middle_of_a_shard_is_named(tmp_path, capsys, monkeypatch, damage, what):
+    """Issue #14: a corrupt line in the middle of a shard was a bare JSONDecodeError (no file, no line)."""
+    import yaml
+
+    from treecot.cli import main
+    from treecot.search import runner
+    from treecot.search.runner import ShardError, finished_ids
+
+    out = tmp_path / "trees"
+    recipe = load_recipe(recipe_dict(out, limit=3))
+    summary = run_generate(recipe, generators=fake_generators(), progress=False)
+    (shard,) = tree_files(out)
+    lines = shard.read_bytes().splitlines(keepends=True)
+    shard.write_bytes(lines[0] + damage + b"".join(lines[1:]))
+    message = rf"^{re.escape(str(shard))}:2: {what}; the shard is damaged in the middle .*\(sed -i '2d' "
+    if "problem.id" in what:  # a JSON object: readers get it, the runner needs its id
+        assert len(list(iter_tree_dicts([shard]))) == 4
+    else:
+        with pytest.raises(ShardError, match=message):
+            list(iter_tree_dicts([shard]))
+    with pytest.raises(ShardError, match=message):
+        finished_ids(out, summary["config_hash"])
+    with pytest.raises(ShardError, match=message):
+        run_generate(recipe, generators=fake_generators(), progress=False)
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe_dict(out, limit=3)))
+    monkeypatch.setattr(runner, "build_generators", lambda recipe: fake_generators())
+    assert main(["generate", str(path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{shard}:2: " in err and "Traceback" not in err
+    # What the message says to do works: delete the line and rerun.
+    shard.write_bytes(b"".join(lines))
+    assert run_generate(recipe, generators=fake_generators(), progress=False)["problems"] == 3
+
+
+def test_a_changed_recipe_object_is_validated_again(tmp_path):
+    """The CLI sets --limit / --output-dir on a loaded recipe: run_generate checks the caps again."""
+    recipe = load_recipe(recipe_dict(tmp_path / "trees"))
+    recipe.problems.limit = 10**12
+    with pytest.raises(RecipeError, match=r"problems\.offset \+ problems\.limit: 1000000000000 is more than"):
+        run_generate(recipe, generators=fake_generators(), progress=False)

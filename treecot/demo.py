@@ -37,8 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from treecot.recipe import RecipeError, load_recipe
 
 DEFAULT_CONFIG = "recipes/demo.yaml"
@@ -143,10 +141,9 @@ def read_config(
         path = str(source)
         if not Path(path).is_file():
             raise DemoError(f"{what} {path!r} does not exist{hint}")
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            raise DemoError(f"{path} is not valid YAML: {err}") from None
+        from treecot.recipe import load_yaml
+
+        data = load_yaml(path, what, error=DemoError) or {}  # bounded: no alias bombs, a size cap
         if not isinstance(data, dict):
             raise DemoError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     data.update({k: v for k, v in overrides.items() if v is not None})

@@ -21,16 +21,26 @@
       samples: 4
       output_dir: outputs/demo-gsm8k/distill
 
-Every field is checked when the recipe is read, before any model loads; an error names the field
-(`generate.search.max_dept: unknown field; known fields: …`).
+Every field is checked when the recipe is read, before any model loads (the `patterns` file included);
+an error names the file and the field (`r.yaml: generate.search.max_dept: unknown field; known fields: …`).
+
+Bounded inputs: user YAML (recipes, patterns files; `load_yaml`) is at most `MAX_YAML_BYTES`, UTF-8 text,
+at most `MAX_YAML_DEPTH` levels deep and, written out with every alias (`*name`) expanded, at most
+`MAX_YAML_NODES` values and `MAX_YAML_EXPANDED_CHARS` characters, so a few hundred bytes of nested aliases
+cannot expand into gigabytes. Counts are capped far above what real runs use: `MAX_PROBLEMS` (problems
+offset + limit), `MAX_PROBLEMS_IN_FLIGHT`, `MAX_BATCH_SIZE`, `MAX_CONCURRENCY`, `MAX_SAMPLES` (distill
+samples per problem), `MAX_GENERATION_TOKENS`, `MAX_SEED`; the search settings' caps live in
+`treecot.search.mcts` (`MAX_ROLLOUTS`, `MAX_DEPTH`, …) and the patterns' in `treecot.search.patterns`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -41,9 +51,190 @@ import yaml
 
 BACKENDS = ("transformers", "openai", "vllm")
 
+#: Largest YAML file treecot reads (recipes, patterns files): real ones are a few KiB.
+MAX_YAML_BYTES = 1 << 20
+#: Most values (mappings, lists, scalars) in a YAML document with every alias expanded.
+MAX_YAML_NODES = 100_000
+#: Most characters of a YAML document's scalars with every alias expanded (aliases may repeat a long text).
+MAX_YAML_EXPANDED_CHARS = 4 * MAX_YAML_BYTES
+#: Deepest nesting of mappings and lists in a YAML document (recipes are about 5 levels deep).
+MAX_YAML_DEPTH = 64
+#: problems.offset + problems.limit at most (the largest shipped problem set has 7,500 rows).
+MAX_PROBLEMS = 10_000_000
+#: generate.problems_in_flight at most (the paper-scale recipes use 64).
+MAX_PROBLEMS_IN_FLIGHT = 4096
+#: A model's max_batch_size at most (the default is 16).
+MAX_BATCH_SIZE = 4096
+#: A model's concurrency (HTTP requests in flight) at most (the paper-scale recipes use 64).
+MAX_CONCURRENCY = 1024
+#: distill.samples and distill.reference_samples at most (recipes use 4).
+MAX_SAMPLES = 1024
+#: distill.max_tokens at most (a 128k-token context).
+MAX_GENERATION_TOKENS = 131_072
+#: The largest seed (seeds must fit a signed 64-bit integer for numpy and torch).
+MAX_SEED = 2**63 - 1
+
 
 class RecipeError(ValueError):
     """A recipe field is missing, unknown or has a bad value; the message names it."""
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlevel = 2
+_REPR.maxdict = _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = 4
+
+
+def short_repr(value: Any) -> str:
+    """`repr(value)` cut to a few dozen characters (messages quote user values; those may be huge)."""
+    return _REPR.repr(value)
+
+
+def short_key(key: Any) -> str:
+    """A mapping key for a field path in a message (`generate.search.<key>`): unquoted, shortened."""
+    return short_repr(key)[1:-1] if isinstance(key, str) else short_repr(key)
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def check_count(value: Any, where: str, maximum: int, name: str, minimum: int = 1) -> None:
+    """Refuse an integer outside [minimum, maximum]; `name` is the constant that documents the maximum."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RecipeError(f"{where}: expected an integer, got {short_repr(value)}")
+    if value < minimum:
+        raise RecipeError(f"{where}: must be >= {minimum}, got {value}")
+    if value > maximum:
+        raise RecipeError(f"{where}: {short_repr(value)} is more than the maximum {maximum:,} ({name})")
+
+
+# --------------------------------------------------------------------------- bounded YAML
+
+
+def _yaml_children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_expansion(root: yaml.Node, where: str, error: type[Exception]) -> None:
+    """Refuse a composed YAML graph that, with every alias expanded, is too big, too deep or cyclic.
+
+    An alias is the same node object as its anchor, so sizes are memoised per node: a 500-byte alias bomb
+    is measured in microseconds instead of being expanded into gigabytes."""
+    nodes: dict[int, int] = {}  # id(node) -> expanded values
+    chars: dict[int, int] = {}  # id(node) -> expanded scalar characters
+    depth: dict[int, int] = {}  # id(node) -> nesting depth below it
+    visiting: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        kids = _yaml_children(node)
+        if finished:
+            visiting.discard(key)
+            n = 1 + sum(nodes[id(k)] for k in kids)
+            c = (len(node.value) if isinstance(node, yaml.ScalarNode) else 0) + sum(
+                chars[id(k)] for k in kids
+            )
+            d = 1 + max((depth[id(k)] for k in kids), default=0)
+            if n > MAX_YAML_NODES or c > MAX_YAML_EXPANDED_CHARS:
+                what = f"{n:,} values" if n > MAX_YAML_NODES else f"{c:,} characters"
+                limit = (
+                    f"{MAX_YAML_NODES:,} values (treecot.recipe.MAX_YAML_NODES)"
+                    if n > MAX_YAML_NODES
+                    else f"{MAX_YAML_EXPANDED_CHARS:,} characters (treecot.recipe.MAX_YAML_EXPANDED_CHARS)"
+                )
+                raise error(
+                    f"{where}: with its aliases (*name) expanded the YAML holds at least {what}, more "
+                    f"than the limit of {limit}; write the values out instead of nesting aliases"
+                )
+            if d > MAX_YAML_DEPTH:
+                raise error(
+                    f"{where}: the YAML is nested more than {MAX_YAML_DEPTH} levels deep "
+                    "(treecot.recipe.MAX_YAML_DEPTH)"
+                )
+            nodes[key], chars[key], depth[key] = n, c, d
+            continue
+        if key in nodes:
+            continue
+        if key in visiting:
+            mark = node.start_mark
+            raise error(
+                f"{where}: line {mark.line + 1}: an alias refers to a value that contains it (a cycle)"
+            )
+        visiting.add(key)
+        stack.append((node, True))
+        stack.extend((k, False) for k in kids if id(k) not in nodes)
+
+
+def parse_yaml(text: str, where: str, error: type[Exception] = RecipeError) -> Any:
+    """Parse one YAML document safely: no Python objects, and the size checks of `load_yaml`.
+
+    `where` starts every message (a file name: "recipe r.yaml"); errors are `error` (RecipeError by
+    default) with a short message. For YAML text that does not come from a file (e.g. model-card front
+    matter)."""
+    if len(text) > MAX_YAML_BYTES:
+        raise error(
+            f"{where}: {len(text):,} characters of YAML, more than the limit of {MAX_YAML_BYTES:,} "
+            "(treecot.recipe.MAX_YAML_BYTES)"
+        )
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    stream = io.StringIO(text)
+    stream.name = where  # positions in YAML errors read `in "<where>", line 3, column 7`
+    loader = loader_cls(stream)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.YAMLError as e:
+            raise error(f"{where}: not valid YAML: {_clip(str(e))}") from None
+        except RecursionError:
+            raise error(f"{where}: the YAML is nested too deeply") from None
+        if node is None:
+            return None
+        _check_expansion(node, where, error)
+        try:
+            return loader.construct_document(node)
+        except yaml.YAMLError as e:
+            raise error(f"{where}: not valid YAML: {_clip(str(e))}") from None
+        except (ValueError, TypeError, RecursionError) as e:  # e.g. an integer of 5,000 digits
+            raise error(f"{where}: a value cannot be read: {_clip(str(e) or type(e).__name__)}") from None
+    finally:
+        loader.dispose()
+
+
+def load_yaml(path: str | os.PathLike, what: str = "recipe", error: type[Exception] = RecipeError) -> Any:
+    """Read a user's YAML file (recipe, patterns, demo config) with bounds; the data, or `error`.
+
+    The file must be at most `MAX_YAML_BYTES`, UTF-8 text, one YAML document whose aliases expand to at
+    most `MAX_YAML_NODES` values / `MAX_YAML_EXPANDED_CHARS` characters, at most `MAX_YAML_DEPTH` deep.
+    Every message starts with `what` and the file's path (`recipe r.yaml: not valid YAML: …`)."""
+    where = f"{what} {os.fspath(path)}"
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_YAML_BYTES + 1)
+    except FileNotFoundError:
+        raise error(f"{where}: does not exist") from None
+    except OSError as e:
+        raise error(f"{where}: cannot be read ({e.strerror or e})") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise error(
+            f"{where}: larger than {MAX_YAML_BYTES:,} bytes (treecot.recipe.MAX_YAML_BYTES); "
+            f"a {what} is a small YAML text file"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise error(
+            f"{where}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); "
+            f"a {what} is a YAML text file"
+        ) from None
+    if "\x00" in text:
+        raise error(f"{where}: holds a NUL byte at offset {text.index(chr(0))}; a {what} is a YAML text file")
+    return parse_yaml(text, where, error)
 
 
 @dataclass
@@ -67,13 +258,19 @@ class ModelSpec:
 
     def validate(self, where: str) -> None:
         if self.backend not in BACKENDS:
-            raise RecipeError(f"{where}.backend: {self.backend!r} is not a backend; choose one of {BACKENDS}")
+            raise RecipeError(
+                f"{where}.backend: {short_repr(self.backend)} is not a backend; choose one of {BACKENDS}"
+            )
         if self.backend == "openai" and not self.base_url:
             raise RecipeError(
                 f"{where}.base_url: required for the openai backend (e.g. http://127.0.0.1:8000/v1)"
             )
-        if self.max_batch_size < 1:
-            raise RecipeError(f"{where}.max_batch_size: must be >= 1")
+        check_count(
+            self.max_batch_size, f"{where}.max_batch_size", MAX_BATCH_SIZE, "treecot.recipe.MAX_BATCH_SIZE"
+        )
+        check_count(
+            self.concurrency, f"{where}.concurrency", MAX_CONCURRENCY, "treecot.recipe.MAX_CONCURRENCY"
+        )
 
 
 @dataclass
@@ -89,9 +286,20 @@ class ProblemsSpec:
         from treecot.tasks import task_names
 
         if self.task not in task_names():
-            raise RecipeError(f"{where}.task: unknown task {self.task!r}; known: {', '.join(task_names())}")
+            raise RecipeError(
+                f"{where}.task: unknown task {short_repr(self.task)}; known: {', '.join(task_names())}"
+            )
         if self.offset < 0 or (self.limit is not None and self.limit < 0):
             raise RecipeError(f"{where}.offset/limit: must be >= 0")
+        check_count(self.offset, f"{where}.offset", MAX_PROBLEMS, "treecot.recipe.MAX_PROBLEMS", minimum=0)
+        if self.limit is not None:
+            check_count(
+                self.offset + self.limit,
+                f"{where}.offset + {where}.limit",
+                MAX_PROBLEMS,
+                "treecot.recipe.MAX_PROBLEMS",
+                minimum=0,
+            )
 
 
 @dataclass
@@ -115,20 +323,39 @@ class GenerateSpec:
             spec.validate(f"{where}.models.{role}")
         if "A" not in self.models:
             raise RecipeError(f"{where}.models.A: required (model A writes most nodes)")
-        if self.problems_in_flight < 1:
-            raise RecipeError(f"{where}.problems_in_flight: must be >= 1")
+        check_count(
+            self.problems_in_flight,
+            f"{where}.problems_in_flight",
+            MAX_PROBLEMS_IN_FLIGHT,
+            "treecot.recipe.MAX_PROBLEMS_IN_FLIGHT",
+        )
         from treecot.search.mcts import MCTSConfig
 
         known = {f.name for f in dataclasses.fields(MCTSConfig)}
         for key in self.search:
             if key not in known:
                 raise RecipeError(
-                    f"{where}.search.{key}: unknown field; known fields: {', '.join(sorted(known))}"
+                    f"{where}.search.{short_key(key)}: unknown field; known fields: {', '.join(sorted(known))}"
                 )
         try:
             MCTSConfig(**self.search)
         except (TypeError, ValueError) as e:
-            raise RecipeError(f"{where}.search: {e}") from None
+            raise RecipeError(f"{where}.search: {_clip(str(e))}") from None
+        if self.patterns is not None:
+            self.load_patterns(where)
+
+    def load_patterns(self, where: str = "generate"):
+        """The `patterns` named by this section (a name under the patterns directories or a YAML path),
+        validated; None when the task's default applies. Errors are RecipeErrors naming `patterns`, the file
+        and its field."""
+        if self.patterns is None:
+            return None
+        from treecot.search.patterns import PatternError, load_patterns
+
+        try:
+            return load_patterns(self.patterns)
+        except (PatternError, FileNotFoundError) as e:
+            raise RecipeError(f"{where}.patterns: {_clip(str(e), 1000)}") from None
 
 
 @dataclass
@@ -168,9 +395,11 @@ class BuildSpec:
 
         for name in ("sft_length", "dpo_length"):
             if getattr(self, name) not in LENGTH_CHOICES:
-                raise RecipeError(f"{where}.{name}: {getattr(self, name)!r} is not one of {LENGTH_CHOICES}")
+                raise RecipeError(
+                    f"{where}.{name}: {short_repr(getattr(self, name))} is not one of {LENGTH_CHOICES}"
+                )
         if self.pair_rule not in PAIR_RULES:
-            raise RecipeError(f"{where}.pair_rule: {self.pair_rule!r} is not one of {PAIR_RULES}")
+            raise RecipeError(f"{where}.pair_rule: {short_repr(self.pair_rule)} is not one of {PAIR_RULES}")
 
 
 @dataclass
@@ -198,7 +427,15 @@ class DistillSpec:
         try:
             self.distill_config(seed=0)
         except ValueError as e:
-            raise RecipeError(f"{where}: {e}") from None
+            raise RecipeError(f"{where}: {_clip(str(e))}") from None
+        for name in ("samples", "reference_samples"):
+            check_count(getattr(self, name), f"{where}.{name}", MAX_SAMPLES, "treecot.recipe.MAX_SAMPLES")
+        check_count(
+            self.max_tokens,
+            f"{where}.max_tokens",
+            MAX_GENERATION_TOKENS,
+            "treecot.recipe.MAX_GENERATION_TOKENS",
+        )
 
     def distill_config(self, seed: int):
         from treecot.data.distill import DistillConfig
@@ -229,6 +466,7 @@ class Recipe:
     path: str | None = None  # where it was read from (not part of the hash)
 
     def validate(self) -> Recipe:
+        check_count(self.seed, "seed", MAX_SEED, "treecot.recipe.MAX_SEED", minimum=0)
         self.problems.validate("problems")
         for name in ("generate", "build", "distill"):
             section = getattr(self, name)
@@ -270,7 +508,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         _, vt = typing.get_args(tp)
         if not isinstance(value, dict):
             raise RecipeError(f"{where}: expected a mapping, got {type(value).__name__}")
-        return {k: _coerce(v, vt, f"{where}.{k}") for k, v in value.items()}
+        return {k: _coerce(v, vt, f"{where}.{short_key(k)}") for k, v in value.items()}
     if origin is list:
         if not isinstance(value, list):
             raise RecipeError(f"{where}: expected a list, got {type(value).__name__}")
@@ -283,7 +521,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp in (int, float, str, bool) and not (
         isinstance(value, tp) and not (tp is int and isinstance(value, bool))
     ):
-        raise RecipeError(f"{where}: expected {tp.__name__}, got {value!r}")
+        raise RecipeError(f"{where}: expected {tp.__name__}, got {short_repr(value)}")
     return value
 
 
@@ -291,12 +529,12 @@ def _from_dict(cls, data: Any, where: str):
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise RecipeError(f"{where or 'recipe'}: expected a mapping, got {type(data).__name__}")
+        raise RecipeError(f"{where or 'top level'}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)} - {"path"}
     kwargs = {}
     for key, value in data.items():
-        loc = f"{where}.{key}" if where else str(key)
+        loc = f"{where}.{short_key(key)}" if where else short_key(key)
         if key not in known:
             raise RecipeError(f"{loc}: unknown field; known fields: {', '.join(sorted(known))}")
         kwargs[key] = _coerce(value, hints[key], loc)
@@ -304,18 +542,22 @@ def _from_dict(cls, data: Any, where: str):
 
 
 def load_recipe(path_or_dict: str | os.PathLike | dict) -> Recipe:
-    """Read and validate a recipe (a YAML path or a dict)."""
-    path = None
+    """Read and validate a recipe (a YAML path or a dict); errors from a file start with its path."""
     if isinstance(path_or_dict, dict):
-        data = path_or_dict
-    else:
-        path = Path(path_or_dict)
-        if not path.is_file():
-            raise RecipeError(f"recipe file {str(path)!r} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise RecipeError(f"recipe {str(path)!r} is not valid YAML: {e}") from None
-    recipe = _from_dict(Recipe, data, "")
-    recipe.path = str(path) if path else None
-    return recipe.validate()
+        return _from_dict(Recipe, path_or_dict, "").validate()
+    path = Path(path_or_dict)
+    try:
+        exists = path.is_file()
+    except (OSError, ValueError) as e:  # a name too long for the file system, a NUL byte, …
+        raise RecipeError(
+            f"recipe file {short_repr(str(path))}: not a usable path ({getattr(e, 'strerror', None) or e})"
+        ) from None
+    if not exists:
+        raise RecipeError(f"recipe file {short_repr(str(path))} does not exist")
+    data = load_yaml(path, "recipe")
+    try:
+        recipe = _from_dict(Recipe, data, "")
+        recipe.path = str(path)
+        return recipe.validate()
+    except RecipeError as e:
+        raise RecipeError(f"recipe {path}: {e}") from None

@@ -72,13 +72,43 @@ from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from treecot.backends.base import Completion, GenerationRequest, GenerationResult, Generator
-from treecot.search.patterns import REFLECTION_TYPE, Patterns, load_patterns, patterns_for_task
+from treecot.search.patterns import (
+    MAX_NODE_TOKENS,
+    REFLECTION_TYPE,
+    Patterns,
+    load_patterns,
+    patterns_for_task,
+)
 from treecot.search.tree import ANSWER_TYPE, Node, Tree, jsonable
 
 if TYPE_CHECKING:
     from treecot.tasks.base import Task
 
 VALUE_MODES = ("verifier", "confidence")
+
+# Upper bounds of the search settings: far above real runs (the paper: 128 rollouts, depth 16, 512-token
+# nodes), low enough that a typo cannot ask for a search that never ends or fills memory.
+#: max_rollouts, stop_at_correct, early_stop_rollouts and early_stop_correct at most.
+MAX_ROLLOUTS = 10_000
+#: max_depth at most (nodes on one root-to-answer path).
+MAX_DEPTH = 128
+#: top_logprobs at most (OpenAI-compatible servers allow 20).
+MAX_TOP_LOGPROBS = 20
+#: max_reflections_per_node at most.
+MAX_REFLECTIONS_PER_NODE = 64
+#: seed at most (a signed 64-bit integer, as numpy and torch need).
+MAX_SEED = 2**63 - 1
+_MAXIMA = {
+    "max_rollouts": (MAX_ROLLOUTS, "MAX_ROLLOUTS"),
+    "stop_at_correct": (MAX_ROLLOUTS, "MAX_ROLLOUTS"),
+    "early_stop_rollouts": (MAX_ROLLOUTS, "MAX_ROLLOUTS"),
+    "early_stop_correct": (MAX_ROLLOUTS, "MAX_ROLLOUTS"),
+    "max_depth": (MAX_DEPTH, "MAX_DEPTH"),
+    "max_node_tokens": (MAX_NODE_TOKENS, "MAX_NODE_TOKENS"),
+    "top_logprobs": (MAX_TOP_LOGPROBS, "MAX_TOP_LOGPROBS"),
+    "max_reflections_per_node": (MAX_REFLECTIONS_PER_NODE, "MAX_REFLECTIONS_PER_NODE"),
+    "seed": (MAX_SEED, "MAX_SEED"),
+}
 
 
 @dataclass
@@ -109,6 +139,9 @@ class MCTSConfig:
     stop_at_any_tag:          every request also stops at `<tag>` and `</tag>` of every node type of the
                               patterns (after the node's own closing tag and its type's stop strings), so
                               a node ends where the model starts another section; False: only those two.
+
+    Counts are capped (module constants `MAX_ROLLOUTS`, `MAX_DEPTH`, `MAX_NODE_TOKENS`, `MAX_TOP_LOGPROBS`,
+    `MAX_REFLECTIONS_PER_NODE`, `MAX_SEED`) far above what real runs use.
     """
 
     c: float = 1.414
@@ -154,6 +187,9 @@ class MCTSConfig:
                 raise bad(name, "must be > 0")
             if v < 0:
                 raise bad(name, "must be >= 0")
+            maximum, constant = _MAXIMA[name]
+            if v > maximum:
+                raise bad(name, f"must be <= {maximum:,} (treecot.search.mcts.{constant})")
         if self.value_mode not in VALUE_MODES:
             raise bad("value_mode", f"must be one of {list(VALUE_MODES)}")
         for name in (

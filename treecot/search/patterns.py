@@ -25,9 +25,13 @@ YAML layout (`recipes/patterns/math.yaml`)::
     backtrack_to: double_check
     reflection_text: "Wait! Something is wrong, let's think again."
 
-`load_patterns("math")` reads `recipes/patterns/math.yaml`; any path to a YAML file works too.
-Validation rejects a matrix that names an unknown type, has a type from which `answer` cannot be reached,
-non-positive counts, or backtracking without reflection children, naming the offending entry.
+`load_patterns("math")` reads `recipes/patterns/math.yaml`; any path to a YAML file works too (read with
+`treecot.recipe.load_yaml`: size-capped, aliases bounded). Validation rejects a matrix that names an
+unknown type, has a type from which `answer` cannot be reached, non-positive counts, or backtracking
+without reflection children, naming the offending entry. Counts are capped far above real patterns (the
+shipped ones create 1–2 samples per child type): `MAX_CHILD_SAMPLES` samples of one child type,
+`MAX_EXPANSION_SAMPLES` samples in one row (one expansion), `MAX_NODE_TYPES` node types and
+`MAX_NODE_TOKENS` tokens for a type's `max_tokens`.
 """
 
 from __future__ import annotations
@@ -41,8 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from treecot.recipe import load_yaml, short_key, short_repr
 from treecot.search.tree import ANSWER_TYPE, ROOT_TYPE
 
 ROLES = ("A", "B")
@@ -51,9 +54,22 @@ DEFAULT_REFLECTION_TEXT = "Wait! Something is wrong, let's think again."
 #: Environment variable naming extra directories searched by `load_patterns(name)`.
 PATTERNS_PATH_ENV = "TREECOT_PATTERNS_PATH"
 
+#: Samples of one child type in one row of the matrix at most (`root: {sub_task: k}`; shipped: 1–2).
+MAX_CHILD_SAMPLES = 64
+#: Samples of all child types of one row at most: the children one expansion creates.
+MAX_EXPANSION_SAMPLES = 256
+#: Node types at most (built-in and new ones together; there are 8 built-in types).
+MAX_NODE_TYPES = 64
+#: Tokens one node may generate at most (a type's `max_tokens`, `MCTSConfig.max_node_tokens`): 128k.
+MAX_NODE_TOKENS = 131_072
+
 
 class PatternError(ValueError):
     """A patterns file or dict is invalid; the message names the offending entry."""
+
+
+class PatternsNotFoundError(PatternError, FileNotFoundError):
+    """No patterns of that name, or no such patterns file."""
 
 
 @dataclass(frozen=True)
@@ -209,9 +225,11 @@ class Patterns:
         where = f" in {source}" if source else ""
         if not isinstance(data, Mapping):
             raise PatternError(f"patterns{where} must be a mapping, got {type(data).__name__}")
-        unknown = sorted(set(data) - _TOP_FIELDS)
+        unknown = sorted(map(str, set(data) - _TOP_FIELDS))
         if unknown:
-            raise PatternError(f"{unknown[0]}: unknown field{where}; expected one of {sorted(_TOP_FIELDS)}")
+            raise PatternError(
+                f"{short_key(unknown[0])}: unknown field{where}; expected one of {sorted(_TOP_FIELDS)}"
+            )
         pname = str(data.get("name") or name or "custom")
 
         types = _resolve_types(data.get("types") or {}, where)
@@ -232,11 +250,13 @@ class Patterns:
             raise PatternError(f"transfer: must be a mapping of parent type to {{child type: count}}{where}")
         transfer: dict[str, dict[str, int]] = {}
         for parent, row in transfer_raw.items():
-            loc = f"transfer.{parent}"
+            loc = f"transfer.{short_key(parent)}"
             if parent == ROOT_TYPE:
                 raise PatternError(f"{loc}: give the root's children under the top-level 'root' key{where}")
             if parent not in types:
-                raise PatternError(f"{loc}: unknown node type {parent!r}{where}; known: {sorted(types)}")
+                raise PatternError(
+                    f"{loc}: unknown node type {short_repr(parent)}{where}; known: {sorted(types)}"
+                )
             if types[parent].terminal:
                 raise PatternError(f"{loc}: {parent!r} is terminal and cannot have children{where}")
             transfer[parent] = _row(row, loc, types, where)
@@ -248,7 +268,7 @@ class Patterns:
         for t in backtrack:
             if t not in types:
                 raise PatternError(
-                    f"backtrack_to.{t}: unknown node type {t!r}{where}; known: {sorted(types)}"
+                    f"backtrack_to.{short_key(t)}: unknown node type {short_repr(t)}{where}; known: {sorted(types)}"
                 )
             if types[t].terminal:
                 raise PatternError(
@@ -271,7 +291,7 @@ class Patterns:
 def _str_list(value: Any, loc: str, where: str, allow_empty_items: bool = True) -> list[str]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
-        raise PatternError(f"{loc}: must be a string or a list of strings{where}, got {value!r}")
+        raise PatternError(f"{loc}: must be a string or a list of strings{where}, got {short_repr(value)}")
     if not allow_empty_items and any(not v.strip() for v in items):
         raise PatternError(f"{loc}: entries must not be empty{where}")
     return list(items)
@@ -280,9 +300,17 @@ def _str_list(value: Any, loc: str, where: str, allow_empty_items: bool = True) 
 def _resolve_types(overrides: Any, where: str) -> dict[str, NodeType]:
     if not isinstance(overrides, Mapping):
         raise PatternError(f"types: must be a mapping of type name to fields{where}")
+    new = [n for n in overrides if n not in DEFAULT_NODE_TYPES]
+    if len(DEFAULT_NODE_TYPES) + len(new) > MAX_NODE_TYPES:
+        raise PatternError(
+            f"types: {len(new)} new node types make {len(DEFAULT_NODE_TYPES) + len(new)}, more than the "
+            f"maximum {MAX_NODE_TYPES} (treecot.search.patterns.MAX_NODE_TYPES){where}"
+        )
     types = dict(DEFAULT_NODE_TYPES)
     for name, spec in overrides.items():
-        loc = f"types.{name}"
+        loc = f"types.{short_key(name)}"
+        if not isinstance(name, str):
+            raise PatternError(f"{loc}: a node type name must be a string{where}")
         if name == ROOT_TYPE:
             raise PatternError(f"{loc}: 'root' is not a node type that can be configured{where}")
         if not isinstance(spec, Mapping):
@@ -314,7 +342,9 @@ def _resolve_types(overrides: Any, where: str) -> dict[str, NodeType]:
             kwargs["prefills"] = tuple(_str_list(spec["prefills"], f"{loc}.prefills", where))
         if "role" in spec:
             if spec["role"] not in ROLES:
-                raise PatternError(f"{loc}.role: must be one of {list(ROLES)}{where}, got {spec['role']!r}")
+                raise PatternError(
+                    f"{loc}.role: must be one of {list(ROLES)}{where}, got {short_repr(spec['role'])}"
+                )
             kwargs["role"] = spec["role"]
         if "in_history" in spec:
             if not isinstance(spec["in_history"], bool):
@@ -323,7 +353,14 @@ def _resolve_types(overrides: Any, where: str) -> dict[str, NodeType]:
         if "max_tokens" in spec:
             mt = spec["max_tokens"]
             if mt is not None and (isinstance(mt, bool) or not isinstance(mt, int) or mt <= 0):
-                raise PatternError(f"{loc}.max_tokens: must be a positive integer or null{where}, got {mt!r}")
+                raise PatternError(
+                    f"{loc}.max_tokens: must be a positive integer or null{where}, got {short_repr(mt)}"
+                )
+            if mt is not None and mt > MAX_NODE_TOKENS:
+                raise PatternError(
+                    f"{loc}.max_tokens: {mt} is more than the maximum {MAX_NODE_TOKENS:,} "
+                    f"(treecot.search.patterns.MAX_NODE_TOKENS){where}"
+                )
             kwargs["max_tokens"] = mt
         if "fixed_texts" in spec:
             kwargs["fixed_texts"] = tuple(
@@ -344,15 +381,29 @@ def _row(row: Any, loc: str, types: Mapping[str, NodeType], where: str) -> dict[
     if row is None:
         return {}
     if not isinstance(row, Mapping):
-        raise PatternError(f"{loc}: must be a mapping of child type to sample count{where}, got {row!r}")
+        raise PatternError(
+            f"{loc}: must be a mapping of child type to sample count{where}, got {short_repr(row)}"
+        )
     out: dict[str, int] = {}
     for child, k in row.items():
-        cloc = f"{loc}.{child}"
+        cloc = f"{loc}.{short_key(child)}"
         if child not in types:
-            raise PatternError(f"{cloc}: unknown node type {child!r}{where}; known: {sorted(types)}")
+            raise PatternError(
+                f"{cloc}: unknown node type {short_repr(child)}{where}; known: {sorted(types)}"
+            )
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-            raise PatternError(f"{cloc}: sample count must be a positive integer{where}, got {k!r}")
+            raise PatternError(f"{cloc}: sample count must be a positive integer{where}, got {short_repr(k)}")
+        if k > MAX_CHILD_SAMPLES:
+            raise PatternError(
+                f"{cloc}: sample count {k} is more than the maximum {MAX_CHILD_SAMPLES} "
+                f"(treecot.search.patterns.MAX_CHILD_SAMPLES){where}"
+            )
         out[str(child)] = k
+    if sum(out.values()) > MAX_EXPANSION_SAMPLES:
+        raise PatternError(
+            f"{loc}: {sum(out.values())} samples in one expansion, more than the maximum "
+            f"{MAX_EXPANSION_SAMPLES} (treecot.search.patterns.MAX_EXPANSION_SAMPLES){where}"
+        )
     return out
 
 
@@ -417,22 +468,33 @@ def load_patterns(name_or_path: str | os.PathLike | Mapping[str, Any] | Patterns
     if isinstance(name_or_path, Mapping):
         return Patterns.from_dict(name_or_path)
     path = Path(name_or_path)
-    if not path.suffix and not path.exists():
-        candidates = [d / f"{path.name}.yaml" for d in patterns_dirs()]
-        found = next((c for c in candidates if c.is_file()), None)
-        if found is None:
-            raise FileNotFoundError(
-                f"no patterns named {str(name_or_path)!r}; looked for {', '.join(map(str, candidates))} "
-                f"(set {PATTERNS_PATH_ENV} or pass a path to a YAML file)"
-            )
-        path = found
-    if not path.is_file():
-        raise FileNotFoundError(f"patterns file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise PatternError(f"{path}: not valid YAML: {e}") from e
+        if not path.suffix and not path.exists():
+            candidates = [d / f"{path.name}.yaml" for d in patterns_dirs()]
+            found = next((c for c in candidates if c.is_file()), None)
+            if found is None:
+                raise PatternsNotFoundError(
+                    f"no patterns named {short_repr(str(name_or_path))}; known: {', '.join(known_patterns())}; "
+                    f"looked for {', '.join(short_repr(str(c)) for c in candidates)} "
+                    f"(set {PATTERNS_PATH_ENV} or pass a path to a YAML file)"
+                )
+            path = found
+        if not path.is_file():
+            raise PatternsNotFoundError(f"patterns file {short_repr(str(path))} does not exist")
+    except (OSError, ValueError) as e:  # a name too long for the file system, a NUL byte, …
+        if isinstance(e, PatternError):
+            raise
+        raise PatternsNotFoundError(
+            f"patterns {short_repr(str(name_or_path))}: not a usable name or path ({getattr(e, 'strerror', None) or e})"
+        ) from None
+    data = load_yaml(path, "patterns file", error=PatternError)
     return Patterns.from_dict(data or {}, name=path.stem, source=str(path))
+
+
+def known_patterns() -> list[str]:
+    """Names `load_patterns(name)` finds: the `*.yaml` files of `patterns_dirs()`, sorted."""
+    names = {f.stem for d in patterns_dirs() if d.is_dir() for f in d.glob("*.yaml") if f.is_file()}
+    return sorted(names)
 
 
 #: Task domain → default patterns name.

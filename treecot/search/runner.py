@@ -9,6 +9,13 @@ On restart, problems whose tree is already in any shard of the same configuratio
 killed with SIGKILL and restarted loses no finished tree and writes no duplicate (a half-written last line
 is cut off before appending). `--shard i/n` runs the i-th of n disjoint slices; under `accelerate launch`
 each process takes its own shard automatically.
+
+A run holds an exclusive lock on its shard (`<output_dir>/trees-<config_hash>-shard-<i>-of-<n>.lock`, an
+`fcntl.flock` that the kernel drops when the process ends, however it ends) from before it reads the shard
+until it has written its stats: a second `treecot generate` of the same shard refuses to start
+(`OutputBusyError`) instead of searching the same problems again and writing every tree twice. A line in
+the middle of a shard that is not a JSON object stops the run with the file and line number
+(`ShardError`): it is not a killed writer's tail, so it is not cut silently.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +33,14 @@ from typing import Any
 from treecot.recipe import Recipe, RecipeError, load_recipe
 
 logger = logging.getLogger(__name__)
+
+
+class ShardError(RecipeError):
+    """A tree shard in the output directory is corrupt; the message names the file and line."""
+
+
+class OutputBusyError(RecipeError):
+    """Another process is writing the same shard of the same run."""
 
 
 @dataclass(frozen=True)
@@ -90,15 +106,44 @@ def _repair_tail(path: Path) -> int:
         return size
 
 
-def iter_tree_dicts(paths) -> Iterator[dict]:
-    """Tree dicts from JSONL shard files (skipping a half-written last line)."""
+def _records(paths) -> Iterator[tuple[Path, int, dict]]:
+    """(path, line number, tree dict) of JSONL shard files, skipping a half-written last line; a complete
+    line that is not a JSON object raises `ShardError` naming the file and line."""
     for path in paths:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if not line.endswith("\n"):
+        with open(path, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                if not raw.endswith(b"\n"):
                     break  # a killed writer's partial line
-                if line.strip():
-                    yield json.loads(line)
+                if not raw.strip():
+                    continue
+                try:
+                    record = json.loads(raw.decode("utf-8"))
+                except UnicodeDecodeError as e:
+                    why = f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})"
+                    raise ShardError(_corrupt(path, lineno, why)) from None
+                except json.JSONDecodeError as e:
+                    why = f"not valid JSON ({e.msg} at column {e.pos + 1})"
+                    raise ShardError(_corrupt(path, lineno, why)) from None
+                if not isinstance(record, dict):
+                    raise ShardError(
+                        _corrupt(path, lineno, f"a JSON {type(record).__name__}, not a tree object")
+                    )
+                yield Path(path), lineno, record
+
+
+def _corrupt(path, lineno: int, what: str) -> str:
+    return (
+        f"{path}:{lineno}: {what}; the shard is damaged in the middle (a killed run only ever leaves a "
+        f"half-written last line, which is cut automatically). Move the file aside, or delete that line "
+        f"(sed -i '{lineno}d' {shlex.quote(str(path))}) and rerun `treecot generate` to search that problem again"
+    )
+
+
+def iter_tree_dicts(paths) -> Iterator[dict]:
+    """Tree dicts from JSONL shard files (skipping a half-written last line; `ShardError` naming the file
+    and line for a damaged line anywhere else)."""
+    for _, _, record in _records(paths):
+        yield record
 
 
 def tree_files(directory: str | Path, config_hash: str | None = None) -> list[Path]:
@@ -109,7 +154,66 @@ def tree_files(directory: str | Path, config_hash: str | None = None) -> list[Pa
 
 
 def finished_ids(directory: str | Path, config_hash: str) -> set[str]:
-    return {t["problem"]["id"] for t in iter_tree_dicts(tree_files(directory, config_hash))}
+    """Ids of the problems with a tree in any shard of this configuration in `directory`."""
+    out = set()
+    for path, lineno, tree in _records(tree_files(directory, config_hash)):
+        problem = tree.get("problem")
+        if not isinstance(problem, dict) or "id" not in problem:
+            raise ShardError(_corrupt(path, lineno, "a record without problem.id"))
+        out.add(problem["id"])
+    return out
+
+
+class ShardLock:
+    """An exclusive `flock` on `<shard>.lock` while a run writes that shard (the kernel drops it when the
+    process dies). The file holds the holder's pid and is removed on release."""
+
+    def __init__(self, path: Path, output_dir: Path) -> None:
+        self.path = path
+        self.output_dir = output_dir
+        self._fd: int | None = None
+
+    def acquire(self) -> ShardLock:
+        import fcntl
+
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+                os.close(fd)
+                raise OutputBusyError(
+                    f"generate.output_dir: another treecot generate is writing {self.output_dir} "
+                    f"(pid {holder}, lock {self.path.name}); wait for it or use another output_dir"
+                ) from None
+            # The holder before us may have removed the file after we opened it: lock the current file.
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            self.path.unlink(missing_ok=True)  # still locked: nobody else can hold this file now
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> ShardLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 # --------------------------------------------------------------------------- generators
@@ -136,7 +240,17 @@ def build_generators(recipe: Recipe) -> dict[str, Any]:
 
 
 def _summarise(trees: list[dict], wall: float) -> dict:
+    """Totals over the trees, each problem counted once (its first tree), as `treecot build` reads them."""
     from treecot.search.mcts import reflection_summary
+
+    seen: set[str] = set()
+    unique = []
+    for t in trees:
+        pid = str((t.get("problem") or {}).get("id", ""))
+        if pid not in seen:
+            seen.add(pid)
+            unique.append(t)
+    trees = unique
 
     keys = (
         "llm_calls",
@@ -184,17 +298,17 @@ def run_generate(
     """
     from treecot.prompts import contract_system_prompt
     from treecot.search.mcts import MCTSConfig, config_hash, render_chat_prompts, run_search
-    from treecot.search.patterns import load_patterns, patterns_for_task
+    from treecot.search.patterns import patterns_for_task
     from treecot.tasks import get_task
 
-    if not isinstance(recipe, Recipe):
-        recipe = load_recipe(recipe)
+    # A Recipe object is validated again: callers (the CLI's --limit, --output-dir) may have changed it.
+    recipe = load_recipe(recipe) if not isinstance(recipe, Recipe) else recipe.validate()
     if recipe.generate is None:
         raise RecipeError("generate: the recipe has no 'generate' section")
     spec = recipe.generate
     shard = shard or Shard.from_environment() or Shard()
     task = get_task(recipe.problems.task)
-    patterns = load_patterns(spec.patterns) if spec.patterns else patterns_for_task(task)
+    patterns = spec.load_patterns() if spec.patterns else patterns_for_task(task)
     search_cfg = {"seed": recipe.seed, **spec.search}
     config = MCTSConfig(**search_cfg)
     system_prompt = spec.system_prompt if spec.system_prompt is not None else contract_system_prompt(task)
@@ -214,88 +328,93 @@ def run_generate(
     out_dir = Path(spec.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     shard_path = out_dir / f"trees-{run_hash}-{shard.suffix}.jsonl"
-    cut = _repair_tail(shard_path)
-    if cut:
-        logger.warning("%s: removed a half-written last record (%d bytes) from a killed run", shard_path, cut)
-    done = finished_ids(out_dir, run_hash)
-    todo = [problems[i] for i in mine if problems[i]["id"] not in done]
-    skipped = len(mine) - len(todo)
-    print(
-        f"[treecot generate] {recipe.name}: task {task.name}, {len(mine)} problems in shard "
-        f"{shard.index}/{shard.count} ({skipped} already done), config {run_hash} → {shard_path}",
-        flush=True,
-    )
+    # Held from before the shard is repaired and read until the stats are written: a second run of the
+    # same shard refuses to start instead of searching the same problems and writing their trees again.
+    with ShardLock(out_dir / f"trees-{run_hash}-{shard.suffix}.lock", out_dir):
+        cut = _repair_tail(shard_path)
+        if cut:
+            logger.warning(
+                "%s: removed a half-written last record (%d bytes) from a killed run", shard_path, cut
+            )
+        done = finished_ids(out_dir, run_hash)
+        todo = [problems[i] for i in mine if problems[i]["id"] not in done]
+        skipped = len(mine) - len(todo)
+        print(
+            f"[treecot generate] {recipe.name}: task {task.name}, {len(mine)} problems in shard "
+            f"{shard.index}/{shard.count} ({skipped} already done), config {run_hash} → {shard_path}",
+            flush=True,
+        )
 
-    t0 = time.perf_counter()
-    written: list[dict] = []
-    if todo:
-        gens = generators or build_generators(recipe)
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
+        t0 = time.perf_counter()
+        written: list[dict] = []
+        if todo:
+            gens = generators or build_generators(recipe)
+            bar = None
+            if progress:
+                from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(todo), desc="MCTS trees", unit="problem", dynamic_ncols=True)
-        counters = {"rollouts": 0, "correct": 0, "tokens": 0}
-        with open(shard_path, "a", encoding="utf-8") as out:
+                bar = tqdm(total=len(todo), desc="MCTS trees", unit="problem", dynamic_ncols=True)
+            counters = {"rollouts": 0, "correct": 0, "tokens": 0}
+            with open(shard_path, "a", encoding="utf-8") as out:
 
-            def on_tree(n_done: int, n_total: int, tree) -> None:
-                tree.config_hash = run_hash
-                d = tree.to_dict()
-                out.write(json.dumps(d, ensure_ascii=False) + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-                written.append(d)
-                for role, prompt in render_chat_prompts(task, tree.problem, gens, system_prompt).items():
-                    release = getattr(gens[role], "release", None)
-                    if callable(release):  # evict the finished problem's prefix caches
-                        release(prompt)
-                st = tree.stats
-                counters["rollouts"] += int(st.get("rollouts", 0))
-                counters["correct"] += int(st.get("correct_paths", 0))
-                counters["tokens"] += int(st.get("generated_tokens", 0))
-                if bar is not None:
-                    bar.update(1)
+                def on_tree(n_done: int, n_total: int, tree) -> None:
+                    tree.config_hash = run_hash
+                    d = tree.to_dict()
+                    out.write(json.dumps(d, ensure_ascii=False) + "\n")
+                    out.flush()
+                    os.fsync(out.fileno())
+                    written.append(d)
+                    for role, prompt in render_chat_prompts(task, tree.problem, gens, system_prompt).items():
+                        release = getattr(gens[role], "release", None)
+                        if callable(release):  # evict the finished problem's prefix caches
+                            release(prompt)
+                    st = tree.stats
+                    counters["rollouts"] += int(st.get("rollouts", 0))
+                    counters["correct"] += int(st.get("correct_paths", 0))
+                    counters["tokens"] += int(st.get("generated_tokens", 0))
+                    if bar is not None:
+                        bar.update(1)
 
-            def on_step(in_flight) -> None:
-                # Live counts after every search step (finished trees + those still being searched).
-                if bar is None:
-                    return
-                live = {"rollouts": 0, "correct": 0, "tokens": 0}
-                for t in in_flight:
-                    live["rollouts"] += int(t.stats.get("rollouts", 0))
-                    live["correct"] += int(t.stats.get("correct_paths", 0))
-                    live["tokens"] += int(t.stats.get("generated_tokens", 0))
-                el = time.perf_counter() - t0
-                tokens = counters["tokens"] + live["tokens"]
-                bar.set_postfix(
-                    rollouts=counters["rollouts"] + live["rollouts"],
-                    correct=counters["correct"] + live["correct"],
-                    tok_s=f"{tokens / el:.1f}" if el else "-",
-                    refresh=True,
-                )
+                def on_step(in_flight) -> None:
+                    # Live counts after every search step (finished trees + those still being searched).
+                    if bar is None:
+                        return
+                    live = {"rollouts": 0, "correct": 0, "tokens": 0}
+                    for t in in_flight:
+                        live["rollouts"] += int(t.stats.get("rollouts", 0))
+                        live["correct"] += int(t.stats.get("correct_paths", 0))
+                        live["tokens"] += int(t.stats.get("generated_tokens", 0))
+                    el = time.perf_counter() - t0
+                    tokens = counters["tokens"] + live["tokens"]
+                    bar.set_postfix(
+                        rollouts=counters["rollouts"] + live["rollouts"],
+                        correct=counters["correct"] + live["correct"],
+                        tok_s=f"{tokens / el:.1f}" if el else "-",
+                        refresh=True,
+                    )
 
-            try:
-                run_search(
-                    todo,
-                    task,
-                    patterns,
-                    gens,
-                    config,
-                    progress=on_tree,
-                    max_in_flight=spec.problems_in_flight,
-                    on_step=on_step,
-                    system_prompt=system_prompt,
-                )
-            finally:
-                if bar is not None:
-                    bar.close()
-    wall = time.perf_counter() - t0
-    all_trees = list(iter_tree_dicts([shard_path])) if shard_path.exists() else []
-    summary = _summarise(all_trees, wall)
-    summary.update(config_hash=run_hash, shard=shard.suffix, new_trees=len(written), skipped=skipped)
-    (out_dir / f"stats-{run_hash}-{shard.suffix}.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print("[treecot generate] " + format_summary(summary), flush=True)
-    return summary
+                try:
+                    run_search(
+                        todo,
+                        task,
+                        patterns,
+                        gens,
+                        config,
+                        progress=on_tree,
+                        max_in_flight=spec.problems_in_flight,
+                        on_step=on_step,
+                        system_prompt=system_prompt,
+                    )
+                finally:
+                    if bar is not None:
+                        bar.close()
+        wall = time.perf_counter() - t0
+        all_trees = list(iter_tree_dicts([shard_path])) if shard_path.exists() else []
+        summary = _summarise(all_trees, wall)
+        summary.update(config_hash=run_hash, shard=shard.suffix, new_trees=len(written), skipped=skipped)
+        (out_dir / f"stats-{run_hash}-{shard.suffix}.json").write_text(json.dumps(summary, indent=2) + "\n")
+        print("[treecot generate] " + format_summary(summary), flush=True)
+        return summary
 
 
 def format_summary(s: dict) -> str:
