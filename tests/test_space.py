@@ -334,12 +334,18 @@ def test_paths_outside_the_data_roots_are_refused(served, data, tmp_path):
     assert "invalid revision" in error_of(client, str(data["dataset"]), "../x", api_name="/load_dataset")
 
 
-def test_hub_ids_are_allowed(served):
-    """A namespace/name that is not a local path is a Hub id: read (here offline: from the local Hub
-    layout under TREECOT_CACHE, which does not hold it), never refused as a path."""
+def test_hub_ids_need_the_hub_allowed(served):
+    """A namespace/name that is not a local path is a Hub id: not a path (never "outside the data roots"),
+    and read only when the Space allows the Hub (off here); the message says how to allow it. Reading
+    with the Hub allowed: tests/test_space_boundary.py."""
     _, client = served
     message = error_of(client, "nobody/no-such-dataset", "main", api_name="/load_dataset")
-    assert "nobody/no-such-dataset" in message and "outside the data roots" not in message
+    assert "'nobody/no-such-dataset' is a Hub id" in message and "--allow-hub" in message
+    assert "outside the data roots" not in message
+    message = error_of(
+        client, "nobody/board", False, "", "all", "accuracy", "", True, api_name="/leaderboard"
+    )
+    assert "leaderboard 'nobody/board' is a Hub id" in message and "--allow-hub" in message
 
 
 def test_time_limit_per_request(data):

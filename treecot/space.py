@@ -22,9 +22,20 @@ Tabs (each reachable directly with ``?tab=trees|playground|leaderboard``):
    chosen metric, two runs side by side, and the paper's reference rows on request.
 
 Bounds (`SpaceConfig`): the longest question accepted, the most new tokens, a time limit per request, a
-queue with a size limit and a concurrency limit, and data roots: the app never reads a local path that
-does not resolve (symlinks and ``..`` followed) inside one of them. Every handler turns failures into a
-message (`gradio.Error`); the traceback goes to the server log only.
+queue with a size limit and a concurrency limit, and the file boundary:
+
+* Data roots: every dataset file the app opens (a tree shard, a revision folder, a card, ``refs.json``, a
+  parquet file) goes through `open_checked`, which resolves all symlinks and ``..`` of that very file and
+  refuses it unless it lies inside one of the roots, at open time (the opened descriptor is checked
+  again); a symlink anywhere in a dataset that leads outside makes the whole load a refusal naming it. A
+  local model directory is refused when any file in it leads outside the roots.
+* The Hub: a Hub id is read only with ``allow_hub=True`` (``treecot space --allow-hub``); off by default,
+  because a Hub id reads the network or ``$TREECOT_CACHE/hub``, outside the roots. Hub ids the operator
+  configured (`SpaceConfig.dataset`, ``.leaderboard``, ``.models``) are always read.
+* Uploads: no component takes a file, so gradio's upload route is limited to `MAX_UPLOAD_BYTES` (0: every
+  non-empty file is refused with HTTP 413) by `launch_kwargs` (gradio's ``max_file_size``).
+
+Every handler turns failures into a message (`gradio.Error`); the traceback goes to the server log only.
 
 Programmatic API (each event has an ``api_name``; `gradio_client.Client(url).view_api()` lists them):
 ``/load_dataset``, ``/show_problem``, ``/show_node``, ``/draw_question``, ``/generate``, ``/leaderboard``,
@@ -34,24 +45,28 @@ Programmatic API (each event has an ``api_name``; `gradio_client.Client(url).vie
 from __future__ import annotations
 
 import functools
+import gzip
 import html
+import io
 import json
 import logging
 import math
 import os
 import random
 import re
+import stat
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import gradio as gr
     import pandas as pd
+    import pyarrow as pa
 
     from treecot.search.tree import Tree
 
@@ -63,9 +78,12 @@ __all__ = [
     "TreeSource",
     "build_app",
     "check_local_path",
+    "check_model_dir",
     "default_data_roots",
     "launch_space",
     "load_tree_source",
+    "open_checked",
+    "real_path",
     "render_sections",
     "split_tagged",
     "tree_plot_spec",
@@ -81,6 +99,15 @@ SHARED_PREFIX_COLOR = "#f2c94c"
 ANSWER_LABEL_CORRECT = "answer (correct)"
 ANSWER_LABEL_WRONG = "answer (wrong)"
 ANSWER_LABEL = "answer"
+#: Largest file (bytes) gradio's upload route accepts: no component of the Space takes a file, so none.
+MAX_UPLOAD_BYTES = 0
+#: How to let the Space read Hub ids, for the refusal message.
+ALLOW_HUB_HINT = (
+    "this Space does not read the Hub: launch it with allow_hub=True (`treecot space --allow-hub`) to open "
+    "Hub ids, or enter a folder under the data roots"
+)
+#: Most files and folders a local model directory may hold (each is resolved before the model loads).
+MAX_MODEL_DIR_ENTRIES = 10_000
 
 
 class SpaceError(ValueError):
@@ -111,6 +138,9 @@ class SpaceConfig:
                        type any other Hub id or a directory under the data roots.
     leaderboard:       the leaderboard dataset (Hub id or local folder) shown in the Leaderboard tab.
     dataset:           a dataset opened in the Trees tab when the page loads (None: empty).
+    allow_hub:         whether users may open Hub ids (datasets, leaderboards, models); off by default:
+                       a Hub id is read from the network or `$TREECOT_CACHE/hub`, outside the data roots.
+                       Hub ids named by `model`, `models`, `leaderboard` or `dataset` are always read.
     max_input_chars:   longest question (characters) the playground accepts.
     max_new_tokens:    most tokens one answer may generate (also the MCTS decode's per-node cap).
     request_timeout:   seconds one request may take (loading, generating, searching).
@@ -125,6 +155,7 @@ class SpaceConfig:
     models: Sequence[str] = ("smollm2-135m-instruct",)
     leaderboard: str | None = None
     dataset: str | None = None
+    allow_hub: bool = False
     max_input_chars: int = 4000
     max_new_tokens: int = 512
     request_timeout: float = 120.0
@@ -152,6 +183,8 @@ class SpaceConfig:
             raise ValueError(
                 f"SpaceConfig.model must be a model name, Hub id or directory, got {self.model!r}"
             )
+        if not isinstance(self.allow_hub, bool):
+            raise ValueError(f"SpaceConfig.allow_hub must be True or False, got {self.allow_hub!r}")
         roots = default_data_roots() if self.data_roots is None else list(self.data_roots)
         if isinstance(self.data_roots, (str, os.PathLike)):
             roots = [self.data_roots]
@@ -161,6 +194,10 @@ class SpaceConfig:
             if resolved not in self.roots:
                 self.roots.append(resolved)
         self.models = tuple(dict.fromkeys([self.model, *self.models]))
+
+    def hub_allowed(self, name: str) -> bool:
+        """Whether the Hub id `name` may be read: the Hub is allowed, or the operator configured `name`."""
+        return self.allow_hub or name in (self.dataset, self.leaderboard, *self.models)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -265,6 +302,118 @@ def check_local_path(path: str | os.PathLike, roots: Sequence[Path], what: str =
         f"{what} {raw!r} is outside the data roots this Space may read ({allowed}); "
         "use a Hub id (namespace/name) or a path under one of them"
     )
+
+
+def _inside(path: Path, roots: Sequence[Path]) -> bool:
+    return any(path == root or root in path.parents for root in roots)
+
+
+def _outside(what: str, roots: Sequence[Path]) -> SpaceError:
+    """The refusal of a file that leads outside `roots` (its target is not named: that would leak it)."""
+    allowed = ", ".join(str(r) for r in roots) or "(none configured)"
+    return SpaceError(f"{what} leads outside the data roots this Space may read ({allowed}); not served")
+
+
+def real_path(path: str | os.PathLike, roots: Sequence[Path], what: str = "file") -> Path:
+    """`path` with every symlink and ``..`` resolved (it must exist) if the result lies inside one of
+    `roots` (already resolved), else `SpaceError`. Unlike `check_local_path`, which resolves what a user
+    typed, this is applied to every file and folder the Space reads, at the moment it reads it."""
+    try:
+        real = Path(os.path.realpath(os.fspath(path), strict=True))
+    except FileNotFoundError:
+        raise SpaceError(f"{what} does not exist") from None
+    except OSError as e:  # a symlink loop, a permission error
+        raise SpaceError(f"{what} cannot be resolved: {e.strerror or type(e).__name__}") from None
+    if not _inside(real, roots):
+        raise _outside(what, roots)
+    return real
+
+
+def _opened_path(fd: int) -> Path | None:
+    """The path the kernel reports for an open descriptor (Linux's /proc), or None where there is none."""
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    if not target.startswith("/"):
+        return None
+    return Path(target.removesuffix(" (deleted)"))
+
+
+def open_checked(path: str | os.PathLike, roots: Sequence[Path], what: str = "file") -> IO[bytes]:
+    """Open the regular file `path` for reading (binary) if it resolves inside `roots`; else `SpaceError`.
+
+    The one way the Space opens a dataset file. `path` is resolved (all symlinks and ``..``, `real_path`),
+    the resolved path is opened without following a symlink (``O_NOFOLLOW``: a file swapped for a link
+    after the check fails to open) and without blocking (a FIFO), and the descriptor itself is checked
+    again: it must be a regular file whose path (Linux: ``/proc/self/fd``) lies inside the roots, or, where
+    the kernel does not say, the very file that was resolved."""
+    real = real_path(path, roots, what)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(real, flags)
+    except OSError as e:
+        raise SpaceError(f"{what} cannot be opened: {e.strerror or type(e).__name__}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SpaceError(f"{what} is not a regular file")
+        opened = _opened_path(fd)
+        if opened is None:
+            now = os.stat(real, follow_symlinks=False)
+            if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
+                raise SpaceError(f"{what} changed while it was opened; not served")
+        elif not _inside(opened, roots):
+            raise _outside(what, roots)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _checked_dir(path: str | os.PathLike, roots: Sequence[Path], what: str) -> Path:
+    """`path` resolved (`real_path`) if it is a folder inside `roots`."""
+    real = real_path(path, roots, what)
+    if not real.is_dir():
+        raise SpaceError(f"{what} is not a folder")
+    return real
+
+
+def _read_checked_text(path: Path, roots: Sequence[Path], what: str) -> str:
+    with open_checked(path, roots, what) as f:
+        try:
+            return f.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise SpaceError(f"{what} is not UTF-8 text") from None
+
+
+def check_model_dir(path: Path, roots: Sequence[Path], what: str = "model directory") -> Path:
+    """`path` (a resolved folder inside `roots`) if nothing in it leads outside `roots`, else `SpaceError`.
+
+    A model directory is read by transformers, not through `open_checked`, so every file and folder in it
+    (symlinked folders walked into, once each) is resolved here before the model loads; a folder with
+    more than `MAX_MODEL_DIR_ENTRIES` entries is refused rather than walked."""
+    base = _checked_dir(path, roots, what)
+    seen = {base}
+    stack: list[tuple[Path, str]] = [(base, "")]
+    count = 0
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as e:
+            raise SpaceError(f"{what}: cannot list {prefix or '.'!r}: {e.strerror}") from None
+        for entry in entries:
+            count += 1
+            if count > MAX_MODEL_DIR_ENTRIES:
+                raise SpaceError(f"{what} holds more than {MAX_MODEL_DIR_ENTRIES} entries; not read")
+            shown = f"{prefix}{entry.name}"
+            real = real_path(entry.path, roots, f"{what}: {shown!r}")
+            if real.is_dir() and real not in seen:
+                seen.add(real)
+                stack.append((real, f"{shown}/"))
+    return base
 
 
 def _text(value: Any, what: str) -> str:
@@ -379,14 +528,184 @@ def _read_versioned(location: str, revision: str, kind: str) -> TreeSource:
     )
 
 
-def _read_shards(path: Path) -> TreeSource:
-    from treecot.search.runner import iter_tree_dicts, tree_files
+_GLOB_CHARS = frozenset("*?[")
+
+
+class _Layout:
+    """A local dataset in Hub layout (``refs.json`` and one folder per branch and tag, each with a card
+    whose YAML ``configs`` names its parquet files; written by `treecot.data.hub`), read the way
+    `treecot.data.hub.load_versioned` reads it, except that every file goes through `open_checked`."""
+
+    def __init__(self, path: Path, roots: Sequence[Path], name: str) -> None:
+        self.path = path
+        self.roots = roots
+        self.name = name
+
+    def refs(self) -> tuple[dict, dict]:
+        """The branches and tags of ``refs.json``."""
+        from treecot.data.hub import LOCAL_REFS_FILE
+
+        what = f"{LOCAL_REFS_FILE} of {self.name}"
+        try:
+            refs = json.loads(_read_checked_text(self.path / LOCAL_REFS_FILE, self.roots, what))
+        except json.JSONDecodeError:
+            raise SpaceError(f"{what} is not valid JSON") from None
+        branches = refs.get("branches") if isinstance(refs, dict) else None
+        tags = refs.get("tags") if isinstance(refs, dict) else None
+        if not isinstance(branches, dict) or not branches:
+            raise SpaceError(f"no treecot dataset at {self.name} ({LOCAL_REFS_FILE} lists no branch)")
+        return branches, tags if isinstance(tags, dict) else {}
+
+    def revision(self, revision: str, refs: tuple[dict, dict]) -> tuple[Path, dict[str, dict]]:
+        """The resolved folder of `revision` and the configs its card declares."""
+        import yaml
+
+        branches, tags = refs
+        if revision not in branches and revision not in tags:
+            available = ", ".join(sorted(map(str, [*branches, *tags])))
+            raise SpaceError(f"revision {revision!r} not found in {self.name}; available: {available}")
+        at = f"of {self.name} at revision {revision!r}"
+        folder = _checked_dir(
+            self.path / revision, self.roots, f"revision folder {revision!r} of {self.name}"
+        )
+        card = folder / "README.md"
+        if not os.path.lexists(card):
+            raise SpaceError(f"revision {revision!r} of {self.name} holds no complete push yet")
+        text = _read_checked_text(card, self.roots, f"card (README.md) {at}")
+        match = re.match(r"^---\s*\n(.*?)\n---\s*\n", text, flags=re.S)
+        try:
+            metadata = (yaml.safe_load(match.group(1)) if match else None) or {}
+        except yaml.YAMLError:
+            raise SpaceError(f"the card (README.md) {at} has invalid YAML front matter") from None
+        configs = metadata.get("configs") if isinstance(metadata, dict) else None
+        declared = {c.get("config_name"): c for c in configs or [] if isinstance(c, dict)}
+        return folder, declared
+
+    def _files(self, folder: Path, pattern: Any, at: str) -> list[Path]:
+        """The files of one ``data_files`` pattern (relative, inside the revision folder)."""
+        parts = Path(pattern).parts if isinstance(pattern, str) and pattern else ()
+        if not parts or Path(pattern).is_absolute() or ".." in parts:
+            raise SpaceError(f"the card {at} names data files {pattern!r} outside its folder")
+        literal = list(parts[:-1])
+        for i, part in enumerate(literal):
+            if _GLOB_CHARS & set(part):
+                literal = literal[:i]
+                break
+        base = folder
+        if literal:  # the pattern's fixed folders: refused before they are listed when they lead outside
+            base = _checked_dir(folder.joinpath(*literal), self.roots, f"folder {'/'.join(literal)!r} {at}")
+        rest = "/".join(parts[len(literal) :])
+        if _GLOB_CHARS & set(rest):
+            return sorted(base.glob(rest))
+        return [base / rest] if os.path.lexists(base / rest) else []
+
+    def table(self, folder: Path, declared: dict[str, dict], config: str, revision: str) -> pa.Table | None:
+        """The ``train`` split of `config` (None when the card declares no such config)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if config not in declared:
+            return None
+        at = f"of {self.name} at revision {revision!r}"
+        entries = declared[config].get("data_files") or []
+        if isinstance(entries, str):
+            entries = [{"split": "train", "path": entries}]
+        patterns: list[Any] = []
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and entry.get("split", "train") == "train":
+                paths = entry.get("path")
+                patterns.extend(paths if isinstance(paths, list) else [paths])
+        if not patterns:
+            raise SpaceError(f"config {config!r} {at} has no train split")
+        tables = []
+        for pattern in patterns:
+            files = self._files(folder, pattern, at)
+            if not files:
+                raise SpaceError(f"no file matches {pattern!r} for config {config!r} {at}")
+            for file in files:
+                rel = file.relative_to(folder).as_posix() if folder in file.parents else file.name
+                what = f"data file {rel!r} {at}"
+                with open_checked(file, self.roots, what) as f:
+                    try:
+                        tables.append(pq.read_table(f))
+                    except (pa.ArrowException, OSError) as e:
+                        raise SpaceError(f"{what} is not a readable parquet file: {e}") from None
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
+
+
+def _read_layout(
+    path: Path, revision: str, roots: Sequence[Path], *, kind: str = "layout", name: str | None = None
+) -> TreeSource:
+    """The trees (and `sft` / `dpo` rows) of a local Hub-layout dataset at `revision`, read through
+    `open_checked` against `roots`."""
+    name = name or str(path)
+    layout = _Layout(path, roots, name)
+    refs = layout.refs()
+    folder, declared = layout.revision(revision, refs)
+    trees = layout.table(folder, declared, "trees", revision)
+    if trees is None:
+        available = ", ".join(sorted(map(str, declared))) or "(none)"
+        raise SpaceError(
+            f"cannot read the trees of {name} at revision {revision!r}: its card declares no `trees` config "
+            f"(configs: {available})"
+        )
+
+    def optional(config: str) -> dict[str, list[dict]] | None:
+        table = layout.table(folder, declared, config, revision)
+        return None if table is None else _group(table.to_pylist())
+
+    return TreeSource(
+        kind=kind,
+        location=name,
+        revision=revision,
+        trees=_tree_dicts_from_config(trees.to_pylist()),
+        sft=optional("sft"),
+        dpo=optional("dpo"),
+        revisions=[*refs[0], *refs[1]],
+    )
+
+
+def _shard_lines(stream: IO[bytes], gz: bool) -> Iterator[dict]:
+    """Tree dicts of one JSONL shard (skipping a half-written last line, like
+    `treecot.search.runner.iter_tree_dicts`)."""
+    raw = gzip.GzipFile(fileobj=stream) if gz else stream
+    for line in io.TextIOWrapper(raw, encoding="utf-8"):
+        if not line.endswith("\n"):
+            break  # a killed writer's partial line
+        if line.strip():
+            yield json.loads(line)
+
+
+def _read_shards(path: Path, roots: Sequence[Path]) -> TreeSource:
+    """The trees of a shard file or a folder of ``trees-*.jsonl`` shards, each opened with `open_checked`."""
+    from treecot.search.runner import tree_files
 
     files = [path] if path.is_file() else tree_files(path)
     trees: dict[str, dict] = {}
-    for tree in iter_tree_dicts(files):
-        trees.setdefault(str(tree["problem"].get("id", "")), tree)
+    for file in files:
+        with open_checked(file, roots, f"tree shard {file.name!r} of {path}") as f:
+            for tree in _shard_lines(f, gz=file.name.endswith(".gz")):
+                trees.setdefault(str(tree["problem"].get("id", "")), tree)
     return TreeSource("shards", str(path), "main", trees, None, None, [])
+
+
+def _hub_layout_dir(repo_id: str) -> Path | None:
+    """Where `treecot.data.hub` reads the Hub id `repo_id` from when no token and no endpoint is configured
+    (the local Hub layout under ``$TREECOT_CACHE/hub``); None when it would reach the Hub."""
+    from treecot.data.hub import _online_configured, default_local_dir
+
+    return None if _online_configured(None, None) else default_local_dir(repo_id)
+
+
+def _hub_cache_roots() -> list[Path]:
+    """The root a Hub id read offline stays inside: ``$TREECOT_CACHE/hub``."""
+    from treecot.models import cache_dir
+
+    return [(cache_dir() / "hub").expanduser().resolve()]
+
+
+def _refuse_hub(what: str, source: str) -> SpaceError:
+    return SpaceError(f"{what} {source!r} is a Hub id; {ALLOW_HUB_HINT}")
 
 
 def _local_kind(path: Path) -> str:
@@ -441,11 +760,17 @@ class _LRU:
                 self._items.popitem(last=False)
 
 
-def load_tree_source(source: str, revision: str | None, roots: Sequence[Path]) -> TreeSource:
-    """Read a dataset of trees: a local folder / shard file inside `roots`, or a Hub id (+ revision).
+def load_tree_source(
+    source: str, revision: str | None, roots: Sequence[Path], *, allow_hub: bool = False
+) -> TreeSource:
+    """Read a dataset of trees: a local folder / shard file inside `roots`, or (with `allow_hub`) a Hub id
+    (+ revision). Every local file is opened with `open_checked`: a symlink anywhere in the dataset that
+    leads outside `roots` is refused. A Hub id read offline comes from ``$TREECOT_CACHE/hub``, checked
+    against that folder.
 
     Raises `SpaceError` with a readable message for every user mistake (empty input, a path outside the
-    roots or missing, a folder that holds no trees, an unknown revision, an unreachable Hub dataset).
+    roots or missing, a folder that holds no trees, an unknown revision, a Hub id while the Hub is not
+    allowed, an unreachable Hub dataset).
     """
     source = _text(source, "dataset")
     if not source:
@@ -454,14 +779,26 @@ def load_tree_source(source: str, revision: str | None, roots: Sequence[Path]) -
         raise SpaceError(f"dataset name too long ({len(source)} characters)")
     revision = _check_revision(revision)
     if is_hub_id(source):
-        return _read_versioned(source, revision, "hub")
+        if not allow_hub:
+            raise _refuse_hub("dataset", source)
+        local = _hub_layout_dir(source)
+        if local is None:
+            return _read_versioned(source, revision, "hub")
+        from treecot.data.hub import LOCAL_REFS_FILE
+
+        if not os.path.lexists(local / LOCAL_REFS_FILE):
+            raise SpaceError(
+                f"dataset {source!r} not found: no Hub token or endpoint is configured (HF_TOKEN / HF_ENDPOINT) "
+                f"and the local Hub layout under $TREECOT_CACHE/hub does not hold it"
+            )
+        return _read_layout(local, revision, _hub_cache_roots(), kind="hub", name=source)
     path = check_local_path(source, roots, what="dataset")
     if not path.exists():
         raise SpaceError(f"dataset {source!r} does not exist ({path})")
     kind = _local_kind(path)
     if kind == "layout":
-        return _read_versioned(str(path), revision, "layout")
-    return _read_shards(path)
+        return _read_layout(path, revision, roots)
+    return _read_shards(path, roots)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -808,11 +1145,13 @@ def resolve_model(choice: str, config: SpaceConfig) -> str:
     if choice in config.models or choice in known_models():
         return choice
     if is_hub_id(choice):
+        if not config.hub_allowed(choice):
+            raise _refuse_hub("model", choice)
         return choice
     path = check_local_path(choice, config.roots, what="model")
     if not path.is_dir():
         raise SpaceError(f"model directory {choice!r} does not exist")
-    return str(path)
+    return str(check_model_dir(path, config.roots, what=f"model directory {choice!r}"))
 
 
 def _default_split(task) -> str:
@@ -923,23 +1262,60 @@ def _lb():
     return leaderboard
 
 
+def _leaderboard_layout(path: Path, roots: Sequence[Path], name: str) -> pd.DataFrame:
+    """The leaderboard table of a local Hub layout (its ``main``), read through `open_checked` and typed
+    like `treecot.evaluation.leaderboard.load`."""
+    import pyarrow as pa
+
+    lb = _lb()
+    layout = _Layout(path, roots, name)
+    folder, declared = layout.revision("main", layout.refs())
+    table = layout.table(folder, declared, lb.CONFIG, "main")
+    if table is None:
+        raise SpaceError(f"{name} is not a treecot leaderboard: its card declares no {lb.CONFIG!r} config")
+    missing = sorted(set(lb.COLUMNS) - set(table.column_names))
+    if missing:
+        raise SpaceError(f"{name} is not a treecot leaderboard: config {lb.CONFIG!r} lacks columns {missing}")
+    schema = pa.schema([(column, pa.type_for_alias(kind)) for column, kind in lb.COLUMNS.items()])
+    return table.select(list(lb.COLUMNS)).cast(schema).to_pandas()
+
+
 def leaderboard_rows(
-    source: str | None, roots: Sequence[Path], include_reference: bool = False
+    source: str | None, roots: Sequence[Path], include_reference: bool = False, *, allow_hub: bool = False
 ) -> pd.DataFrame:
     """The leaderboard's long-format rows (one per run × task × metric, `treecot.evaluation.leaderboard`)
-    of `source` (a Hub id or a folder under `roots`), plus the paper's reference rows when asked, with a
-    ``label`` column naming each run. Raises `SpaceError` when there is nothing to show."""
+    of `source` (a folder under `roots`, read through `open_checked`, or with `allow_hub` a Hub id), plus the
+    paper's reference rows when asked, with a ``label`` column naming each run. Raises `SpaceError` when
+    there is nothing to show."""
     import pandas as pd
+
+    from treecot.data.hub import LOCAL_REFS_FILE
 
     lb = _lb()
     frames = []
     source = _text(source, "leaderboard")
-    if source:
-        location = source if is_hub_id(source) else str(check_local_path(source, roots, what="leaderboard"))
+    if source and is_hub_id(source):
+        if not allow_hub:
+            raise _refuse_hub("leaderboard", source)
+        local = _hub_layout_dir(source)
         try:
-            frames.append(lb.load(location).to_pandas())
+            if local is None:
+                frames.append(lb.load(source).to_pandas())
+            elif os.path.lexists(local / LOCAL_REFS_FILE):
+                frames.append(_leaderboard_layout(local, _hub_cache_roots(), source))
+            # else: offline and not in the local Hub layout, like a missing repository: no runs yet
+        except SpaceError:
+            raise
         except Exception as e:  # noqa: BLE001 - any loading failure becomes one message
             raise SpaceError(f"cannot load the leaderboard {source!r}: {_user_message(e)}") from None
+    elif source:
+        path = check_local_path(source, roots, what="leaderboard")
+        if not os.path.lexists(path / LOCAL_REFS_FILE):
+            raise SpaceError(
+                f"cannot load the leaderboard {source!r}: no treecot dataset there (no {LOCAL_REFS_FILE}; "
+                "write one with `treecot leaderboard push --local-dir`)"
+            )
+        frames.append(_leaderboard_layout(path, roots, str(path)))
     if include_reference:
         frames.append(lb.reference())
     if not frames:
@@ -1132,16 +1508,19 @@ class SpaceApp:
         """A dataset's trees, cached (local sources are re-read when their files change)."""
         dataset = _text(dataset, "dataset")
         revision = _check_revision(revision)
+        allow_hub = self.config.hub_allowed(dataset)
         if dataset and not is_hub_id(dataset):
             path = check_local_path(dataset, self.config.roots, what="dataset")
             key: tuple = ("local", str(path), revision, _fingerprint(path) if path.exists() else None)
+        elif dataset and not allow_hub:
+            raise _refuse_hub("dataset", dataset)
         else:
             key = ("hub", dataset, revision)
         hit = self._sources.get(key)
         if hit is not None:
             return hit
         src = _call_with_deadline(
-            lambda: load_tree_source(dataset, revision, self.config.roots),
+            lambda: load_tree_source(dataset, revision, self.config.roots, allow_hub=allow_hub),
             deadline or self._deadline(),
             self.config.request_timeout,
             "loading the dataset",
@@ -1533,7 +1912,12 @@ class SpaceApp:
     # -- Leaderboard ---------------------------------------------------------------------------------
     def _board(self, source: str | None, include_reference: bool) -> pd.DataFrame:
         return _call_with_deadline(
-            lambda: leaderboard_rows(source, self.config.roots, bool(include_reference)),
+            lambda: leaderboard_rows(
+                source,
+                self.config.roots,
+                bool(include_reference),
+                allow_hub=self.config.hub_allowed(_text(source, "leaderboard")),
+            ),
             self._deadline(),
             self.config.request_timeout,
             "loading the leaderboard",
@@ -1648,6 +2032,7 @@ def build_app(config: SpaceConfig | None = None) -> gr.Blocks:
     }
     pair_colors = {"shared prefix": SHARED_PREFIX_COLOR, "chosen": CORRECT_COLOR, "rejected": WRONG_COLOR}
     roots = ", ".join(f"`{r}`" for r in config.roots) or "(none)"
+    hub = " — or a Hub id" if config.allow_hub else ""
 
     with gr.Blocks(title="treecot") as demo:
         gr.Markdown(INTRO)
@@ -1656,7 +2041,7 @@ def build_app(config: SpaceConfig | None = None) -> gr.Blocks:
             with gr.Tab("Trees", id="trees"):
                 gr.Markdown(
                     "**Search trees.** Open a treecot dataset (a folder under the data roots — "
-                    f"{roots} — or a Hub id) and pick a problem. Nodes are coloured by type (answers green "
+                    f"{roots}{hub}) and pick a problem. Nodes are coloured by type (answers green "
                     "when correct, red when wrong), their opacity grows with Q and their area with visits; "
                     "hover for the text, drag to pan, scroll to zoom."
                 )
@@ -1879,8 +2264,10 @@ def build_app(config: SpaceConfig | None = None) -> gr.Blocks:
 
 
 def launch_kwargs() -> dict[str, Any]:
-    """Arguments of `gr.Blocks.launch` shared by `launch_space` and `spaces/app.py`."""
-    return {"show_error": True, "css": _css()}
+    """Arguments of `gr.Blocks.launch` shared by `launch_space` and `spaces/app.py`: errors shown as
+    messages, the app's CSS, and gradio's upload route limited to `MAX_UPLOAD_BYTES` per file (gradio
+    refuses a larger file with HTTP 413 while it streams in, before it is stored)."""
+    return {"show_error": True, "css": _css(), "max_file_size": MAX_UPLOAD_BYTES}
 
 
 def launch_space(
@@ -1892,6 +2279,7 @@ def launch_space(
     models: Sequence[str] = (),
     leaderboard: str | None = None,
     dataset: str | None = None,
+    allow_hub: bool = False,
     max_input_chars: int = 4000,
     max_new_tokens: int = 512,
     request_timeout: float = 120.0,
@@ -1903,7 +2291,8 @@ def launch_space(
     """`treecot space`: build the app and serve it on `host:port` (127.0.0.1 by default: local only).
 
     `port=None` picks a free port. With `block=False` the server runs in a background thread and the
-    launched app is returned (its URL is `demo.local_url`; stop it with `demo.close()`).
+    launched app is returned (its URL is `demo.local_url`; stop it with `demo.close()`). `allow_hub`: let
+    users open Hub ids (`SpaceConfig.allow_hub`; off by default).
     """
     config = SpaceConfig(
         data_roots=data_roots,
@@ -1911,6 +2300,7 @@ def launch_space(
         models=tuple(models) or (model,),
         leaderboard=leaderboard,
         dataset=dataset,
+        allow_hub=allow_hub,
         max_input_chars=max_input_chars,
         max_new_tokens=max_new_tokens,
         request_timeout=request_timeout,
