@@ -14,7 +14,7 @@ from collections import Counter, deque
 import pytest
 
 from treecot.tasks import get_task
-from treecot.tasks.base import problem_id
+from treecot.tasks.base import MalformedProblemError, problem_id
 from treecot.tasks.blocksworld import (
     COLOURS,
     Action,
@@ -634,6 +634,44 @@ def test_verify_no_answer_never_raises(task, problem, completion):
 def test_verify_unknown_block(task, problem):
     verdict = task.verify("<answer>(pick-up purple)</answer>", problem)
     assert verdict.answered and not verdict.correct and "unknown block 'purple'" in verdict.reason
+
+
+def test_malformed_problems_name_their_id_and_field():
+    """A record without the instance (no meta, or meta without init / goal / optimal_length, unreadable facts)
+    is a data error naming the problem and the field, never a KeyError or TypeError from inside the verifier."""
+    small = BlocksworldTask(min_blocks=3, max_blocks=3)
+    good = small.load("test", n=1)[0]
+    answer = _answer(good["reference"].splitlines())
+    assert small.verify(answer, good).correct
+
+    def broken(meta):
+        return {**good, "meta": meta}
+
+    cases = [
+        (broken(None), "meta.init", "missing"),
+        (broken({}), "meta.init", "missing"),
+        (broken("init goal"), "meta", "must be an object"),
+        (broken({**good["meta"], "goal": None}), "meta.goal", "must be a list of facts"),
+        (broken({**good["meta"], "init": ["(on red)"]}), "meta.init", "takes 2 argument"),
+        (broken({**good["meta"], "init": "(on red blue)"}), "meta.init", "must be a list of facts"),
+        (
+            broken({k: v for k, v in good["meta"].items() if k != "optimal_length"}),
+            "meta.optimal_length",
+            "missing",
+        ),
+        (broken({**good["meta"], "optimal_length": "three"}), "meta.optimal_length", "integer >= 0"),
+    ]
+    for record, field, why in cases:
+        with pytest.raises(MalformedProblemError) as err:
+            small.verify(answer, record)
+        assert err.value.problem_id == good["id"] and err.value.field == field, (field, str(err.value))
+        assert str(err.value).startswith(f"problem {good['id']}: {field}: ") and why in str(err.value)
+    nameless = {"question": "q", "reference": "", "meta": {}}
+    with pytest.raises(MalformedProblemError, match=r"^problem \(without id\): meta.init: missing"):
+        small.verify(answer, nameless)
+    # hostile completion text is still a verdict, never an exception
+    deep = "<answer>" + "[" * 100_000 + "</answer>"
+    assert not small.verify(deep, good).correct
 
 
 # --------------------------------------------------------------------------------------------------

@@ -74,6 +74,73 @@ def test_verify_errors_name_the_bad_input(tmp_path, problem_file, capsys):
     assert "unknown task 'nosuchtask'; known tasks: gsm8k" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "task, record, field",
+    [
+        ("gsm8k", {"question": "2+2?", "reference": ""}, "reference: empty 'reference'"),
+        ("arithmetic", {"question": "2+2?", "reference": "  "}, "reference: empty 'reference'"),
+        ("blocksworld", {"id": "bw-1", "question": "q", "reference": "(pick-up red)"}, "meta.init: missing"),
+        (
+            "blocksworld",
+            {"question": "q", "reference": "x", "meta": {"init": [], "goal": []}},
+            "meta.optimal_length",
+        ),
+        ("ifeval", {"question": "q", "reference": "18"}, "reference: must be a JSON object"),
+        (
+            "ifbench",
+            {"question": "q", "reference": "[" * 5000 + "]" * 5000},
+            "reference: no valid instruction",
+        ),
+        ("multi_if", {"question": "q", "reference": "[]", "meta": None}, "reference: a multi-turn reference"),
+    ],
+)
+def test_verify_malformed_problems_are_one_line_errors(tmp_path, capsys, task, record, field):
+    problem = tmp_path / "p.json"
+    problem.write_text(json.dumps(record))
+    completion = tmp_path / "c.txt"
+    completion.write_text("The answer is \\boxed{4}")
+    assert (
+        main(["verify", "--task", task, "--problem-json", str(problem), "--completion-file", str(completion)])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        f"treecot verify: error: --problem-json {str(problem)!r}: problem "
+    )
+    assert field in err and (record.get("id", "(without id)") in err)
+
+
+def test_verify_deeply_nested_problem_json_is_a_message(tmp_path, capsys):
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"question": "q", "reference": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    completion = tmp_path / "c.txt"
+    completion.write_text("4")
+    assert (
+        main(["verify", "--task", "gsm8k", "--problem-json", str(deep), "--completion-file", str(completion)])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(deep) in err and "nested too deeply" in err
+
+
+def test_generate_refuses_a_negative_limit_like_the_recipe(tmp_path, capsys, monkeypatch):
+    import yaml
+
+    from tests.test_runner import recipe_dict
+    from treecot.search import runner
+
+    def never(recipe):
+        raise AssertionError("no generator may be built for a refused run")
+
+    monkeypatch.setattr(runner, "build_generators", never)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(recipe_dict(tmp_path / "trees", limit=5)))
+    assert main(["generate", str(recipe), "--limit", "-1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == "treecot generate: error: --limit -1: problems.offset/limit: must be >= 0\n"
+    assert not (tmp_path / "trees").exists()
+
+
 def test_generate_and_show_tree_commands(tmp_path, capsys, monkeypatch):
     import yaml
 
@@ -136,6 +203,8 @@ def test_space_command_passes_its_options(monkeypatch):
                  "--concurrency", "2", "--timeout", "30"]) == 0  # fmt: skip
     assert seen["port"] == 7999 and seen["host"] == "127.0.0.1" and seen["data_roots"] == ["a", "b"]
     assert seen["max_new_tokens"] == 64 and seen["concurrency_limit"] == 2 and seen["request_timeout"] == 30.0
+    assert seen["allow_hub"] is False
+    assert main(["space", "--allow-hub"]) == 0 and seen["allow_hub"] is True
 
 
 def test_leaderboard_and_eval_commands_are_wired(capsys):

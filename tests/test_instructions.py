@@ -12,7 +12,7 @@ import pytest
 
 from treecot.tasks import get_task, make_problem
 from treecot.tasks import nltk_data as nd
-from treecot.tasks.base import Verdict
+from treecot.tasks.base import MalformedProblemError, Verdict
 from treecot.tasks.instructions import (
     EXTRA_CONFLICTS,
     IFBENCH_NLTK_REQUIREMENTS,
@@ -763,3 +763,59 @@ def test_huge_response_and_bad_problems():
         IFEvalTask().verify("x", {"id": "p", "reference": "[]"})
     with pytest.raises(ValueError, match="one object per turn"):
         MultiIFTask().verify("x", {"id": "p", "reference": json.dumps([{}]), "meta": {"turn_prompts": []}})
+
+
+def test_malformed_instruction_problems_name_their_id_and_field():
+    """Every unreadable record is a `MalformedProblemError` naming the problem and the field: deeply nested
+    JSON (was RecursionError), a null meta (was AttributeError), ids and kwargs that do not pair up (was a
+    ValueError naming neither), a turn that is not an object (was KeyError / TypeError)."""
+    ids = json.dumps({"instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]})
+    assert IFEvalTask().verify("No commas here.", {"id": "p", "reference": ids}).correct
+    deep = "[" * 100_000 + "]" * 100_000
+    turn = {"instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
+    cases = [
+        (IFEvalTask(), {"id": "p", "reference": deep}, "reference", "nested too deeply"),
+        (IFEvalTask(), {"id": "p"}, "reference", "missing"),
+        (IFEvalTask(), {"id": "p", "reference": None}, "reference", "valid instruction reference"),
+        (
+            IFEvalTask(),
+            {"id": "p", "reference": json.dumps({"instruction_id_list": ["a:b", "c:d"], "kwargs": [{}]})},
+            "reference.kwargs",
+            "pair up",
+        ),
+        (
+            IFBenchTask(),
+            {"id": "p", "reference": json.dumps({"instruction_id_list": "a:b", "kwargs": [{}]})},
+            "reference.instruction_id_list",
+            "list of instruction ids",
+        ),
+        (
+            MultiIFTask(),
+            {"id": "p", "reference": json.dumps([turn]), "meta": None},
+            "reference",
+            "one object per turn",
+        ),
+        (
+            MultiIFTask(),
+            {"id": "p", "reference": json.dumps([turn]), "meta": "x"},
+            "meta",
+            "must be an object",
+        ),
+        (
+            MultiIFTask(),
+            {"id": "p", "reference": json.dumps([turn, "second"]), "meta": {"turn_prompts": ["a", "b"]}},
+            "reference[1]",
+            "'instruction_id_list' and 'kwargs'",
+        ),
+        (
+            MultiIFTask(),
+            {"id": "p", "reference": json.dumps([turn]), "meta": {"turn_prompts": [{"role": "user"}]}},
+            "meta.turn_prompts",
+            "list of prompts",
+        ),
+    ]
+    for task, record, field, why in cases:
+        with pytest.raises(MalformedProblemError) as err:
+            task.verify("Some text.", record)
+        assert (err.value.problem_id, err.value.field) == ("p", field), (field, str(err.value))
+        assert str(err.value).startswith(f"problem p: {field}: ") and why in str(err.value), str(err.value)

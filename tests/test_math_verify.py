@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from treecot.tasks import Verdict, get_task, make_problem
+from treecot.tasks import MalformedProblemError, Verdict, get_task, make_problem
 from treecot.tasks import math as M
 from treecot.tasks._timeout import CheckTimeout, TimeoutWorker, WorkerError
 from treecot.tasks.math import (
@@ -412,6 +412,23 @@ def test_verify_rejects_malformed_problems():
         task.verify("\\boxed{1}", {"id": "gsm8k-x", "question": "q", "reference": "  "})
     with pytest.raises(TypeError, match="Problem dict"):
         task.verify("\\boxed{1}", ["not", "a", "dict"])
+
+
+@pytest.mark.parametrize("name", ["gsm8k", "math500", "arithmetic"])
+def test_malformed_problem_error_names_the_problem_and_the_field(name):
+    """A missing or empty gold answer is a `MalformedProblemError` (still a ValueError) that callers such as
+    `treecot verify` can tell apart from a bug: it carries the problem's id and the field."""
+    task = get_task(name)
+    for record, why in (
+        ({"id": "gsm8k-x", "question": "q", "reference": ""}, "empty 'reference'"),
+        ({"id": "gsm8k-x", "question": "q", "reference": " \n "}, "empty 'reference'"),
+        ({"id": "gsm8k-x", "question": "q"}, "no 'reference'"),
+    ):
+        with pytest.raises(MalformedProblemError) as err:
+            task.verify("\\boxed{1}", record)
+        assert isinstance(err.value, ValueError)
+        assert (err.value.problem_id, err.value.field) == ("gsm8k-x", "reference")
+        assert str(err.value).startswith("problem gsm8k-x: reference: ") and why in str(err.value)
 
 
 def test_verify_truncates_huge_extracted_answers():

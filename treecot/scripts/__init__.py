@@ -3,13 +3,18 @@
 parsed by TRL's `TrlParser`; an unknown key fails with its name.
 
 This module holds what both scripts share: resolving treecot's model names and loading a treecot dataset config.
+
+A Hub token given as `hub_token` (`--hub_token`, or the recipe) never reaches a saved file: transformers pickles
+the training arguments into `training_args.bin` (next to the model and in every checkpoint), so the scripts move
+the token out of the arguments into the process's `HF_TOKEN` for the run (see `hub_token_outside_args`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,7 @@ __all__ = [
     "dataset_contract",
     "describe_run",
     "finish_training",
+    "hub_token_outside_args",
     "load_policy",
     "load_training_datasets",
     "recipe_file_from_argv",
@@ -135,6 +141,32 @@ def load_policy(model_args: Any, training_args: Any) -> tuple[Any, Any]:
     if os.path.isdir(os.path.expanduser(path)):
         path = os.path.expanduser(path)
     return path, load_tokenizer(path)
+
+
+@contextlib.contextmanager
+def hub_token_outside_args(training_args: Any) -> Iterator[None]:
+    """Run a training with its Hub token held outside `training_args`, so that no saved file holds it.
+
+    transformers saves the training arguments as they are (a pickle: `training_args.bin`, in the output
+    directory and in every checkpoint, uploaded with a push). Inside this block `training_args.hub_token` is
+    None and the token is the process's `HF_TOKEN`, which every Hub call of the trainer (create the repo,
+    push checkpoints and the final model) uses when it is given no token; on exit `HF_TOKEN` is restored
+    to what it was, and the arguments keep no token.
+    """
+    token = getattr(training_args, "hub_token", None)
+    if not token:
+        yield
+        return
+    before = os.environ.get("HF_TOKEN")
+    training_args.hub_token = None
+    os.environ["HF_TOKEN"] = token
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("HF_TOKEN", None)
+        else:
+            os.environ["HF_TOKEN"] = before
 
 
 def check_placeholders(*arguments: Any) -> None:

@@ -20,6 +20,7 @@ from treecot.scripts import (
     TrainScriptArguments,
     check_placeholders,
     dataset_contract,
+    hub_token_outside_args,
     load_policy,
     load_training_datasets,
     recipe_file_from_argv,
@@ -48,29 +49,31 @@ def train(
     """Build a `BalancedSFTTrainer` from parsed arguments, train, and return the trainer.
 
     The model and its card (README.md, recording `recipe_file` when given) are saved to `output_dir`; with
-    `push_to_hub`, both are uploaded to `hub_model_id`.
+    `push_to_hub`, both are uploaded to `hub_model_id`. A `hub_token` is used for the run's Hub calls but kept
+    out of every saved file (`hub_token_outside_args`): afterwards `training_args.hub_token` is None.
     """
     check_placeholders(script_args, training_args, model_args)
-    model, tokenizer = load_policy(model_args, training_args)
-    train_dataset, eval_dataset = load_training_datasets(
-        script_args, default_config="sft", evaluate=training_args.eval_strategy != "no"
-    )
-    trainer = BalancedSFTTrainer(
-        model,
-        args=training_args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
-        processing_class=tokenizer,
-        peft_config=get_peft_config(model_args),
-    )
-    return run_training(
-        trainer,
-        script_args,
-        model_args,
-        default_config="sft",
-        recipe_file=recipe_file,
-        contract=dataset_contract(train_dataset),
-    )
+    with hub_token_outside_args(training_args):  # no saved file may hold the token
+        model, tokenizer = load_policy(model_args, training_args)
+        train_dataset, eval_dataset = load_training_datasets(
+            script_args, default_config="sft", evaluate=training_args.eval_strategy != "no"
+        )
+        trainer = BalancedSFTTrainer(
+            model,
+            args=training_args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=tokenizer,
+            peft_config=get_peft_config(model_args),
+        )
+        return run_training(
+            trainer,
+            script_args,
+            model_args,
+            default_config="sft",
+            recipe_file=recipe_file,
+            contract=dataset_contract(train_dataset),
+        )
 
 
 def main(argv: Sequence[str] | None = None):

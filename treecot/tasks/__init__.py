@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from treecot.tasks.base import Task, Verdict, make_problem, problem_id
+from treecot.tasks.base import MalformedProblemError, Task, Verdict, make_problem, problem_id
 
 # name -> "module:Class". Imported lazily so that `import treecot.tasks` stays cheap.
 _REGISTRY: dict[str, str] = {
@@ -37,4 +37,4 @@ def get_task(name: str, **kwargs) -> Task:
     return getattr(importlib.import_module(module), cls)(**kwargs)
 
 
-__all__ = ["Task", "Verdict", "get_task", "make_problem", "problem_id", "task_names"]
+__all__ = ["MalformedProblemError", "Task", "Verdict", "get_task", "make_problem", "problem_id", "task_names"]

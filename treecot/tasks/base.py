@@ -9,12 +9,17 @@ A *Problem* is a plain dict (one row of a `datasets.Dataset`)::
 the gold answer for math, a newline-separated PDDL plan for Blocksworld, a JSON object of
 instruction ids and kwargs for instruction following. `meta` is a per-task dict (source, split,
 difficulty, …) whose fields are the same for every row of one task.
+
+Verifiers take any completion text without raising; a Problem record that lacks a field its task needs
+(or holds one it cannot read) raises `MalformedProblemError`, a `ValueError` naming the problem and the
+field: a broken record is a data bug to fix, not a wrong answer to count.
 """
 
 from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +48,35 @@ def make_problem(task: str, question: str, reference: str, meta: dict | None = N
         "reference": reference,
         "meta": dict(meta or {}),
     }
+
+
+class MalformedProblemError(ValueError):
+    """A Problem record that its task cannot verify against: names the problem's id and the field.
+
+    ``problem_id`` is the record's ``id`` (or ``"(without id)"``), ``field`` a dotted path such as
+    ``"reference"`` or ``"meta.optimal_length"``.
+    """
+
+    def __init__(self, problem: Any, field: str, why: str):
+        self.problem_id = problem_name(problem)
+        self.field = field
+        super().__init__(f"problem {self.problem_id}: {field}: {why}")
+
+
+def problem_name(problem: Any) -> str:
+    """The ``id`` of a Problem record for messages, or ``"(without id)"``."""
+    pid = problem.get("id") if isinstance(problem, Mapping) else None
+    return str(pid) if pid else "(without id)"
+
+
+def problem_meta(problem: Mapping) -> Mapping:
+    """``problem["meta"]`` (an empty dict when absent); `MalformedProblemError` when it is not a mapping."""
+    meta = problem.get("meta")
+    if meta is None:
+        return {}
+    if not isinstance(meta, Mapping):
+        raise MalformedProblemError(problem, "meta", f"must be an object, got {type(meta).__name__}")
+    return meta
 
 
 @dataclass
@@ -91,7 +125,8 @@ class Task(ABC):
 
     @abstractmethod
     def verify(self, completion: str, problem: dict) -> Verdict:
-        """Score `completion` against `problem` (a Problem dict). Never raises on hostile text."""
+        """Score `completion` against `problem` (a Problem dict). Never raises on hostile text; a problem
+        record the task cannot verify against raises `MalformedProblemError` (a `ValueError`)."""
 
     def check_split(self, split: str) -> None:
         if split not in self.splits:

@@ -24,14 +24,15 @@ import hashlib
 import heapq
 import itertools
 import math
+import operator
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING
 
-from treecot.tasks.base import Task, Verdict, make_problem
+from treecot.tasks.base import MalformedProblemError, Task, Verdict, make_problem, problem_meta
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -1091,14 +1092,56 @@ class BlocksworldTask(Task):
         rows = list(itertools.islice(self.iter_problems(split), count))
         return Dataset.from_list(rows)
 
+    @staticmethod
+    def _instance_of(problem: dict) -> tuple[list[Fact], list[Fact], int]:
+        """``(init, goal, optimal_length)`` read from the problem's ``meta``; `MalformedProblemError` naming
+        the field when one is missing or unreadable."""
+        if not isinstance(problem, Mapping):
+            raise TypeError(f"problem must be a Problem dict, got {type(problem).__name__}")
+        meta = problem_meta(problem)
+        facts = {}
+        for key in ("init", "goal"):
+            if key not in meta:
+                raise MalformedProblemError(
+                    problem,
+                    f"meta.{key}",
+                    "missing (a blocksworld problem's meta holds init, goal and optimal_length)",
+                )
+            value = meta[key]
+            if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+                raise MalformedProblemError(
+                    problem,
+                    f"meta.{key}",
+                    f"must be a list of facts such as '(on red blue)', got {type(value).__name__}",
+                )
+            try:
+                facts[key] = [parse_fact(f) for f in value]
+            except (ValueError, TypeError, RecursionError) as err:
+                raise MalformedProblemError(problem, f"meta.{key}", str(err)[:200]) from None
+        if "optimal_length" not in meta:
+            raise MalformedProblemError(
+                problem, "meta.optimal_length", "missing (the length of an optimal plan, from the generator)"
+            )
+        value = meta["optimal_length"]
+        try:
+            length = -1 if isinstance(value, bool) else operator.index(value)  # ints, numpy ints
+        except TypeError:
+            length = -1
+        if length < 0:
+            raise MalformedProblemError(
+                problem, "meta.optimal_length", f"must be an integer >= 0, got {value!r:.80}"
+            )
+        return facts["init"], facts["goal"], length
+
     def verify(self, completion: str, problem: dict) -> Verdict:
         """Parse a plan from `completion` and execute it on the problem's initial state.
 
         `correct` means every step applies and the goal holds at the end; optimality is reported in
-        ``details["optimal"]``. Unreadable action lines in the answer count as a failing step.
+        ``details["optimal"]``. Unreadable action lines in the answer count as a failing step. A problem whose
+        ``meta`` lacks ``init``, ``goal`` or ``optimal_length`` (or holds unreadable facts) raises
+        `MalformedProblemError` naming the field.
         """
-        meta = problem["meta"]
-        optimal_length = int(meta["optimal_length"])
+        init, goal, optimal_length = self._instance_of(problem)
         try:
             parsed = parse_plan(completion if isinstance(completion, str) else str(completion))
         except Exception as err:  # hostile input must never crash a search
@@ -1122,7 +1165,7 @@ class BlocksworldTask(Task):
         stop_at = parsed.unparsed[0][0] if parsed.unparsed else None
         if stop_at is not None:
             actions = actions[: stop_at - 1]
-        result = simulate(meta["init"], actions, meta["goal"])
+        result = simulate(init, actions, goal)
         if result.valid and stop_at is not None:
             details["failed_step"] = stop_at
             reason = f"step {stop_at}: cannot read {parsed.unparsed[0][1]!r} as an action"

@@ -32,11 +32,11 @@ import json
 import logging
 import random
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from treecot.tasks.base import Task, Verdict, make_problem
+from treecot.tasks.base import MalformedProblemError, Task, Verdict, make_problem, problem_meta
 from treecot.tasks.nltk_data import ensure_nltk_data, missing_resources, offline_nltk
 
 if TYPE_CHECKING:
@@ -730,22 +730,44 @@ SYSTEM_PROMPT = (
 
 
 def _parse_reference(problem: dict) -> Any:
+    if not isinstance(problem, Mapping):
+        raise TypeError(f"problem must be a Problem dict, got {type(problem).__name__}")
+    if "reference" not in problem:
+        raise MalformedProblemError(problem, "reference", "missing: no valid instruction reference (JSON)")
     try:
         return json.loads(problem["reference"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(
-            f"problem {problem.get('id', '?')!r} has no valid instruction reference (JSON): {exc}"
+    except (TypeError, ValueError) as exc:
+        raise MalformedProblemError(
+            problem, "reference", f"no valid instruction reference (JSON): {str(exc)[:200]}"
+        ) from None
+    except RecursionError:
+        raise MalformedProblemError(
+            problem, "reference", "no valid instruction reference (JSON): nested too deeply to read"
         ) from None
 
 
-def _single_turn(problem: dict) -> tuple[list[str], list[Any]]:
-    ref = _parse_reference(problem)
-    if not isinstance(ref, dict) or "instruction_id_list" not in ref or "kwargs" not in ref:
-        raise ValueError(
-            f"problem {problem.get('id', '?')!r}: reference must be a JSON object with "
-            f"'instruction_id_list' and 'kwargs'"
+def _instructions(problem: dict, turn: Any, field: str) -> tuple[list[str], list[Any]]:
+    """The instruction ids and kwargs of one reference object (`field` names it in errors)."""
+    if not isinstance(turn, dict) or "instruction_id_list" not in turn or "kwargs" not in turn:
+        raise MalformedProblemError(
+            problem, field, "must be a JSON object with 'instruction_id_list' and 'kwargs'"
         )
-    return list(ref["instruction_id_list"]), list(ref["kwargs"])
+    ids, kwargs = turn["instruction_id_list"], turn["kwargs"]
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise MalformedProblemError(
+            problem, f"{field}.instruction_id_list", "must be a list of instruction ids (strings)"
+        )
+    if not isinstance(kwargs, list) or len(kwargs) != len(ids):
+        raise MalformedProblemError(
+            problem,
+            f"{field}.kwargs",
+            f"must be a list of {len(ids)} kwargs objects, one per instruction id (they must pair up)",
+        )
+    return list(ids), list(kwargs)
+
+
+def _single_turn(problem: dict) -> tuple[list[str], list[Any]]:
+    return _instructions(problem, _parse_reference(problem), "reference")
 
 
 def _dataset(rows: list[dict]) -> Dataset:
@@ -961,14 +983,21 @@ class MultiIFTask(_InstructionTask):
     def turns(problem: dict) -> list[tuple[str, list[str], list[Any]]]:
         """``(prompt, cumulative instruction ids, kwargs)`` for each turn of `problem`."""
         ref = _parse_reference(problem)
-        prompts = list(problem.get("meta", {}).get("turn_prompts") or [])
+        prompts = problem_meta(problem).get("turn_prompts") or []
+        if not isinstance(prompts, (list, tuple)) or not all(isinstance(p, str) for p in prompts):
+            raise MalformedProblemError(problem, "meta.turn_prompts", "must be a list of prompts (strings)")
+        prompts = list(prompts)
         if not isinstance(ref, list) or not ref or len(prompts) != len(ref):
-            raise ValueError(
-                f"problem {problem.get('id', '?')!r}: a multi-turn reference is a JSON list with one "
-                f"object per turn and meta['turn_prompts'] one prompt per turn "
-                f"(got {len(ref) if isinstance(ref, list) else type(ref).__name__} and {len(prompts)})"
+            raise MalformedProblemError(
+                problem,
+                "reference",
+                "a multi-turn reference is a JSON list with one object per turn and meta['turn_prompts'] "
+                f"one prompt per turn (got {len(ref) if isinstance(ref, list) else type(ref).__name__} "
+                f"and {len(prompts)})",
             )
-        return [(p, list(t["instruction_id_list"]), list(t["kwargs"])) for p, t in zip(prompts, ref)]
+        return [
+            (p, *_instructions(problem, t, f"reference[{i}]")) for i, (p, t) in enumerate(zip(prompts, ref))
+        ]
 
     def prompt(self, problem: dict) -> list[dict]:
         """The first turn's messages (system + user)."""

@@ -43,7 +43,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from treecot.tasks._timeout import CheckTimeout, TimeoutWorker, WorkerError
-from treecot.tasks.base import Task, Verdict
+from treecot.tasks.base import MalformedProblemError, Task, Verdict
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -642,22 +642,21 @@ class MathTask(Task):
         """The gold answer of `problem` (its ``reference``; a ``\\boxed{}`` in it is unwrapped)."""
         if not isinstance(problem, Mapping):
             raise TypeError(f"problem must be a Problem dict, got {type(problem).__name__}")
-        name = problem.get("id") or "(without id)"
         reference = problem.get("reference")
         if reference is None:
-            raise ValueError(f"problem {name} has no 'reference' (gold answer)")
+            raise MalformedProblemError(problem, "reference", "missing: no 'reference' (gold answer)")
         gold = str(reference).strip()
         if "\\boxed" in gold or "\\fbox" in gold:
             gold = _last_boxed(gold) or gold
         if not gold:
-            raise ValueError(f"problem {name} has an empty 'reference' (gold answer)")
+            raise MalformedProblemError(problem, "reference", "empty 'reference' (gold answer)")
         return gold
 
     def verify(self, completion: str, problem: Mapping) -> Verdict:
         """Extract the final answer of `completion` and compare it with the gold answer of `problem`.
 
         `problem` is a Problem record (a Dataset row) or any dict with a ``reference``. Never raises on
-        any `completion`; a missing or empty ``reference`` raises `ValueError`.
+        any `completion`; a missing or empty ``reference`` raises `MalformedProblemError` (a `ValueError`).
         """
         gold = self.gold_answer(problem)
         if not isinstance(completion, str):
