@@ -87,6 +87,37 @@ def test_build_options_change_the_run(generated):
     assert len(sft) >= 4 and not out["result"].skipped
 
 
+def test_a_build_of_grown_trees_is_a_new_run_and_its_tag_holds_the_new_rows(generated, tmp_path, capsys):
+    # issue #14: after `generate --limit` grew the trees, `build --tag v2` said "already complete" and v2
+    # named the old rows
+    root, recipe, _ = generated
+    shards = sorted((root / "trees").glob("trees-*.jsonl"))
+    lines = [line for shard in shards for line in shard.read_text().splitlines()]
+    grown = tmp_path / "trees" / shards[0].name
+    grown.parent.mkdir()
+    grown.write_text("\n".join(lines[:2]) + "\n")
+    d = recipe.to_dict()
+    d["build"] = {
+        **d["build"],
+        "trees": str(grown.parent),
+        "output_dir": str(tmp_path / "dataset"),
+        "tag": None,
+    }
+    first = run_build(load_recipe(d), tag="v1")  # the tag as `treecot build --tag v1` gives it
+    assert first["report"]["trees"] == 2
+    assert run_build(load_recipe(d), tag="v1")["result"].skipped, (
+        "the same recipe and trees: already complete"
+    )
+    assert "skipped (already complete: same recipe and trees; --force rewrites it)" in capsys.readouterr().out
+    grown.write_text("\n".join(lines) + "\n")  # the same search configuration, more trees
+    second = run_build(load_recipe(d), tag="v2")
+    assert not second["result"].skipped and second["result"].branch != first["result"].branch
+    v1 = load_versioned(str(tmp_path / "dataset"), "sft", revision="v1", split="train")
+    v2 = load_versioned(str(tmp_path / "dataset"), "sft", revision="v2", split="train")
+    assert len(v1) == first["report"]["sft_rows"] < len(v2) == second["report"]["sft_rows"]
+    assert set(v1["problem_id"]) < set(v2["problem_id"])
+
+
 def test_build_errors(tmp_path, generated):
     root, _, _ = generated
     with pytest.raises(RecipeError, match="does not exist"):

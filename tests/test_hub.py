@@ -315,6 +315,29 @@ def test_local_interrupted_push_leaves_no_tag_and_rerun_completes(tmp_path, monk
     assert load_versioned("me/ds", "sft", revision="v1", split="test", local_dir=root)["text"] == ["held out"]
 
 
+def test_local_refs_that_are_not_json_are_named(tmp_path):
+    push_dataset("me/ds", make_configs(), card=CARD, config_hash=HASH_A, local_dir=tmp_path)
+    (tmp_path / "refs.json").write_text('{"branches": {"main"')  # damaged by hand: pushes write it whole
+    for attempt in (
+        lambda: load_versioned("me/ds", "dpo", local_dir=tmp_path),
+        lambda: push_dataset("me/ds", make_configs(), card=CARD, config_hash=HASH_B, local_dir=tmp_path),
+    ):
+        with pytest.raises(ValueError, match="is not valid JSON .* restore it from a backup") as err:
+            attempt()
+        assert str(tmp_path / "refs.json") in str(err.value)
+
+
+def test_a_layout_whose_lock_file_cannot_be_made_is_read_unlocked_and_not_written(tmp_path):
+    push_dataset("me/ds", make_configs(), card=CARD, config_hash=HASH_A, local_dir=tmp_path)
+    # as on a read-only folder (root may write anywhere, so a directory stands where the lock file goes)
+    (tmp_path / hub.LOCAL_LOCK_FILE).unlink()
+    (tmp_path / hub.LOCAL_LOCK_FILE).mkdir()
+    assert load_versioned("me/ds", "dpo", split="train", local_dir=tmp_path)["chosen"] == ["good 0", "fine"]
+    with pytest.raises(OSError, match=hub.LOCAL_LOCK_FILE):
+        push_dataset("me/ds", make_configs(), card=CARD, config_hash=HASH_B, local_dir=tmp_path)
+    assert set(list_versions("me/ds", local_dir=tmp_path).branches) == {"main", branch_name(HASH_A)}
+
+
 def test_without_credentials_the_default_is_the_local_layout(tmp_path, monkeypatch, caplog):
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)

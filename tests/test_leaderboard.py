@@ -147,6 +147,21 @@ def test_local_push_load_compare_round_trip(tmp_path):
         lb.compare(["paper:GPT-9"], output=png)
 
 
+def test_a_folder_left_by_a_killed_first_push_of_older_treecot_is_repaired(tmp_path):
+    # issue #14: every push after this state exited 2 ("revision 'main' ... holds no complete push yet")
+    store = tmp_path / "board"
+    for name in ("main", "run-0123456789ab"):
+        (store / name).mkdir(parents=True)
+    refs = {"branches": {"main": {}, "run-0123456789ab": {}}, "tags": {}}  # as older treecot wrote it
+    (store / "refs.json").write_text(json.dumps(refs))
+    assert len(lb.load("me/board", local_dir=store)) == 0  # nothing was published
+    a = write(tmp_path, "a", make_summary("model-a", 0.4, 0.05))
+    assert lb.leaderboard_main(["push", a, "--repo", "me/board", "--local-dir", str(store)]) == 0
+    assert set(lb.load("me/board", local_dir=store)["model"]) == {"model-a"}
+    refs = json.loads((store / "refs.json").read_text())
+    assert refs["branches"]["main"]["content"] and refs["branches"]["run-0123456789ab"] == {}
+
+
 def test_reference_figures_are_the_papers():
     ref = lb.reference()
     assert set(ref["source"]) == {lb.PAPER_SOURCE}

@@ -5,7 +5,8 @@ build:   tree shards → configs `trees`, `sft`, `dpo` (clean paths, Thoughts Le
          tokenizer, the recipe's pair rule) and, with `build.dpo_all`, `dpo_all` (a pair for every clean
          correct path: the length-balance ablation); length histograms per task, card (with the path-quality
          figures: what the clean-path filter dropped and why, the shared-prefix distribution), pushed to the
-         branch of the run's config hash (+ optional tag).
+         branch of the run's identity (search and build configuration AND the input trees: `_run_hash`) and
+         optionally tagged.
 distill: teacher samples → config `sft` (`source: "distill"`) and `rejected` (failed traces, for the
          `wrong_answer` perturbation), same versioning.
 
@@ -107,6 +108,22 @@ def load_trees(directory: str | Path | list[str | Path]) -> tuple[list[dict], st
     return unique, hashes[0] if hashes else ""
 
 
+def _run_hash(search_hash: str, build_hash: str, tree_dicts: list[dict]) -> str:
+    """The identity of a build, which names its branch: the search configuration, the build section AND the
+    input trees themselves (every field, in order), so a build over grown or regenerated trees is a new run,
+    never "already complete", and a tag given to it names the rows built from those trees.
+
+    The branch name (12 characters) starts with 4 of the search hash and 4 of the build hash (runs sharing a
+    search configuration are easy to spot); the rest is a hash of all three.
+    """
+    digest = hashlib.sha256()
+    for tree in tree_dicts:
+        digest.update(json.dumps(tree, sort_keys=True, ensure_ascii=False).encode())
+        digest.update(b"\n")
+    full = hashlib.sha256(f"{search_hash}|{build_hash}|{digest.hexdigest()}".encode()).hexdigest()
+    return f"{(search_hash or build_hash)[:4]}{build_hash[:4]}{full[:12]}"
+
+
 def _histograms(sft, dpo, all_lengths: dict[str, list[int]], out_dir: Path) -> dict[str, bytes]:
     from treecot.data.balance import plot_length_histograms
 
@@ -187,11 +204,7 @@ def run_build(
         configs["dpo"] = _preference_dataset(dpo)
     if built.dpo_all:
         configs["dpo_all"] = _preference_dataset(built.dpo_all)
-    run_hash = (
-        f"{search_hash[:6]}{recipe.section_hash('build')[:6]}"
-        if search_hash
-        else recipe.section_hash("build")
-    )
+    run_hash = _run_hash(search_hash, recipe.section_hash("build"), tree_dicts)
 
     stats_keys = (
         "llm_calls",
@@ -266,7 +279,12 @@ def run_build(
             extra_files=extra,
         )
     where = getattr(result, "url_or_path", "")
-    print(f"[treecot build] {'skipped (already complete)' if result.skipped else 'wrote'} {where} "
+    done = (
+        "skipped (already complete: same recipe and trees; --force rewrites it)"
+        if result.skipped
+        else "wrote"
+    )
+    print(f"[treecot build] {done} {where} "
           f"(branch {result.branch}{', tag ' + result.tag if result.tag else ''})", flush=True)  # fmt: skip
     return {
         "report": report.to_dict(),

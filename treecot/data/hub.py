@@ -26,8 +26,25 @@ folder (default ``$TREECOT_CACHE/hub/datasets/<repo_id>``)::
     <local_dir>/refs.json            {"branches": {...}, "tags": {...}}
     <local_dir>/<revision>/          one folder per branch (incl. main) and per tag (a frozen copy)
         README.md  treecot_push.json  data/<config>/<split>-00000-of-00001.parquet  histograms/*.png
+    <local_dir>/.treecot.lock        the folder's lock file
 
 ``load_dataset(folder)`` ignores ``revision=``; :func:`load_versioned` honours it for both kinds.
+
+The local layout is safe under concurrent writers and crashes:
+
+* A push holds the folder's lock file (`filelock`; the OS releases it when a process dies) from the
+  first read of ``refs.json`` to the last write, so pushes from several processes run one after the
+  other. :func:`write_lock` holds the same lock around a read-modify-write (the leaderboard reads the
+  current table inside it); it is re-entrant within a thread, so :func:`push_dataset` inside does not wait.
+* ``refs.json`` is the commit point: it is only ever replaced whole (a unique temporary file, fsync,
+  ``os.replace``), and it names a revision only once its folder holds a complete push. A branch is
+  published together with ``main`` in one write of ``refs.json``; ``main`` and tags are replaced by
+  renaming a finished copy into place, keeping the previous copy (``.<name>.treecot-old``) until
+  ``refs.json`` names the new one.
+* Whoever takes the lock next (a writer, or a reader that can create the lock file) first repairs what
+  a killed writer left: temporary files are deleted, a half-replaced ``main`` or tag gets its previous
+  copy back, a branch whose push never completed is marked incomplete (its next push completes it),
+  and ``main`` or a tag without a complete copy is dropped from ``refs.json``.
 
 Secrets: :func:`redact` is applied to the card, the marker and every logged message, and the pushed
 datasets are scanned for known secret values (``HF_TOKEN`` & co.) and scrubbed before upload.
@@ -45,6 +62,7 @@ Other stages call::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -54,9 +72,11 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
+import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -70,6 +90,13 @@ logger = logging.getLogger(__name__)
 MARKER_FILE = "treecot_push.json"
 #: The local layout's index of branches and tags.
 LOCAL_REFS_FILE = "refs.json"
+#: The local layout's lock file: writers (and readers that can create it) hold it.
+LOCAL_LOCK_FILE = ".treecot.lock"
+#: Suffixes of what a local push writes before renaming it into place (left only by a killed writer).
+_TMP_SUFFIX = ".treecot-tmp"
+_OLD_SUFFIX = ".treecot-old"
+#: Seconds a writer waits for the lock before saying that it waits (and then waits on).
+_LOCK_NOTICE_AFTER = 5.0
 MARKER_SCHEMA_VERSION = 1
 REDACTED = "<redacted>"
 #: Parquet shards are cut to stay under this many (in-memory Arrow) bytes.
@@ -280,9 +307,20 @@ def push_dataset(
     secrets = known_secrets([token])
     with tempfile.TemporaryDirectory(prefix="treecot-hub-") as tmp:
         staged, counts = _stage(configs, Path(tmp), secrets)
-        return _push(
-            target, staged, counts, extra, dict(card), config_hash, branch, tag, force, update_main, secrets
-        )
+        with target.writing():
+            return _push(
+                target,
+                staged,
+                counts,
+                extra,
+                dict(card),
+                config_hash,
+                branch,
+                tag,
+                force,
+                update_main,
+                secrets,
+            )
 
 
 def load_versioned(
@@ -315,6 +353,28 @@ def list_versions(
     return _open_target(
         repo_id, local_dir=local_dir, token=token, endpoint=endpoint, retry=RetryPolicy()
     ).versions()
+
+
+@contextlib.contextmanager
+def write_lock(
+    repo_id: str,
+    *,
+    local_dir: str | os.PathLike | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+) -> Iterator[None]:
+    """Hold the write lock of ``repo_id``'s local layout around a read-modify-write.
+
+    ``repo_id`` and the keywords resolve the target as :func:`push_dataset` does. Locally, every other
+    push to the folder waits until the block ends, so a table read inside it (e.g. with
+    :func:`load_versioned`) is still current when the block pushes its new version; the lock is
+    re-entrant within a thread, so :func:`push_dataset` and :func:`load_versioned` inside do not wait on
+    it. A Hub repository has no lock: there the block runs unlocked, and two concurrent
+    read-modify-writes can still lose one.
+    """
+    target = _open_target(repo_id, local_dir=local_dir, token=token, endpoint=endpoint, retry=RetryPolicy())
+    with target.writing():
+        yield
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -406,6 +466,7 @@ def _push(
         all_files: dict[str, Path | bytes] = {p: f for files in staged.values() for p, f in files.items()}
         all_files.update(top)
         target.step("update main", target.sync_main, branch, all_files)
+    target.step(f"publish branch {branch}", target.publish, branch, update_main)
     if tag:
         target.step(f"tag {tag}", target.tag, tag, branch, force)
     result = target.result(branch, tag, skipped=False)
@@ -431,6 +492,14 @@ class _Target(ABC):
     def step(self, what: str, fn: Callable[..., _T], *args: Any) -> _T:
         """Run one push step (the Hub target retries it)."""
         return fn(*args)
+
+    def writing(self) -> contextlib.AbstractContextManager[Any]:
+        """Held around a whole push: the local target's lock (a Hub has none)."""
+        return contextlib.nullcontext()
+
+    @abstractmethod
+    def publish(self, branch: str, update_main: bool) -> None:
+        """Make the completed ``branch`` (and ``main`` with it) visible as complete."""
 
     @abstractmethod
     def branch_state(self, branch: str) -> dict | None:
@@ -624,6 +693,9 @@ class _HubTarget(_Target):
             "main", files, self._files("main"), set(files) | {".gitattributes"}, f"Update main to {branch}"
         )
 
+    def publish(self, branch: str, update_main: bool) -> None:
+        """Nothing to do: the marker commit (and main's) are visible as soon as they are made."""
+
     def tag(self, tag: str, branch: str, force: bool) -> None:
         refs = self._refs()
         head = {b.name: b.target_commit for b in refs.branches}[branch]
@@ -682,41 +754,125 @@ class _LocalTarget(_Target):
         self.repo_id = repo_id
         self.root = root
         self.name = f"local dataset {repo_id} ({root})"
+        #: main/tags replaced since refs.json was last written: their previous copies wait in `_old`.
+        self._replaced: list[str] = []
+
+    # lock and repair
+    def writing(self) -> contextlib.AbstractContextManager[Any]:
+        return self._locked(create=True)
+
+    @contextlib.contextmanager
+    def _locked(self, create: bool) -> Iterator[None]:
+        with _folder_lock(self.root, create=create) as taken:
+            if taken:
+                self._repair()
+            yield
+
+    def _repair(self) -> None:
+        """Put right what a killed writer left half-done; the caller holds the lock, so none is running."""
+        if not self.root.is_dir():
+            return
+        refs = self._read_refs()
+        recorded = {name: entry.get("content") for kind in refs.values() for name, entry in kind.items()}
+        done: list[str] = []
+        for path in sorted(self.root.iterdir()):
+            if path.name.endswith(_TMP_SUFFIX):
+                _remove(path)
+                done.append(f"deleted the unfinished {path.name}")
+            elif path.name.endswith(_OLD_SUFFIX):
+                name = path.name[1 : -len(_OLD_SUFFIX)]
+                if recorded.get(name) and self._content(name) == recorded[name]:
+                    _remove(path)  # refs.json names the new copy: the previous one is no longer needed
+                else:
+                    self._restore(name, path)
+                    done.append(f"restored the previous copy of {name}")
+        changed = False
+        for kind in ("branches", "tags"):
+            for name, entry in list(refs[kind].items()):
+                if entry.get("content") and self._content(name) == entry["content"]:
+                    continue
+                if kind == "branches" and name != "main":
+                    if entry:  # its folder no longer holds what refs.json says: the next push completes it
+                        refs[kind][name] = {}
+                        changed = True
+                        done.append(f"marked branch {name} incomplete")
+                    continue
+                del refs[kind][name]  # main and tags are only ever recorded with a complete copy
+                changed = True
+                what = "main" if kind == "branches" else f"tag {name}"
+                done.append(f"dropped {what} from {LOCAL_REFS_FILE}: it held no complete push")
+        if changed:
+            self._write_refs(refs)
+        for name, entry in refs["branches"].items():
+            if not entry and self._folder(name).is_dir():  # only unfinished pushes leave files half-written
+                for path in sorted(self._folder(name).rglob(f"*{_TMP_SUFFIX}")):
+                    path.unlink()
+                    done.append(f"deleted the unfinished {name}/{path.relative_to(self._folder(name))}")
+        if done:
+            logger.warning("%s: repaired what an interrupted push left: %s", self.name, "; ".join(done))
+
+    def _restore(self, name: str, old: Path) -> None:
+        dest = self._folder(name)
+        aside = self.root / f".{name}.{_unique()}{_TMP_SUFFIX}"
+        if dest.exists():
+            os.replace(dest, aside)
+        os.replace(old, dest)
+        _remove(aside)
 
     # refs.json
     def _read_refs(self) -> dict[str, dict]:
         path = self.root / LOCAL_REFS_FILE
         if not path.is_file():
             return {"branches": {}, "tags": {}}
-        return json.loads(path.read_text())
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"{path} is not valid JSON ({err}); it lists the branches and tags of {self.name}: restore it "
+                "from a backup, or move the folder aside and push again"
+            ) from None
 
     def _write_refs(self, refs: dict) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".{LOCAL_REFS_FILE}.tmp"
-        tmp.write_text(json.dumps(refs, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, self.root / LOCAL_REFS_FILE)
+        text = json.dumps(refs, indent=2, sort_keys=True) + "\n"
+        _replace_file(self.root / LOCAL_REFS_FILE, text.encode(), sync=True)
+
+    def _commit_refs(self, refs: dict) -> None:
+        """Write ``refs`` (the commit point), then delete the previous copies it no longer names."""
+        self._write_refs(refs)
+        for name in self._replaced:
+            _remove(self._old(name))
+        self._replaced.clear()
 
     def _folder(self, revision: str) -> Path:
         if not _REVISION.match(revision) or revision == LOCAL_REFS_FILE:
             raise ValueError(f"invalid revision name {revision!r}")
         return self.root / revision
 
+    def _old(self, revision: str) -> Path:
+        return self.root / f".{revision}{_OLD_SUFFIX}"
+
     def _marker(self, revision: str) -> dict:
         path = self._folder(revision) / MARKER_FILE
         return json.loads(path.read_text()) if path.is_file() else {}
 
+    def _content(self, revision: str) -> str:
+        return _content_id(self._marker(revision))
+
+    def _entry(self, revision: str, **extra: Any) -> dict:
+        marker = self._marker(revision)
+        return {"config_hash": marker.get("config_hash"), "content": _content_id(marker), **extra}
+
     def branch_state(self, branch: str) -> dict | None:
-        if branch not in self._read_refs()["branches"]:
+        entry = self._read_refs()["branches"].get(branch)
+        if entry is None:
             return None
         marker = self._marker(branch)
-        return marker if marker.get("complete") else {}
+        complete = marker.get("complete") and entry.get("content") and entry["content"] == _content_id(marker)
+        return marker if complete else {}
 
     def ensure_repo(self) -> None:
-        refs = self._read_refs()
-        if "main" not in refs["branches"]:
-            self._folder("main").mkdir(parents=True, exist_ok=True)
-            refs["branches"]["main"] = {}
-            self._write_refs(refs)
+        # main enters refs.json with the first complete push (`publish`), never before.
+        self.root.mkdir(parents=True, exist_ok=True)
 
     def create_branch(self, branch: str) -> None:
         refs = self._read_refs()
@@ -734,12 +890,7 @@ class _LocalTarget(_Target):
         for path, source in files.items():
             dest = folder / path
             dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".{dest.name}.tmp")
-            if isinstance(source, bytes):
-                tmp.write_bytes(source)
-            else:
-                shutil.copyfile(source, tmp)
-            os.replace(tmp, dest)
+            _replace_file(dest, source)
 
     def _prune(self, folder: Path, keep: set[str], under: str = "") -> None:
         base = folder / under if under else folder
@@ -762,34 +913,32 @@ class _LocalTarget(_Target):
         self._prune(folder, expected)
         marker = top[MARKER_FILE]
         self._write(folder, {p: s for p, s in top.items() if p != MARKER_FILE})
-        self._write(folder, {MARKER_FILE: marker})  # last: the folder is complete from here on
-        self._set_ref("branches", branch, json.loads(marker))
-
-    def _set_ref(self, kind: str, name: str, marker: dict, **extra: Any) -> None:
-        refs = self._read_refs()
-        refs[kind][name] = {"config_hash": marker.get("config_hash"), "content": _content_id(marker), **extra}
-        self._write_refs(refs)
+        self._write(folder, {MARKER_FILE: marker})  # last; refs.json names the branch from `publish` on
 
     def _snapshot(self, source: str, dest: str) -> None:
-        tmp = self.root / f".{dest}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
+        """Make folder ``dest`` a copy of ``source``; its previous copy waits in `_old` until `_commit_refs`."""
+        tmp = self.root / f".{dest}.{_unique()}{_TMP_SUFFIX}"
         shutil.copytree(self._folder(source), tmp)
-        old = self.root / f".{dest}.old"
-        shutil.rmtree(old, ignore_errors=True)
         if self._folder(dest).exists():
-            os.replace(self._folder(dest), old)
+            os.replace(self._folder(dest), self._old(dest))
+        self._replaced.append(dest)
         os.replace(tmp, self._folder(dest))
-        shutil.rmtree(old, ignore_errors=True)
 
     def sync_main(self, branch: str, files: dict[str, Path | bytes]) -> None:
         self._snapshot(branch, "main")
-        self._set_ref("branches", "main", self._marker("main"))
+
+    def publish(self, branch: str, update_main: bool) -> None:
+        refs = self._read_refs()
+        refs["branches"][branch] = self._entry(branch)
+        if update_main:
+            refs["branches"]["main"] = self._entry("main")
+        self._commit_refs(refs)  # one write: the branch is never complete without main holding it too
 
     def tag(self, tag: str, branch: str, force: bool) -> None:
         refs = self._read_refs()
         if tag in refs["branches"]:
             raise ValueError(f"{self.name}: a branch named {tag!r} exists; choose another tag")
-        content = _content_id(self._marker(branch))
+        content = self._content(branch)
         if tag in refs["tags"]:
             if refs["tags"][tag].get("content") == content:
                 return
@@ -799,7 +948,8 @@ class _LocalTarget(_Target):
                     "pass force=True to move it or choose a new tag"
                 )
         self._snapshot(branch, tag)
-        self._set_ref("tags", tag, self._marker(tag), branch=branch)
+        refs["tags"][tag] = self._entry(tag, branch=branch)
+        self._commit_refs(refs)
 
     def versions(self) -> Versions:
         refs = self._read_refs()
@@ -813,21 +963,101 @@ class _LocalTarget(_Target):
     def load(self, config: str, revision: str, split: str | None) -> Dataset | DatasetDict:
         import datasets
 
-        versions = self.versions()
-        if revision not in versions.branches and revision not in versions.tags:
-            available = ", ".join(sorted([*versions.branches, *versions.tags]))
-            raise ValueError(f"revision {revision!r} not found in {self.name}; available: {available}")
-        folder = self._folder(revision)
-        if not (folder / "README.md").is_file():
-            raise ValueError(f"revision {revision!r} of {self.name} holds no complete push yet")
-        # Not `load_dataset(folder, config)`: its cache key ignores which folder the files came from, so
-        # two layouts (or a force-pushed branch) could be served from one stale cache entry.
-        return datasets.load_dataset("parquet", data_files=_local_data_files(folder, config), split=split)
+        self.versions()  # no layout here: say so before creating anything (the lock file)
+        with self._locked(create=False):  # no push runs meanwhile, and a killed one is repaired first
+            versions = self.versions()
+            if revision not in versions.branches and revision not in versions.tags:
+                available = ", ".join(sorted([*versions.branches, *versions.tags]))
+                raise ValueError(f"revision {revision!r} not found in {self.name}; available: {available}")
+            folder = self._folder(revision)
+            if not (folder / "README.md").is_file():
+                raise ValueError(f"revision {revision!r} of {self.name} holds no complete push yet")
+            # Not `load_dataset(folder, config)`: its cache key ignores which folder the files came from, so
+            # two layouts (or a force-pushed branch) could be served from one stale cache entry.
+            return datasets.load_dataset("parquet", data_files=_local_data_files(folder, config), split=split)
 
     def result(self, branch: str, tag: str | None, skipped: bool) -> PushResult:
         return PushResult(
             self.repo_id, branch, str(self._folder(branch)), tag, skipped, local=True, commit=None
         )
+
+
+_lock_state = threading.local()
+
+
+@contextlib.contextmanager
+def _folder_lock(root: Path, *, create: bool) -> Iterator[bool]:
+    """Hold ``root``'s :data:`LOCAL_LOCK_FILE`; yields whether this call took it.
+
+    False: this thread already holds it (re-entrant), or, with ``create=False`` (a reader), the lock file
+    cannot be created here (a read-only folder, which no one writes either): it is read unlocked.
+    """
+    from filelock import FileLock, Timeout
+
+    if getattr(_lock_state, "pid", None) != os.getpid():  # a forked child holds none of its parent's locks
+        _lock_state.pid, _lock_state.depth = os.getpid(), {}
+    depth: dict[str, int] = _lock_state.depth
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
+    key = os.path.realpath(root)
+    if depth.get(key):
+        depth[key] += 1
+        try:
+            yield False
+        finally:
+            depth[key] -= 1
+        return
+    lock = FileLock(os.path.join(key, LOCAL_LOCK_FILE))
+    try:
+        try:
+            lock.acquire(timeout=_LOCK_NOTICE_AFTER)
+        except Timeout:
+            logger.warning(
+                "%s is in use by another process (a push, or a read of it, holds %s); waiting for it to finish",
+                root,
+                lock.lock_file,
+            )
+            lock.acquire()
+    except OSError as err:
+        if create:
+            raise
+        logger.debug("cannot create the lock file of %s (%s); reading it unlocked", root, err)
+        lock = None
+    if lock is None:
+        yield False
+        return
+    depth[key] = 1
+    try:
+        yield True
+    finally:
+        del depth[key]
+        lock.release()
+
+
+def _unique() -> str:
+    """A file name part that no other writer (process or call) uses."""
+    return f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def _replace_file(dest: Path, source: Path | bytes, *, sync: bool = False) -> None:
+    """Write ``dest`` whole or not at all: a unique temporary file beside it, then ``os.replace``."""
+    tmp = dest.with_name(f".{dest.name}.{_unique()}{_TMP_SUFFIX}")  # one left behind: `_repair` deletes it
+    if isinstance(source, bytes):
+        with open(tmp, "wb") as f:
+            f.write(source)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+    else:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, dest)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -15,8 +15,10 @@ Rates are fractions in [0, 1]; tables print percentages.
 Storage: config ``results`` of the dataset repository ``repo_id`` (default `DEFAULT_REPO`) through
 `treecot.data.hub`: each push writes the whole table to a new branch ``run-<hash>`` and updates ``main``
 (so ``main`` always holds every row and each branch is a snapshot); without a Hub token or endpoint it is
-the local Hub layout under ``$TREECOT_CACHE/hub/datasets/<repo_id>``. Pushes are read-modify-write: two
-concurrent pushes to one repository can lose one of them.
+the local Hub layout under ``$TREECOT_CACHE/hub/datasets/<repo_id>``. A push is a read-modify-write held
+under the local folder's lock (`treecot.data.hub.write_lock`), so concurrent pushes to one folder all land
+and a killed push is repaired by the next one. A Hub repository has no lock: two concurrent pushes there
+can still lose one of them.
 
 `reference()` returns the paper's Table 4, 5 and 7 figures (METHOD §4, shipped in
 ``treecot/resources/paper_reference.json``) as rows with ``source = "reported in the paper (arXiv
@@ -257,12 +259,15 @@ def load(
     from treecot.data.hub import list_versions, load_versioned
 
     repo_id = repo_id or DEFAULT_REPO
+    empty = Dataset.from_dict({name: [] for name in COLUMNS}, features=_features())
     try:
-        list_versions(repo_id, local_dir=local_dir, token=token, endpoint=endpoint)
+        versions = list_versions(repo_id, local_dir=local_dir, token=token, endpoint=endpoint)
     except Exception as err:  # noqa: BLE001 - only "does not exist" is swallowed
         if _is_missing(err):
-            return Dataset.from_dict({name: [] for name in COLUMNS}, features=_features())
+            return empty
         raise
+    if revision is None and not versions.branches.get("main"):
+        return empty  # a local folder whose first push never completed: no row was published
     ds = load_versioned(
         repo_id, CONFIG, revision, split="train", local_dir=local_dir, token=token, endpoint=endpoint
     )
@@ -288,38 +293,33 @@ def push(
     """
     from datasets import Dataset
 
-    from treecot.data.hub import push_dataset
+    from treecot.data.hub import push_dataset, write_lock
 
     repo_id = repo_id or DEFAULT_REPO
     new = rows_from_summary(results_or_summary_path)
     run_id = new[0]["run_id"]
-    current = load(repo_id, local_dir=local_dir, token=token, endpoint=endpoint)
-    kept = [row for row in current.to_list() if row["run_id"] != run_id]
-    rows = kept + new
-    table = Dataset.from_list(rows, features=_features())
-    runs = sorted({row["run_id"] for row in rows})
-    config_hash = hashlib.sha256(json.dumps(runs).encode()).hexdigest()[:16]
-    card = {
-        "pretty_name": "treecot leaderboard",
-        "description": (
-            "Evaluation runs of `treecot eval` (lighteval with treecot's verifiers): one row per run, task "
-            "and metric, with the task's no-answer rate. Rates are fractions in [0, 1]. Compare with the "
-            f"paper's figures via `treecot leaderboard reference` ({PAPER_SOURCE})."
-        ),
-        "tags": ["leaderboard", "evaluation"],
-        "models": {f"run {i + 1}": m for i, m in enumerate(sorted({row["model"] for row in rows}))},
-        "yield": {"runs": len(runs), "rows": len(rows)},
-    }
-    result = push_dataset(
-        repo_id,
-        {CONFIG: table},
-        card=card,
-        config_hash=config_hash,
-        local_dir=local_dir,
-        token=token,
-        endpoint=endpoint,
-        update_main=True,
-    )
+    target = {"local_dir": local_dir, "token": token, "endpoint": endpoint}
+    with write_lock(repo_id, **target):  # the table read here is still main's when the push below lands
+        current = load(repo_id, **target)
+        kept = [row for row in current.to_list() if row["run_id"] != run_id]
+        rows = kept + new
+        table = Dataset.from_list(rows, features=_features())
+        runs = sorted({row["run_id"] for row in rows})
+        config_hash = hashlib.sha256(json.dumps(runs).encode()).hexdigest()[:16]
+        card = {
+            "pretty_name": "treecot leaderboard",
+            "description": (
+                "Evaluation runs of `treecot eval` (lighteval with treecot's verifiers): one row per run, task "
+                "and metric, with the task's no-answer rate. Rates are fractions in [0, 1]. Compare with the "
+                f"paper's figures via `treecot leaderboard reference` ({PAPER_SOURCE})."
+            ),
+            "tags": ["leaderboard", "evaluation"],
+            "models": {f"run {i + 1}": m for i, m in enumerate(sorted({row["model"] for row in rows}))},
+            "yield": {"runs": len(runs), "rows": len(rows)},
+        }
+        result = push_dataset(
+            repo_id, {CONFIG: table}, card=card, config_hash=config_hash, update_main=True, **target
+        )
     logger.info("leaderboard %s: %d rows (%d runs) -> %s", repo_id, len(rows), len(runs), result.url_or_path)
     return result
 
