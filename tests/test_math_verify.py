@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib.metadata
 import json
 import os
 import signal
@@ -800,3 +801,314 @@ def test_non_string_completions_never_raise():
     for completion in (None, 42, 4.2, b"\\boxed{42}", ["\\boxed{42}"], {"a": 1}):
         assert isinstance(task.verify(completion, problem), Verdict)
     assert task.verify(42, problem).answered is False
+
+
+# ------------------------------------------------------------------------------------------ math-verify 0.9
+
+
+def test_issue_15_false_positives_and_several_boxes():
+    """The false positives of math-verify 0.5.2 (issue #15) are rejected; several boxes are one answer."""
+    task = get_task("math500")
+
+    def verdict(completion: str, reference: str) -> Verdict:
+        return task.verify(completion, make_problem("math500", "q", reference))
+
+    for wrong, reference in (
+        ("\\boxed{n=1, 2, 3}", "n=2, 3, 4"),
+        ("\\boxed{D = (0, 1.5)}", "D = (0, 1)"),
+        ("\\boxed{1:00}", "12:00"),
+    ):
+        result = verdict(f"The answer is {wrong}", reference)
+        assert result.answered and not result.correct, (wrong, result)
+        right = verdict(f"The answer is \\boxed{{{reference}}}", reference)
+        assert right.correct, right
+    several = verdict("So the solutions are \\boxed{1}, \\boxed{2}, \\boxed{3}.", "\\{1,2,3\\}")
+    assert several.correct and several.extracted == "1, 2, 3", several
+    assert not verdict("So the solutions are \\boxed{1}, \\boxed{2}, \\boxed{4}.", "\\{1,2,3\\}").correct
+
+
+def test_the_worker_runs_the_pinned_math_verify_from_its_own_directory():
+    pins = dict(
+        line.split("==")
+        for line in (ROOT / "requirements" / "math-verify.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    versions = M.math_verify_versions()
+    assert versions["math-verify"] == pins["math-verify"], versions
+    assert versions["latex2sympy2_extended"] == pins["latex2sympy2_extended"], versions
+    assert versions["problem"] is None, versions
+    assert M._version_tuple(pins["math-verify"]) >= M._version_tuple(M.MIN_MATH_VERIFY)
+    assert M._version_tuple(pins["latex2sympy2_extended"]) >= M._version_tuple(M.MIN_LATEX2SYMPY2_EXTENDED)
+    directory = M.math_verify_dir().resolve()
+    for package in versions["packages"].values():
+        assert Path(package).is_relative_to(directory), (package, directory)
+
+
+def test_lighteval_keeps_its_own_latex2sympy2_extended_beside_the_worker():
+    """lighteval 0.13 checks `latex2sympy2_extended==1.0.6` when its metrics are imported and when an
+    extraction config is built: that still holds in a process that runs symbolic checks, whose worker
+    uses its own, newer copy; math-verify is never loaded into a lighteval process."""
+    code = textwrap.dedent(
+        """
+        import importlib.metadata, json, sys
+        import lighteval.metrics.metrics  # raises ImportError if latex2sympy2_extended is not lighteval's pin
+        import treecot.evaluation.lighteval_tasks  # treecot's lighteval path
+        from lighteval.metrics.utils.extractive_match_utils import LatexExtractionConfig
+        from treecot.tasks import math as M
+
+        result = M.check_equivalence("\\\\frac{\\\\sqrt{2}}{2}", "\\\\frac{1}{\\\\sqrt{2}}")
+        LatexExtractionConfig()  # lighteval's run-time version check, after the worker ran
+        import latex2sympy2_extended
+        try:
+            M._load_math_verify()
+            refused = ""
+        except ImportError as err:
+            refused = str(err)
+        print(json.dumps({
+            "method": result.method, "equivalent": result.equivalent,
+            "l2s_version": importlib.metadata.version("latex2sympy2_extended"),
+            "l2s_file": latex2sympy2_extended.__file__,
+            "math_verify_loaded": "math_verify" in sys.modules,
+            "refused": refused, "dir": str(M.math_verify_dir().resolve()),
+        }))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, check=True
+    )
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (seen["method"], seen["equivalent"]) == ("sympy", True), seen
+    lighteval_pin = next(
+        r.split("==")[1]
+        for r in importlib.metadata.requires("lighteval")
+        if r.startswith("latex2sympy2_extended==")
+    )
+    assert seen["l2s_version"] == lighteval_pin, seen
+    assert not Path(seen["l2s_file"]).resolve().is_relative_to(seen["dir"]), seen
+    assert not seen["math_verify_loaded"] and "worker process only" in seen["refused"], seen
+
+
+def test_worker_refuses_a_latex2sympy2_extended_imported_from_elsewhere():
+    """A worker whose latex2sympy2_extended was imported before its directory went on the path would run
+    a mix of versions: it refuses instead."""
+    code = textwrap.dedent(
+        """
+        import latex2sympy2_extended  # the environment's own copy (lighteval's)
+        from treecot.tasks import math as M
+        try:
+            M._load_math_verify()
+        except ImportError as err:
+            print("refused:", err)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "refused: latex2sympy2_extended was imported from" in out.stdout, out.stdout + out.stderr
+
+
+def test_install_files_agree():
+    """`make install` fills the directory the worker reads, from the pins the tests check; the
+    environment keeps lighteval's latex2sympy2_extended pin."""
+    makefile = (ROOT / "Makefile").read_text()
+    assert "MV_DIR := $(VENV)/treecot-math-verify" in makefile
+    assert "--no-deps --target $(MV_DIR) -r requirements/math-verify.txt" in makefile
+    stamp_rule = next(line for line in makefile.splitlines() if line.startswith("$(STAMP):"))
+    assert "requirements/math-verify.txt" in stamp_rule
+    assert M.math_verify_dir.__doc__ and "treecot-math-verify" in M.math_verify_dir.__doc__
+    constraints = (ROOT / "constraints.txt").read_text().splitlines()
+    lighteval_pin = next(r for r in importlib.metadata.requires("lighteval") if "latex2sympy2" in r)
+    assert lighteval_pin.replace(" ", "") in constraints
+
+
+def test_math_verify_dir_is_configurable(monkeypatch, tmp_path):
+    monkeypatch.delenv(M.MATH_VERIFY_DIR_ENV, raising=False)
+    assert M.math_verify_dir() == Path(sys.prefix) / "treecot-math-verify"
+    monkeypatch.setenv(M.MATH_VERIFY_DIR_ENV, str(tmp_path))
+    assert M.math_verify_dir() == tmp_path
+
+
+def test_an_old_math_verify_is_reported(tmp_path):
+    """An empty directory leaves the environment's own math-verify: its version is what is reported,
+    and a problem is named exactly when it is older than the minimum."""
+    status = M._math_verify_status(tmp_path)
+    installed = importlib.metadata.version("math-verify")
+    assert status["math-verify"] == installed and status["missing"] is None
+    too_old = M._version_tuple(installed) < M._version_tuple(M.MIN_MATH_VERIFY)
+    assert (status["problem"] is not None) is too_old
+    if too_old:
+        assert f"math-verify {installed} is older than {M.MIN_MATH_VERIFY}" in status["problem"]
+        assert "make install" in status["problem"]
+
+
+def test_missing_math_verify_is_a_verdict_without_a_worker(no_worker, monkeypatch):
+    monkeypatch.setattr(M, "_MATH_VERIFY_DISTS", (("treecot-no-such-dist", "treecot_no_such_dist", "1.0"),))
+    M.clear_cache()
+    try:
+        result = check_equivalence("\\sqrt{2}", "\\frac{2}{\\sqrt{2}}")
+    finally:
+        monkeypatch.undo()
+        M.clear_cache()
+    assert (result.equivalent, result.method) == (False, "error"), result
+    assert "treecot-no-such-dist is not installed" in result.reason and "make install" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("\\boxed{1}, \\boxed{2}, \\boxed{3}", "1, 2, 3"),
+        ("$\\boxed{1}$ and $\\boxed{2}$ and $\\boxed{3}$", "1, 2, 3"),
+        ("\\[ \\boxed{-2} \\quad \\text{and} \\quad \\boxed{1}. \\]", "-2, 1"),
+        ("\\(\\boxed{1}\\) or \\(\\boxed{-2}\\).", "1, -2"),
+        ("\\( y_1 = \\boxed{x+1} \\) and \\( y_2 = \\boxed{x-1} \\)", "x+1, x-1"),
+        ("\\boxed{(1, 2)},\n\\boxed{(2, 1)}", "(1, 2), (2, 1)"),
+        ("first \\boxed{1}, then \\boxed{2}", "2"),  # prose between boxes: only the last
+        ("\\boxed{1}\n\n**Final Answer**\n\\boxed{2}", "2"),
+        ("\\boxed{1}, \\boxed{\\boxed{2}}", "2"),  # a nested last box stands alone
+        ("\\boxed{3} \\boxed{4", "3"),  # an unclosed box is no box
+    ],
+)
+def test_several_boxes_are_one_answer(text, expected):
+    assert extract_answer(text) == expected
+
+
+def test_a_run_of_boxes_is_bounded():
+    text = ", ".join(f"\\boxed{{{i}}}" for i in range(1000))
+    parts = extract_answer(text).split(", ")
+    assert len(parts) == M.MAX_BOXES_PER_ANSWER and parts[-1] == "999"
+
+
+def test_several_boxes_against_a_single_reference():
+    """Boxing two different answers is not answering: the hedge is wrong; a repeated answer is right."""
+    task = get_task("math500")
+    problem = make_problem("math500", "q", "5")
+    assert not task.verify("It is \\boxed{3} or \\boxed{5}.", problem).correct
+    assert task.verify("It is \\boxed{5} or \\boxed{5}.", problem).correct
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a final statement written as math overrides an intermediate box
+        (
+            "so $\\boxed{255}$ more. Final Answer: The final answer is $10,455$. I hope it is correct.",
+            "10,455",
+        ),
+        ("\\boxed{18}\n\nThe answer is 18 dollars.", "18 dollars"),
+        ("\\boxed{18}\n\nI hope the answer is correct.", "18"),  # not math: the box stays
+        ("\\boxed{18}. The answer is: we are done", "18"),
+        # a final-answer sentence is reduced to the answer it states
+        ("Final Answer: The largest $n$ is 34. I hope it is correct.", "34"),
+        ("Final Answer: The volume of $ABCDEFGH$ is 120.", "120"),
+        ("Final Answer: the value of $x$ is $\\frac{1}{2}$.", "\\frac{1}{2}"),
+        ("Final Answer: Jane started growing Sphere 3 hours ago.", "3"),
+        ("Final Answer: the answer is not 5 at all.", "not 5 at all"),  # negations stay whole
+        ("Final Answer: it is not 5.", "it is not 5"),
+        ("Final Answer: 3 red and 4 blue marbles.", "3 red and 4 blue marbles"),  # two candidates
+    ],
+)
+def test_final_answer_statements(text, expected):
+    assert extract_answer(text) == expected
+
+
+def test_long_final_answer_sentences_stay_linear():
+    text = "Final answer: " + "\\( " * 200_000
+    start = time.monotonic()
+    assert extract_answer(text) is not None
+    assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("32, 349", None),  # a list, not 32349
+        ("32,\\! 349", "32349"),
+        ("11,\\! 111,\\! 111,\\! 100", "11111111100"),
+        ("0,111", None),  # no thousands group starts with 0
+        ("1 000", "1000"),
+    ],
+)
+def test_list_commas_and_thousands(text, expected):
+    assert normalize_number(text) == expected
+
+
+def test_decimal_commas_in_answers_only(no_worker):
+    for pred, gold in (("1000,99", "1000.99"), ("2,74", "2.74"), ("-0,5", "-0.5")):
+        result = check_equivalence(pred, gold)
+        assert (result.equivalent, result.method) == (True, "numeric"), (pred, result)
+    assert check_equivalence("1,5", "1.6").equivalent is False
+    assert M._decimal_comma("1,000") is None  # a thousands separator stays one
+    assert M._decimal_comma("4,6") is not None
+    # A reference written with a decimal comma is not reinterpreted (MATH writes lists as "4,6"): that
+    # comparison goes to math-verify, not to the numeric fast path.
+    assert M._parse_number(M._clean("4,6")) is None
+
+
+@pytest.mark.parametrize(
+    ("reference", "gold"),
+    [
+        ("\\frac{1}{2}", "\\frac{1}{2}"),
+        ("1, 2", "1, 2"),
+        ("\\boxed{1}\\boxed{2}", "1, 2"),
+        ("\\(\\boxed{1}\\) and \\(\\boxed{-2}\\).", "1, -2"),
+        ("so $x = \\boxed{4}$.", "4"),
+        ("... Final Answer: The final answer is $28 \\%$. I hope it is correct.", "28 \\%"),
+    ],
+)
+def test_gold_answer_reads_the_reference(reference, gold):
+    assert get_task("math500").gold_answer({"reference": reference}) == gold
+
+
+# ------------------------------------------------------------------------------------------ regression suite
+
+MV_DATA = DATA / "math_verify"
+
+
+def _suite():
+    from benchmarks import math_verify as bench
+
+    return bench, bench.load_cases(), bench.load_judged()
+
+
+def test_regression_fixture_is_complete_and_documented():
+    bench, cases, judged = _suite()
+    assert len(cases) == 268 and len({c["id"] for c in cases}) == len(cases)
+    files = {c["id"].split("::")[0] for c in cases}
+    assert files == {f.rsplit("/", 1)[-1] for f in bench.SUITE_FILES}
+    assert all(c["expected"] in (0, 1) and c["gold"] and c["pred"] for c in cases)
+    readme = (MV_DATA / "README.md").read_text()
+    for needed in (bench.SUITE_REPO, bench.SUITE_COMMIT, "Apache-2.0", "python -m benchmarks.math_verify"):
+        assert needed in readme, needed
+    assert set(judged) <= {c["id"] for c in cases}
+    assert {item["kind"] for item in judged.values()} <= {"suite wrong", "treecot miss"}
+
+
+def test_bare_expression_scope():
+    from benchmarks.math_verify import is_bare_expression
+
+    assert is_bare_expression("$\\frac{1}{3} \\text{meters}$") and is_bare_expression("28 percent")
+    assert is_bare_expression("\\[ x \\in [0, 1) \\]")
+    assert not is_bare_expression("We find that $x \\lt 3$.")
+    assert not is_bare_expression("$28$ percent") and not is_bare_expression("Answer $ 9 $")
+
+
+def test_regression_suite_sample():
+    """Every in-scope case the suite says is wrong (zero false positives allowed) and a seeded sample of
+    the cases it says are right; each disagreement must be one `judged.json` explains. The full run,
+    with the agreement figure, is `python -m benchmarks.math_verify`."""
+    import random
+
+    bench, cases, judged = _suite()
+    in_scope = [(c, bench.case_scope(c)) for c in cases]
+    in_scope = [(c, s) for c, s in in_scope if s in ("marker", "bare")]
+    negatives = [(c, s) for c, s in in_scope if not c["expected"]]
+    positives = [(c, s) for c, s in in_scope if c["expected"]]
+    assert len(in_scope) >= 220 and len(negatives) >= 25
+    sample = negatives + random.Random(15).sample(positives, 60)
+    task = get_task("math500")
+    outcomes = [bench.treecot_verdict(c, s, task) for c, s in sample]
+    false_positives = [o for o in outcomes if o.correct and not o.expected]
+    assert false_positives == []
+    unexplained = [o for o in outcomes if o.correct != bool(o.expected) and o.id not in judged]
+    assert unexplained == []
+    assert sum(o.correct == bool(o.expected) for o in outcomes) / len(outcomes) >= 0.97

@@ -6,22 +6,28 @@
     ...             {"task": "gsm8k", "question": "…", "reference": "18", "meta": {}})
     Verdict(correct=True, answered=True, extracted='18', reason='equivalent (exact match)', ...)
 
-Answers are read from the last brace-balanced ``\\boxed{}`` (or ``\\fbox{}``), else the last
-``<answer>…</answer>``, else the last "The answer is …" / "Final answer: …" (`extract_answer`).
+Answers are read from the last brace-balanced ``\\boxed{}`` (or ``\\fbox{}``) together with the boxes
+right before it that only separators divide from it (``\\boxed{1}, \\boxed{2}`` is the one answer
+``1, 2``), unless a "The answer is …" written as math follows them; else the last
+``<answer>…</answer>``; else the last "The answer is …" / "Final answer: …" (`extract_answer`).
 
 Equivalence (`check_equivalence`, `is_equivalent`) is decided in order of cost:
 
 1. *exact*: the two strings agree after LaTeX clean-up (``\\dfrac``→``\\frac``, ``\\left``, spacing,
    ``$``, ``\\text{}``, degrees, a leading ``x =``, …);
 2. *numeric*: both are plain numbers (``1,000``, ``$18``, ``18 dollars``, ``50%``, ``-\\frac{3}{4}``,
-   ``0.75``): compared exactly for integers, else with a tolerance of rel 1e-6 / abs 1e-9; the
-   decision is final, no sympy;
+   ``0.75``; ``1000,99`` with a decimal comma against a reference ``1000.99``, while ``32, 349`` is a
+   list): compared exactly for integers, else with a tolerance of rel 1e-6 / abs 1e-9; the decision is
+   final, no sympy;
 3. *guards*: answers longer than `MAX_ANSWER_CHARS`, nested deeper than `MAX_NESTING_DEPTH`, with an
    exponent tower higher than `MAX_EXPONENT_TOWER`, a factorial above `MAX_FACTORIAL` or a literal of
    more than `MAX_NUMBER_DIGITS` digits are "not equivalent" without being parsed;
 4. *math-verify*: ``math_verify.parse``/``verify`` (LaTeX → sympy) in a persistent worker process
    under a hard wall-clock timeout (default 5 s): a check that takes longer is "not equivalent", the
-   worker is killed and replaced. Verdicts (timeouts too) are cached per (answer, gold) pair.
+   worker is killed and replaced. Verdicts (timeouts too) are cached per (answer, gold) pair. The
+   worker imports math-verify ≥ `MIN_MATH_VERIFY` from its own directory (`math_verify_dir`), because
+   lighteval, in the same environment, pins an older latex2sympy2_extended; `math_verify_versions`
+   says what it runs.
 
 Nothing read from a completion is ever evaluated or executed: numbers are parsed with regular
 expressions and `fractions.Fraction`, and math-verify is used with its LaTeX parser only (its
@@ -32,7 +38,9 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import re
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -40,6 +48,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from treecot.tasks._timeout import CheckTimeout, TimeoutWorker, WorkerError
@@ -58,11 +67,14 @@ __all__ = [
     "GSM8KTask",
     "MATH500Task",
     "MATHTask",
+    "MIN_MATH_VERIFY",
     "MathTask",
     "check_equivalence",
     "clear_cache",
     "extract_answer",
     "is_equivalent",
+    "math_verify_dir",
+    "math_verify_versions",
     "normalize_number",
     "shutdown",
 ]
@@ -83,36 +95,68 @@ MAX_NUMBER_DIGITS = 1_000
 REL_TOL = 1e-6
 ABS_TOL = 1e-9
 
+#: Oldest math-verify (and latex2sympy2_extended) the worker is meant to run: 0.5.2 accepts
+#: ``n=1, 2, 3`` for ``n=2, 3, 4``, ``D = (0, 1.5)`` for ``D = (0, 1)`` and ``1:00`` for ``12:00``. An
+#: older one is still used (with a warning), so that an environment not yet upgraded keeps working.
+MIN_MATH_VERIFY = "0.9.0"
+MIN_LATEX2SYMPY2_EXTENDED = "1.11.0"
+#: Names the directory the worker imports math-verify from (default: `math_verify_dir`).
+MATH_VERIFY_DIR_ENV = "TREECOT_MATH_VERIFY_DIR"
+
 NO_ANSWER_REASON = "no answer found: no \\boxed{}, <answer> tag or 'The answer is …' in the completion"
 
 # ---------------------------------------------------------------------------------------------------
 # Answer extraction
 # ---------------------------------------------------------------------------------------------------
 
+#: At most this many boxes of a final run (``\boxed{1}, \boxed{2}, …``) are read as one answer.
+MAX_BOXES_PER_ANSWER = 64
+
 # One pass over the text: escaped backslashes and braces, `\boxed{`, `\boxed 5`, plain braces.
 _BOX_TOKENS = re.compile(r"\\\\|\\[{}]|\\(?:boxed|fbox)\s*\{|\\(?:boxed|fbox)[ \t]+([^\s{}$\\]+)|[{}]")
+# What may stand between the boxes of one answer: spaces, punctuation, math delimiters, LaTeX spacing,
+# "and" / "or" (also inside \text{}), and the left-hand side of an assignment (`y_2 =`, `\alpha =`).
+_BOX_GAP = re.compile(
+    r"(?:\s|[,;.&~]|\$|\\[()\[\],;:! ]|\\\\|\\q?quad(?![A-Za-z])"
+    r"|(?<![A-Za-z])(?:and|or)(?![A-Za-z])"
+    r"|\\(?:text|textbf|textit|textrm|textnormal|mathrm|mbox)\s*\{\s*(?:and|or|,|;)?\s*\}"
+    r"|(?:(?<![A-Za-z\\])[A-Za-z]|\\[A-Za-z]+)(?:_\{?\w+\}?)?\s*=(?!=))*",
+    re.IGNORECASE,
+)
+_MAX_GAP_CHARS = 200
+#: Longer final-answer sentences are kept whole (the sentence rules stay linear-time on hostile input).
+_MAX_SENTENCE_CHARS = 500
 _ANSWER_PHRASE = re.compile(
     r"\b(?:final\s+answer|the\s+answer|answer)\**\s*(?:is\b\s*[:：]?|[:：])\**[ \t]*", re.IGNORECASE
 )
 _SENTENCE_END = re.compile(r"\.(?:\s|$)")
 _MATH_OPENERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
+# Inside a final-answer sentence ("Final Answer: The largest $n$ is 34."):
+_MATH_SPAN = re.compile(r"(?<!\\)\$\$?(?:[^$\\]|\\.)+?\$\$?|\\\((?:[^\\]|\\[^)])+?\\\)")
+_LATEX_COMMAND = re.compile(r"\\[A-Za-z]+")
+_WORD = re.compile(r"(?<![A-Za-z])[A-Za-z]{2,}(?![A-Za-z])")
+_COPULA = re.compile(r"(?<![A-Za-z])(?:is|are|was|were|equals)(?![A-Za-z])|(?<![<>!=])=(?!=)", re.IGNORECASE)
+_NEGATION = re.compile(
+    r"(?<![A-Za-z])(?:not|no|never|none|neither|nor|cannot)(?![A-Za-z])|n't\b", re.IGNORECASE
+)
+_SENTENCE_NUMBER = re.compile(r"(?<![\w.,])[+-]?\d+(?:[.,]\d+)*(?![\w])")
 
 
-def _last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{…}``/``\\fbox{…}`` whose braces balance, in linear time."""
+def _boxes(text: str) -> list[tuple[int, int, str, bool]]:
+    """``(start, end, content, nested)`` of every non-empty, brace-balanced ``\\boxed{…}`` /
+    ``\\fbox{…}`` (also ``\\boxed 5``), in the order they close; linear time."""
     starts = [i for i in (text.find("\\boxed"), text.find("\\fbox")) if i != -1]
     if not starts:
-        return None
+        return []
     # Braces before the first box cannot change which boxes balance: a box closes when the depth comes
     # back to its own outer depth, which only depends on what follows it.
     depth = 0
     open_boxes: list[tuple[int, int, int]] = []  # (depth outside the box, content start, box start)
-    best_start, best = -1, None
+    found: list[tuple[int, int, str, bool]] = []
     for match in _BOX_TOKENS.finditer(text, min(starts)):
         token = match.group(0)
         if match.group(1) is not None:  # `\boxed 5`: the next token, without braces
-            if match.start() > best_start:
-                best_start, best = match.start(), match.group(1)
+            found.append((match.start(), match.end(), match.group(1), bool(open_boxes)))
         elif token[0] == "\\" and len(token) == 2:  # \\, \{ or \}: not grouping braces
             continue
         elif token == "{":
@@ -123,13 +167,36 @@ def _last_boxed(text: str) -> str | None:
             depth -= 1
             if open_boxes and open_boxes[-1][0] == depth:
                 _, content_start, box_start = open_boxes.pop()
-                content = text[content_start : match.start()]
-                if content.strip() and box_start > best_start:
-                    best_start, best = box_start, content
+                content = text[content_start : match.start()].strip()
+                if content:
+                    found.append((box_start, match.end(), content, bool(open_boxes)))
         else:  # `\boxed{`
             open_boxes.append((depth, match.end(), match.start()))
             depth += 1
-    return best.strip() if best is not None else None
+    return found
+
+
+def _final_boxes(text: str) -> tuple[int, list[str]] | None:
+    """The answer given in boxes: the last box (the innermost, if boxes nest) and the boxes right before
+    it that only spaces, punctuation, "and" / "or", math delimiters or ``x_2 =`` separate from it
+    (``\\boxed{-2} \\quad \\text{and} \\quad \\boxed{1}``). Returns (where the last box ends, contents in
+    order), or None without a box."""
+    boxes = _boxes(text)
+    if not boxes:
+        return None
+    last = max(boxes, key=lambda b: b[0])
+    if last[3]:  # nested inside another box: that box's content, not a run
+        return last[1], [last[2]]
+    top = sorted((b for b in boxes if not b[3]), key=lambda b: b[0])
+    run = [top[-1]]
+    for prev in reversed(top[:-1]):
+        if len(run) >= MAX_BOXES_PER_ANSWER:
+            break
+        gap = text[prev[1] : run[-1][0]]
+        if len(gap) > _MAX_GAP_CHARS or not _BOX_GAP.fullmatch(gap):
+            break
+        run.append(prev)
+    return last[1], [b[2] for b in reversed(run)]
 
 
 def _last_answer_tag(text: str) -> str | None:
@@ -146,52 +213,117 @@ def _last_answer_tag(text: str) -> str | None:
     return None
 
 
-def _answer_phrase(text: str) -> str | None:
-    """What follows the last "The answer is" / "Final answer:" that is followed by something on its line
-    (up to the next such phrase), without trailing prose."""
-    matches = list(_ANSWER_PHRASE.finditer(text))
+def _answer_phrase(text: str, start: int = 0) -> tuple[str, bool] | None:
+    """What follows the last "The answer is" / "Final answer:" at or after `start` that is followed by
+    something on its line (up to the next such phrase), without trailing prose; and whether it is
+    written as math (see `_phrase_value`)."""
+    matches = list(_ANSWER_PHRASE.finditer(text, start))
     for k in range(len(matches) - 1, -1, -1):
-        start = matches[k].end()
+        value_start = matches[k].end()
         end = matches[k + 1].start() if k + 1 < len(matches) else len(text)
-        newline = text.find("\n", start, end)
-        value = _phrase_value(text[start : newline if newline != -1 else end])
-        if value:
-            return value
+        newline = text.find("\n", value_start, end)
+        found = _phrase_value(text[value_start : newline if newline != -1 else end])
+        if found:
+            return found
     return None
 
 
-def _phrase_value(value: str) -> str:
+def _masked(value: str) -> str:
+    """`value` with its math spans blanked out (same length), so that prose rules never look inside them."""
+    return _MATH_SPAN.sub(lambda m: "\0" * len(m.group(0)), value)
+
+
+def _words(value: str) -> int:
+    """How many words (two letters or more) `value` has outside math spans and LaTeX commands."""
+    return len(_WORD.findall(_LATEX_COMMAND.sub(" ", _masked(value))))
+
+
+def _unwrap_span(value: str) -> str:
+    """``$x$`` → ``x`` when one math span is the whole of `value`."""
+    m = _MATH_SPAN.fullmatch(value)
+    if m:
+        inner = value.strip("$") if value.startswith("$") else value[2:-2]
+        return inner.strip()
+    return value
+
+
+def _answer_like(value: str) -> bool:
+    """One math span, a number (with units), or an expression without words."""
+    if not value or len(value) > 200:
+        return False
+    return bool(_MATH_SPAN.fullmatch(value)) or _parse_number(_clean(value)) is not None or _words(value) == 0
+
+
+def _answer_in_sentence(value: str) -> str:
+    """The answer stated by a final-answer sentence ("The largest $n$ is 34" → ``34``; "Jane started
+    growing Sphere 3 hours ago" → ``3``): what follows its last "is" / "=" when that is a math span or a
+    number, else its only math span or number. Sentences with a negation, or with several candidates,
+    are kept whole."""
+    masked = _masked(value)
+    if _NEGATION.search(masked):
+        return value
+    copulas = list(_COPULA.finditer(masked))
+    if copulas:
+        tail = value[copulas[-1].end() :].strip()
+        if _answer_like(tail):
+            return _unwrap_span(tail)
+    candidates = list(_MATH_SPAN.finditer(value)) + list(_SENTENCE_NUMBER.finditer(masked))
+    if len(candidates) == 1:
+        return _unwrap_span(candidates[0].group(0))
+    return value
+
+
+def _phrase_value(value: str) -> tuple[str, bool] | None:
+    """The answer in what follows "The answer is": a leading math span, else the first sentence (reduced
+    to its answer if it is prose); and whether it is written as math (a math span, a number or an
+    expression without words). None if nothing is left."""
     value = value.strip().strip("*").strip()
+    math = False
     for opener, closer in _MATH_OPENERS:  # "$\frac{1}{2}$ cups." -> "\frac{1}{2}"
         if value.startswith(opener):
             close = value.find(closer, len(opener))
             if close != -1:
-                value = value[len(opener) : close]
+                value, math = value[len(opener) : close], True
                 break
     else:
         sentence_end = _SENTENCE_END.search(value)
         if sentence_end:
             value = value[: sentence_end.start()]
-    return value.strip().rstrip(".,;").strip()
+    value = value.strip().rstrip(".,;").strip()
+    if not math and len(value) <= _MAX_SENTENCE_CHARS and _words(value) >= 3:
+        value = _answer_in_sentence(value)
+    if not value:
+        return None
+    return value, math or _answer_like(value)
 
 
 def extract_answer(text: str) -> str | None:
     """The final answer written in `text`, or None if there is none.
 
-    Priority: the last brace-balanced ``\\boxed{…}`` or ``\\fbox{…}`` (also ``\\boxed 5``); else the
+    Priority: the last brace-balanced ``\\boxed{…}`` or ``\\fbox{…}`` (also ``\\boxed 5``), together
+    with the boxes right before it that only separators divide from it (``\\boxed{1}, \\boxed{2}`` →
+    ``"1, 2"``: one answer given in several boxes) — unless a "The answer is …" / "Final answer: …"
+    written as math comes after them (a final statement overrides an intermediate box); else the
     content of the last ``<answer>…</answer>`` (reduced to what follows "The answer is" inside it, if
-    that phrase is there); else what follows the last "The answer is" / "Final answer:" on its line.
-    Runs in linear time and never raises, whatever the text.
+    that phrase is there); else what follows the last "The answer is" / "Final answer:" on its line
+    (reduced to the answer it states, if it is a sentence). Runs in linear time (up to sorting the
+    boxes) and never raises, whatever the text.
     """
     if not isinstance(text, str) or not text:
         return None
-    boxed = _last_boxed(text)
+    boxed = _final_boxes(text)
     if boxed is not None:
-        return boxed
+        end, parts = boxed
+        later = _answer_phrase(text, end)
+        if later is not None and later[1]:
+            return later[0]
+        return ", ".join(parts)
     tagged = _last_answer_tag(text)
     if tagged is not None:
-        return _answer_phrase(tagged) or tagged
-    return _answer_phrase(text)
+        found = _answer_phrase(tagged)
+        return found[0] if found else tagged
+    found = _answer_phrase(text)
+    return found[0] if found else None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -199,7 +331,7 @@ def extract_answer(text: str) -> str | None:
 # ---------------------------------------------------------------------------------------------------
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_THOUSANDS = re.compile(r"(?<=\d)(?:\{,\}|,\\!|,\\,|\\,(?=\d{3}\b))(?=\d)")
+_THOUSANDS = re.compile(r"(?<=\d)(?:(?:\{,\}|,\\!|,\\,)\s*|\\,(?=\d{3}\b))(?=\d)")  # 32,\! 349
 _MATH_DELIMS = re.compile(r"(\\\\)|\\\$|\$|\\\(|\\\)|\\\[|\\\]")  # group 1: a LaTeX line break, kept
 _SIZING = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big|displaystyle|textstyle)(?![a-zA-Z])")
 _SPACING = re.compile(r"(\\\\)|\\[,;:! ]|\\q?quad(?![a-zA-Z])|~")  # group 1: a LaTeX line break, kept
@@ -251,13 +383,15 @@ def _drop_assignments(pred: str, gold: str) -> tuple[str, str]:
     return pred, gold
 
 
-_NUM = r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[+-]?\.\d+"
+_NUM = r"[+-]?(?:[1-9]\d{0,2}(?:,\d{3})+|\d+)(?:\.\d+)?|[+-]?\.\d+"  # no "0,111": not thousands
 _NUMBER = re.compile(_NUM)
 _FRAC_ARG = r"\{\s*(" + _NUM + r")\s*\}|(\d)"
 _LATEX_FRAC = re.compile(r"([+-]?)\\frac\s*(?:" + _FRAC_ARG + r")\s*(?:" + _FRAC_ARG + r")")
 _SLASH_FRAC = re.compile(r"(" + _NUM + r")\s*/\s*(" + _NUM + r")")
 _PERCENT = re.compile(r"\s*(?:%|percent|per\s+cent)$", re.IGNORECASE)
 _UNIT_TAIL = re.compile(r"(.*?\S)\s+([A-Za-z]{2,}(?:\s+[A-Za-z]+){0,2})(?:\s*\^\s*\{?[23]\}?)?")
+_LIST_COMMA = re.compile(r",\s")  # "32, 349" is a list, not 32349
+_DECIMAL_COMMA = re.compile(r"([+-]?\d+),(\d+)")
 _NOT_UNITS = frozenset({"pi", "sqrt", "frac", "cdot", "times", "and", "or", "to", "i", "e"})
 
 
@@ -280,6 +414,8 @@ def _parse_number(cleaned: str) -> _Number | None:
     m = _UNIT_TAIL.fullmatch(s)
     if m and m.group(2).split()[0].lower() not in _NOT_UNITS:
         s = m.group(1)
+    if _LIST_COMMA.search(s):
+        return None
     s = s.replace(" ", "").replace("\\$", "").lstrip("$")
     if s.startswith("+"):
         s = s[1:]
@@ -299,6 +435,16 @@ def _parse_number(cleaned: str) -> _Number | None:
     except (ValueError, ZeroDivisionError):  # e.g. more digits than int() accepts
         return None
     return None
+
+
+def _decimal_comma(cleaned: str) -> _Number | None:
+    """``1000,99`` or ``2,74`` read with a decimal comma, where the comma cannot be a thousands separator
+    (`_parse_number` refuses it). Only an answer compared with a reference written with a decimal point
+    is read this way: a reference such as ``4,6`` is a list."""
+    m = _DECIMAL_COMMA.fullmatch(cleaned.strip())
+    if m is None or _parse_number(cleaned) is not None:
+        return None
+    return _Number(Fraction(f"{m.group(1)}.{m.group(2)}"), False, False)
 
 
 def _format_number(value: Fraction) -> str:
@@ -479,9 +625,11 @@ atexit.register(shutdown)
 
 
 def clear_cache() -> None:
-    """Forget cached symbolic verdicts (e.g. before measuring throughput)."""
+    """Forget cached symbolic verdicts (e.g. before measuring throughput) and the check of the worker's
+    math-verify install."""
     with _cache_lock:
         _cache.clear()
+    _math_verify_missing.cache_clear()
 
 
 def _symbolic(pred: str, gold: str, timeout: float) -> EquivalenceResult:
@@ -491,6 +639,9 @@ def _symbolic(pred: str, gold: str, timeout: float) -> EquivalenceResult:
         if hit is not None:
             _cache.move_to_end(key)
             return hit
+    missing = _math_verify_missing(str(math_verify_dir()))
+    if missing:  # not cached: installing math-verify fixes it (after `clear_cache()`)
+        return EquivalenceResult(False, "error", f"verifier error: {missing}")
     try:
         answer = _get_worker().call(pred, gold, max(1, int(timeout)), timeout=timeout)
     except CheckTimeout:
@@ -538,6 +689,8 @@ def check_equivalence(pred: str, gold: str, timeout: float = DEFAULT_TIMEOUT) ->
     if _key(p) == _key(g):
         return EquivalenceResult(True, "exact", "equivalent (exact match)")
     p_num, g_num = _parse_number(p), _parse_number(g)
+    if p_num is None and g_num is not None and "." in g:
+        p_num = _decimal_comma(p)  # "1000,99" for 1000.99
     if p_num is not None and g_num is not None:
         if _numbers_equal(p_num, g_num):
             return EquivalenceResult(True, "numeric", "equivalent (numeric)")
@@ -559,8 +712,134 @@ def is_equivalent(pred: str, gold: str, timeout: float = DEFAULT_TIMEOUT) -> boo
 # ---------------------------------------------------------------------------------------------------
 
 
+def math_verify_dir() -> Path:
+    """The directory the worker imports math-verify from, ahead of the environment's own packages:
+    ``$TREECOT_MATH_VERIFY_DIR``, else ``<sys.prefix>/treecot-math-verify`` (`make install` fills it from
+    ``requirements/math-verify.txt`` with ``pip install --no-deps --target``).
+
+    Why a directory of its own: lighteval 0.13, installed in the same environment, pins
+    latex2sympy2_extended 1.0.6 and checks that version when its metrics module is imported, while
+    math-verify 0.9 needs latex2sympy2_extended 1.11. The directory is put on the worker process's
+    path only, never the caller's, so lighteval keeps its version and the verifier gets the newer one.
+    """
+    configured = os.environ.get(MATH_VERIFY_DIR_ENV)
+    return Path(configured) if configured else Path(sys.prefix) / "treecot-math-verify"
+
+
+_MATH_VERIFY_DISTS = (
+    ("math-verify", "math_verify", MIN_MATH_VERIFY),
+    ("latex2sympy2_extended", "latex2sympy2_extended", MIN_LATEX2SYMPY2_EXTENDED),
+)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version.split("+")[0])[:3])
+
+
+def _math_verify_status(directory: Path) -> dict:
+    """Which math-verify and latex2sympy2_extended an import finds with `directory` first on the path
+    (read from their metadata: nothing is imported), where their packages lie, and what is wrong with
+    them: ``missing`` (math-verify cannot be imported) and ``problem`` (missing or older than
+    `MIN_MATH_VERIFY` / `MIN_LATEX2SYMPY2_EXTENDED`), both None when all is well."""
+    import importlib.metadata
+
+    path = ([str(directory)] if directory.is_dir() else []) + sys.path
+    status: dict = {"dir": str(directory), "missing": None, "problem": None, "packages": {}}
+    problems = []
+    for dist_name, module, minimum in _MATH_VERIFY_DISTS:
+        dist = next(iter(importlib.metadata.distributions(name=dist_name, path=path)), None)
+        version = dist.version if dist is not None else None
+        status[dist_name] = version
+        if dist is not None:
+            status["packages"][module] = str(Path(str(dist.locate_file(module))).resolve())
+        if version is None:
+            problems.append(f"{dist_name} is not installed")
+        elif _version_tuple(version) < _version_tuple(minimum):
+            problems.append(f"{dist_name} {version} is older than {minimum}")
+    if problems:
+        status["problem"] = (
+            f"the math verifier wants math-verify>={MIN_MATH_VERIFY} and latex2sympy2_extended>="
+            f"{MIN_LATEX2SYMPY2_EXTENDED} in {directory} ({'; '.join(problems)}): run `make install`, or "
+            f"`{sys.executable} -m pip install --no-deps --target {directory} -r requirements/math-verify.txt`"
+        )
+        if not status["packages"]:
+            status["missing"] = status["problem"]
+    return status
+
+
+@lru_cache(maxsize=8)
+def _math_verify_missing(directory: str) -> str | None:
+    """Checked once per directory in the calling process. math-verify missing: why (symbolic checks
+    then answer "verifier error" without starting a worker each time). Older than the minimum: logged
+    once, and used (math-verify 0.5.2 has known false positives: see `MIN_MATH_VERIFY`)."""
+    status = _math_verify_status(Path(directory))
+    if status["missing"]:
+        logger.error("symbolic math checks are disabled: %s", status["missing"])
+    elif status["problem"]:
+        logger.warning("symbolic math checks use an old math-verify: %s", status["problem"])
+    return status["missing"]
+
+
+_math_verify_module = None
+
+
+def _load_math_verify():
+    """math-verify, imported from `math_verify_dir` first. Worker process only: it changes ``sys.path``."""
+    global _math_verify_module
+    if _math_verify_module is not None:
+        return _math_verify_module
+    if "lighteval" in sys.modules:
+        raise ImportError(
+            "math-verify is imported in the verifier's worker process only: this process runs lighteval, "
+            "which needs its own latex2sympy2_extended"
+        )
+    directory = math_verify_dir()
+    status = _math_verify_status(directory)
+    if status["missing"]:
+        raise ImportError(status["missing"])
+
+    def check(name: str) -> None:  # before the import (a copy already loaded) and after it
+        module = sys.modules.get(name)
+        where = str(Path(module.__file__).resolve().parent) if module is not None else None
+        if module is not None and where != status["packages"].get(name):
+            raise ImportError(
+                f"{name} was imported from {where}, not from {status['packages'].get(name)} "
+                f"(it was imported before the worker put {directory} on its path)"
+            )
+
+    for name in ("latex2sympy2_extended", "math_verify"):
+        check(name)
+    if directory.is_dir() and str(directory) not in sys.path:
+        sys.path.insert(0, str(directory))
+    import math_verify
+
+    for name in ("latex2sympy2_extended", "math_verify"):
+        check(name)
+    _math_verify_module = math_verify
+    return math_verify
+
+
+def _worker_versions() -> dict:
+    """Worker side of `math_verify_versions`."""
+    _load_math_verify()
+    status = _math_verify_status(math_verify_dir())
+    return {
+        key: status[key] for key in ("math-verify", "latex2sympy2_extended", "dir", "packages", "problem")
+    }
+
+
+def math_verify_versions(timeout: float = 60.0) -> dict:
+    """The math-verify and latex2sympy2_extended versions the verifier's worker runs, where their
+    packages lie, and ``problem`` (None, or why they are older than wanted). Asked of a fresh worker
+    process (this process may hold other versions, e.g. lighteval's latex2sympy2_extended); raises
+    `WorkerError` with the reason when the worker cannot load math-verify at all."""
+    with TimeoutWorker("treecot.tasks.math:_worker_versions") as worker:
+        return worker.call(timeout=timeout)
+
+
 def _warm_up() -> None:
     """Import math-verify and build its parsers before the worker reports ready (not on the clock)."""
+    _load_math_verify()
     _sympy_equivalent("\\frac{1}{2}", "0.5", 5)
     _sympy_equivalent("(1, 2]", "\\{x\\}", 5)
     _mv_parse.cache_clear()
@@ -568,25 +847,23 @@ def _warm_up() -> None:
 
 @lru_cache(maxsize=4096)
 def _mv_parse(latex: str, seconds: int) -> tuple:
-    from math_verify import LatexExtractionConfig, parse
-
+    mv = _load_math_verify()
     # LaTeX only: ExprExtractionConfig would run sympy.parse_expr, which evals its input.
-    config = [LatexExtractionConfig(boxed_match_priority=0)]
-    return tuple(parse(f"${latex}$", extraction_config=config, parsing_timeout=seconds))
+    config = [mv.LatexExtractionConfig(boxed_match_priority=0)]
+    return tuple(mv.parse(f"${latex}$", extraction_config=config, parsing_timeout=seconds))
 
 
 def _sympy_equivalent(pred: str, gold: str, seconds: int) -> dict:
     """math-verify's verdict on `pred` vs `gold`. Runs in the worker's main thread, where math-verify's
     own ``signal.alarm`` timeouts (`seconds`) work; the caller's hard timeout backs them up."""
-    from math_verify import verify
-
+    mv = _load_math_verify()
     gold_parsed = _mv_parse(gold, seconds)
     if not gold_parsed:
         return {"equivalent": False, "note": "the gold answer could not be parsed"}
     pred_parsed = _mv_parse(pred, seconds)
     if not pred_parsed:
         return {"equivalent": False, "note": "the answer could not be parsed"}
-    return {"equivalent": bool(verify(list(gold_parsed), list(pred_parsed), timeout_seconds=seconds))}
+    return {"equivalent": bool(mv.verify(list(gold_parsed), list(pred_parsed), timeout_seconds=seconds))}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -639,15 +916,16 @@ class MathTask(Task):
         return load_source(self.name, split, limit=limit)
 
     def gold_answer(self, problem: Mapping) -> str:
-        """The gold answer of `problem` (its ``reference``; a ``\\boxed{}`` in it is unwrapped)."""
+        """The gold answer of `problem`: its ``reference``, or the answer `extract_answer` reads in it."""
         if not isinstance(problem, Mapping):
             raise TypeError(f"problem must be a Problem dict, got {type(problem).__name__}")
         reference = problem.get("reference")
         if reference is None:
             raise MalformedProblemError(problem, "reference", "missing: no 'reference' (gold answer)")
         gold = str(reference).strip()
-        if "\\boxed" in gold or "\\fbox" in gold:
-            gold = _last_boxed(gold) or gold
+        # A reference that is a worked solution: its boxed answer (several boxes in a row: one list), else
+        # the answer it states ("The final answer is $28\\%$").
+        gold = extract_answer(gold) or gold
         if not gold:
             raise MalformedProblemError(problem, "reference", "empty 'reference' (gold answer)")
         return gold
