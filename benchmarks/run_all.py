@@ -50,6 +50,21 @@ HEADLINES: dict[str, list[tuple[str, str, object]]] = {
         ("arithmetic_after_correct_via_reflection_share", "report", None),
         ("gsm8k_after_reflections_expanded_share", "report", None),
     ],
+    "planbench": [
+        (
+            "agreement",
+            "report: raw agreement with PlanBench's VAL labels (12,000 responses, 14 models)",
+            None,
+        ),
+        ("agreement_heldout", "report: models held out while the plan reader was written", None),
+        (
+            "agreement_corrected",
+            "≥ 0.98 once PlanBench's own extraction errors are set right",
+            lambda v: v >= 0.98,
+        ),
+        ("agreement_corrected_min_model", "≥ 0.95 for every model (corrected)", lambda v: v >= 0.95),
+        ("disagreements_unreviewed", "0 disagreements left unexplained", lambda v: v == 0),
+    ],
     "ablation": [
         ("base_data_prompt_arithmetic_accuracy", "report (base, data prompt)", None),
         ("sft_arithmetic_accuracy", "report (SFT on the MCTS data)", None),

@@ -19,16 +19,19 @@ from treecot.tasks.blocksworld import (
     COLOURS,
     Action,
     BlocksworldTask,
+    Instance,
     SearchBudgetExceeded,
     describe,
     describe_facts,
     facts_to_towers,
+    focus_on_problem,
     generate_instance,
     optimal_plan,
     parse_action,
     parse_fact,
     parse_plan,
     random_towers,
+    resolve_initials,
     simulate,
     split_of_instance,
     to_pddl_domain,
@@ -484,7 +487,10 @@ def test_parse_plan_sections():
         "pick up the green block\n[PLAN]\npick up the red block\n[PLAN END]\nput down the blue block"
     )
     assert parsed.section == "plan_tag" and parsed.pddl == ["(pick-up red)"]
-    parsed = parse_plan("Let me see.\npick up the red block\nThat works.\nstack it on the blue block\n")
+    # Free text without a heading: the last list of actions is the plan, not every action mentioned.
+    parsed = parse_plan("Let me see.\npick up the red block\nThat works.\nput down the red block\n")
+    assert parsed.section == "text" and parsed.pddl == ["(put-down red)"]
+    parsed = parse_plan("Let me see.\npick up the red block\nstack it on the blue block\nThat works.\n")
     assert parsed.section == "text" and parsed.pddl == ["(pick-up red)", "(stack red blue)"]
     assert parse_plan("").actions == [] and parse_plan("no plan here").actions == []
     # A later "the plan is …" remark without actions does not hide the plan before it.
@@ -503,6 +509,188 @@ def test_parse_plan_reports_unreadable_action_lines_in_answer():
     assert parsed.unparsed == [(2, "move red to green")]
     # Outside an answer section, unreadable lines are just text.
     assert parse_plan("move red to green\n(pick-up red)").unparsed == []
+
+
+# --------------------------------------------------------------------------------------------------
+# The final plan of long answers (reasoning models, markdown, one-shot continuations)
+# --------------------------------------------------------------------------------------------------
+
+O1_STYLE = """To achieve your goal, you can follow these steps:
+
+1. **Unstack the blue block from on top of the orange block.**
+   - Since the blue block is clear and your hand is empty, you can unstack it from the orange block.
+2. **Put down the blue block on the table.**
+   - Then pick up the orange block: it is clear now.
+
+**Actions in the plan:**
+
+- **Unstack** the blue block from the orange block.
+- **Put down** the blue block on the table.
+- **Pick up** the orange block from the table.
+- **Stack** the orange block on top of the blue block.
+"""
+
+
+def test_parse_plan_reads_only_the_final_plan_block():
+    parsed = parse_plan(O1_STYLE)
+    assert parsed.section == "plan_block"
+    assert parsed.pddl == [
+        "(unstack blue orange)",
+        "(put-down blue)",
+        "(pick-up orange)",
+        "(stack orange blue)",
+    ]
+    # Sub-bullets are narration of their item, even when they name an action.
+    numbered = O1_STYLE.split("**Actions")[0]
+    assert parse_plan(numbered).pddl == ["(unstack blue orange)", "(put-down blue)"]
+    # A later heading of narration does not make its list the plan.
+    checked = numbered + "\n**Verification:**\n1. Unstack the blue block from the orange block\n"
+    assert parse_plan(checked).pddl == ["(unstack blue orange)", "(put-down blue)"]
+    # A numbered list that goes on after a remark is one list; one that restarts at 1 is a new one.
+    text = "Here is the plan:\n1. pick up the red block\nNow the hand is full.\n2. stack the red block on the blue block"
+    assert parse_plan(text).pddl == ["(pick-up red)", "(stack red blue)"]
+    text = (
+        "Here is the plan:\n1. pick up the red block\n2. put down the red block\n1. pick up the green block"
+    )
+    assert parse_plan(text).pddl == ["(pick-up red)", "(put-down red)"]  # the restart has no plan heading
+    # Headings inline with the first action, and "the plan is".
+    assert parse_plan("Plan: pick up the red block\nstack it on the blue block").pddl == [
+        "(pick-up red)",
+        "(stack red blue)",
+    ]
+    assert parse_plan("pick up blue\nSo the plan is: pick up red, stack it on green").pddl == [
+        "(pick-up red)",
+        "(stack red green)",
+    ]
+
+
+def test_parse_plan_thinking_is_not_the_answer():
+    thinking = "<think>\nMaybe: pick up the red block\nstack the red block on the blue block\n"
+    assert parse_plan(thinking + "</think>\n1. pick up the green block").pddl == ["(pick-up green)"]
+    assert parse_plan("pick up the red block\n</think>\nput down the red block").pddl == ["(put-down red)"]
+    unfinished = parse_plan(thinking)
+    assert unfinished.actions == [] and unfinished.section == "thinking"
+
+
+def test_parse_plan_narrated_walk_through_is_not_a_second_plan():
+    plan = "So, perhaps the plan is:\n\n1. Unstack blue from yellow.\n\n2. Put blue down on the table.\n\n3. Pick up yellow.\n"
+    walk = "\nLet me go through the plan step by step.\n\nStep 1: Unstack blue from yellow.\n\n- Condition: blue is clear"
+    expected = ["(unstack blue yellow)", "(put-down blue)", "(pick-up yellow)"]
+    assert parse_plan(plan + walk).pddl == expected  # the output stops inside the walk through
+    assert (
+        parse_plan(plan + "\nStep 1: Unstack blue from yellow. - Condition: blue is clear ✓").pddl == expected
+    )
+    # A shorter final plan that is not cut off is the answer, even if it starts like an earlier one.
+    final = (
+        plan
+        + "\nWait, step 3 is not needed. Final plan:\n1. Unstack blue from yellow.\n2. Put blue down.\nDone."
+    )
+    assert parse_plan(final).pddl == expected[:2]
+
+
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("1. Unstack(red, yellow)", ["(unstack red yellow)"]),
+        ("2. PutDown(red)", ["(put-down red)"]),
+        ("3. Pick up(yellow)", ["(pick-up yellow)"]),
+        ("4. STACK(Yellow_Block, Blue_Block)", ["(stack yellow blue)"]),
+        (
+            "1. **Unstack red block from orange block**: since red is clear, unstack it.",
+            ["(unstack red orange)"],
+        ),
+        ("2. Put down the red block - the hand is now empty", ["(put-down red)"]),
+        (
+            "1. Unstack the red block from the yellow block. (Now holding the red block)",
+            ["(unstack red yellow)"],
+        ),
+        ("- Pick up red and stack it onto blue.", ["(pick-up red)", "(stack red blue)"]),
+        ("2. **Stack** the yellow block (Y) on top of the blue block (B).", ["(stack yellow blue)"]),
+        ("9. **Pick up the orange block from the table**  \\", ["(pick-up orange)"]),
+        ("5. **Pick up the yellow block:**", ["(pick-up yellow)"]),
+        ("- *Action:* put down the blue block", ["(put-down blue)"]),
+        ("put down the yellow block in an empty space", ["(put-down yellow)"]),
+        ("6. Stack yellow on blue is not correct, so put down the blue block.", ["(put-down blue)"]),
+        ("8. Stack red on blue is not possible, so put down the red block and then ", ["(put-down red)"]),
+        ("put down the red block in the blue block", []),  # a block is no place to put a block down
+        ("Unstack red from orange: impossible", []),  # no list marker: prose
+    ],
+)
+def test_parse_plan_reads_common_answer_formats(line, expected):
+    assert parse_plan(line).pddl == expected
+
+
+def test_self_retracted_steps_are_remarks_not_unreadable_actions():
+    text = "Here is the plan:\n1. pick up the red block\n2. Put down the red block is not needed here.\n3. stack the red block on the blue block"
+    parsed = parse_plan(text)
+    assert parsed.pddl == ["(pick-up red)", "(stack red blue)"] and parsed.unparsed == []
+    # An unreadable step of a plan under a heading fails the plan; prose that starts like a verb does not.
+    parsed = parse_plan("Plan:\n1. pick up the red block\n2. Move the red block somewhere nice\n")
+    assert parsed.pddl == ["(pick-up red)"] and parsed.unparsed == [
+        (2, "2. Move the red block somewhere nice")
+    ]
+    assert parse_plan("pick up the red block\nTake note that red was clear.").unparsed == []
+
+
+def test_block_initials_are_resolved_against_the_problem(task):
+    problem = task.problem_from_instance(
+        Instance(
+            ["red", "blue", "black"], towers_to_facts([["red"], ["blue"], ["black"]]), ["(on red blue)"]
+        ),
+        "test",
+        0,
+    )
+    assert task.verify("1. Pick up R\n2. Stack R on top of the blue block", problem).correct
+    # "B" could be blue or black: left as it is, so the step names an unknown block.
+    verdict = task.verify("1. Pick up R\n2. Stack R on B", problem)
+    assert not verdict.correct and "unknown block 'b'" in verdict.reason
+    assert resolve_initials([Action("stack", ("r", "x"))], ["red", "blue"]) == [Action("stack", ("red", "x"))]
+
+
+def test_one_shot_continuations_are_focused_on_the_problem(task):
+    instance = Instance(
+        ["red", "blue", "orange"], towers_to_facts([["red", "blue"], ["orange"]]), ["(on orange blue)"]
+    )
+    problem = task.problem_from_instance(instance, "test", 0)
+    statement = problem["question"].split("[STATEMENT]\n")[1].split("\n")[0]
+    example = "[PLAN]\npick up the red block\nstack the red block on top of the orange block\n[PLAN END]"
+    problem = dict(
+        problem,
+        question=f"intro\n[STATEMENT]\nexample problem\n{example}\n\n[STATEMENT]\n{statement}\n...[PLAN]",
+    )
+    good = "unstack the blue block from on top of the red block\nput down the blue block\npick up the orange block\nstack the orange block on top of the blue block\n"
+    # The model repeats the example's plan, restates the problem, answers it, then invents another one.
+    echo = f"pick up the red block\nstack the red block on top of the orange block\n[PLAN END]\n\n[STATEMENT]\n{statement}\nMy plan is as follows:\n\n[PLAN]\n{good}[PLAN END]\n\n[STATEMENT]\nAs initial conditions I have that, the hand is empty.\n[PLAN]\npick up the red block\n[PLAN END]"
+    assert focus_on_problem(echo, problem["question"]).count("[STATEMENT]") == 0
+    assert task.verify(echo, problem).correct
+    # Cut off while restating the same plan again: the complete earlier statement of it counts.
+    cut = (
+        echo.rsplit("\n\n[STATEMENT]", 1)[0] + f"\n\n[STATEMENT]\n{statement}\n[PLAN]\n" + good.split("\n")[0]
+    )
+    assert task.verify(cut, problem).correct
+    # Only the example's plan: that is no answer to this problem.
+    assert not task.verify(example.split("\n", 1)[1], problem).correct
+    # A completion that only mentions the statement after its plan keeps its plan.
+    assert task.verify(good + f"This solves: {statement}", problem).correct
+
+
+def test_plan_reading_stays_fast_on_hostile_lists():
+    import time
+
+    huge = "\n".join(
+        f"{i}. Stack the red block on the blue block\n   - Condition: held" for i in range(1, 40_000)
+    )
+    restated = (
+        "As initial conditions I have that, the red block is clear.\n[PLAN]\npick up the red block\n" * 2000
+    )
+    unnumbered = "(unstack red blue)\n" * 50_000  # a block of 50,000 items must not be rescanned per item
+    line = "As initial conditions I have that, the red block is clear.\n"
+    long_tail = line * 8 + "pick up the red block\n" * 45_000  # each restatement must not reparse the rest
+    for text in (huge, restated, unnumbered, long_tail, "- " * 200_000, "1. " + "(" * 100_000):
+        start = time.perf_counter()
+        parse_plan(text)
+        focus_on_problem(text, "[STATEMENT]\nAs initial conditions I have that, the red block is clear.\n")
+        assert time.perf_counter() - start < 10
 
 
 # --------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ _REGISTRY: dict[str, str] = {
     "aime25": "treecot.tasks.math:AIME25Task",
     "arithmetic": "treecot.tasks.arithmetic:ArithmeticTask",
     "blocksworld": "treecot.tasks.blocksworld:BlocksworldTask",
+    "planbench": "treecot.tasks.planbench:PlanBenchTask",
     "ifeval": "treecot.tasks.instructions:IFEvalTask",
     "ifbench": "treecot.tasks.instructions:IFBenchTask",
     "multi_if": "treecot.tasks.instructions:MultiIFTask",

@@ -1,0 +1,24 @@
+
+
+(define (problem BW-rand-4)
+(:domain blocksworld-4ops)
+(:objects a b c d )
+(:init
+(handempty)
+(ontable a)
+(ontable b)
+(ontable c)
+(ontable d)
+(clear a)
+(clear b)
+(clear c)
+(clear d)
+)
+(:goal
+(and
+(on a c)
+(on c d))
+)
+)
+
+
