@@ -303,6 +303,25 @@ def test_answers_are_verified_on_the_whole_path():
     assert a1.terminal and a1.type == "answer"
 
 
+@pytest.mark.parametrize("level", ["loose", "strict"])
+def test_instruction_answers_are_rewarded_at_the_patterns_level(level):
+    seen = []
+
+    class Instructions(ToyMathTask):
+        def verify(self, completion, problem, loose=False):  # strict fails, loose passes
+            seen.append(loose)
+            verdict = super().verify(completion, problem)
+            verdict.correct = verdict.correct and loose
+            return verdict
+
+    task = Instructions()
+    task.domain = "instructions"  # IFEval's: its verify takes the level
+    search, gens = make({**CHAIN, "if_reward": level}, MCTSConfig(max_rollouts=1), task=task)
+    drive(search, gens)
+    (a1,) = search.tree.answer_nodes()
+    assert seen == [level == "loose"] and a1.correct is (level == "loose")
+
+
 # -- backpropagation ------------------------------------------------------------------------------------
 
 

@@ -363,3 +363,68 @@ BILLION_LAUGHS = "".join(
     f"{a}: &{a} [{', '.join([f'*{p}'] * 9) if p else ', '.join(['lol'] * 9)}]\n"
     for p, a in zip(["", *"abcdefgh"], "abcdefghi")
 )
+
+
+# -- the instruction-following reward level (if_reward) ------------------------------------------------
+
+
+def test_if_reward_defaults_to_loose_and_is_validated():
+    assert Patterns.from_dict(BASE).reward_level == "loose" and Patterns.from_dict(BASE).if_reward is None
+    assert Patterns.from_dict({**BASE, "if_reward": "strict"}).reward_level == "strict"
+    with pytest.raises(PatternError, match=r"if_reward: must be one of \['strict', 'loose'\], got 'lax'"):
+        Patterns.from_dict({**BASE, "if_reward": "lax"})
+    with pytest.raises(PatternError, match="if_reward: must be one of"):
+        Patterns.from_dict({**BASE, "if_reward": True})
+    # The shipped IF patterns say it explicitly; the others leave it unset.
+    assert load_patterns("ifeval").if_reward == "loose"
+    assert load_patterns("math").if_reward is None and load_patterns("blocksworld").if_reward is None
+
+
+def test_if_reward_round_trips_and_names_the_run_only_when_set():
+    unset = Patterns.from_dict(BASE)
+    strict = Patterns.from_dict({**BASE, "if_reward": "strict"})
+    loose = Patterns.from_dict({**BASE, "if_reward": "loose"})
+    assert "if_reward" not in unset.to_dict() and strict.to_dict()["if_reward"] == "strict"
+    for p in (unset, strict, loose):
+        assert Patterns.from_dict(p.to_dict()) == p
+    # Runs made before the setting existed keep their config hash; a set level is part of it.
+    assert len({unset.fingerprint(), strict.fingerprint(), loose.fingerprint()}) == 3
+
+
+def test_reward_verdict_scores_instruction_tasks_at_the_patterns_level():
+    import json
+
+    from treecot.tasks import get_task, make_problem
+
+    task = get_task("ifeval")  # verify() alone scores prompt-level strict
+    problem = make_problem(
+        "ifeval",
+        "Write JSON. No commas.",
+        json.dumps({"instruction_id_list": ["detectable_format:json_format"], "kwargs": [{}]}),
+    )
+    chatty = 'Sure here is the JSON you asked for:\n{"city": "Paris"}'  # JSON only without the first line
+    assert not task.verify(chatty, problem).correct
+    loose = load_patterns("ifeval").reward_verdict(task, chatty, problem)
+    assert loose.correct and loose.details["prompt_loose"] and not loose.details["prompt_strict"]
+    strict = Patterns.from_dict({**BASE, "if_reward": "strict"}).reward_verdict(task, chatty, problem)
+    assert not strict.correct
+    # Other domains are verified as they are, whatever the level.
+
+    class Planning:
+        domain = "planning"
+
+        def verify(self, completion, problem, loose=None):
+            return ("planning", loose)
+
+    assert Patterns.from_dict({**BASE, "if_reward": "strict"}).reward_verdict(Planning(), "x", problem) == (
+        "planning",
+        None,
+    )
+
+    class NoLevel:  # an instruction task whose verify takes no level
+        domain = "instructions"
+
+        def verify(self, completion, problem):
+            return ("plain", completion)
+
+    assert load_patterns("ifeval").reward_verdict(NoLevel(), "x", problem) == ("plain", "x")

@@ -568,7 +568,7 @@ class MCTS:
 
     # -- evaluation, backprop, backtracking --------------------------------------------------------------
     def _evaluate(self, answer: Node) -> None:
-        verdict = self.task.verify(self.tree.serialize_path(answer.id), self.problem)
+        verdict = self.patterns.reward_verdict(self.task, self.tree.serialize_path(answer.id), self.problem)
         answer.correct = bool(verdict.correct)
         answer.answered = bool(verdict.answered)
         answer.extracted = jsonable(verdict.extracted)

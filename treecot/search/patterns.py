@@ -24,6 +24,16 @@ YAML layout (`recipes/patterns/math.yaml`)::
       thinking_from_scratch: {thinking: 2}
     backtrack_to: double_check
     reflection_text: "Wait! Something is wrong, let's think again."
+    if_reward: loose          # instruction tasks: reward prompt-level loose (default) or strict accuracy
+
+`if_reward` sets how an answer to an instruction-following task (domain ``instructions``: IFEval, IFBench,
+Multi-IF) is rewarded: ``loose`` (the default) counts a response whose every instruction is followed by
+IFEval's loose check (the response itself or one of its variants without the first / last line or
+without ``*``), as the reference implementation's MCTS reward does (Marco-o1 v2,
+``src/v2/src/tree_search/evaluator/evaluator.py``, ``instruct_follow_evaluator``: prompt-level loose);
+``strict`` counts only responses that follow every instruction as written. Other tasks ignore it.
+`Patterns.reward_verdict` applies it. The resolved patterns (`to_dict`, the config hash) name it only when
+a patterns file sets it.
 
 `load_patterns("math")` reads `recipes/patterns/math.yaml`; any path to a YAML file works too (read with
 `treecot.recipe.load_yaml`: size-capped, aliases bounded). Validation rejects a matrix that names an
@@ -38,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 from collections.abc import Mapping
@@ -62,6 +73,10 @@ MAX_EXPANSION_SAMPLES = 256
 MAX_NODE_TYPES = 64
 #: Tokens one node may generate at most (a type's `max_tokens`, `MCTSConfig.max_node_tokens`): 128k.
 MAX_NODE_TOKENS = 131_072
+#: Levels of the instruction-following reward (`if_reward`): IFEval's prompt-level strict or loose accuracy.
+IF_REWARD_LEVELS = ("strict", "loose")
+#: The reference implementation rewards instruction following at prompt-level loose accuracy.
+DEFAULT_IF_REWARD = "loose"
 
 
 class PatternError(ValueError):
@@ -137,7 +152,16 @@ DEFAULT_NODE_TYPES: dict[str, NodeType] = {
 }
 
 _TYPE_FIELDS = {"tag", "prefills", "role", "in_history", "max_tokens", "fixed_texts", "stop"}
-_TOP_FIELDS = {"name", "description", "types", "root", "transfer", "backtrack_to", "reflection_text"}
+_TOP_FIELDS = {
+    "name",
+    "description",
+    "types",
+    "root",
+    "transfer",
+    "backtrack_to",
+    "reflection_text",
+    "if_reward",
+}
 
 
 @dataclass(frozen=True)
@@ -151,6 +175,26 @@ class Patterns:
     backtrack_to: tuple[str, ...] = ()
     description: str = ""
     source: str = field(default="", compare=False)
+    #: "strict" or "loose" as set by the patterns file; None: not set (`reward_level` gives the default).
+    if_reward: str | None = None
+
+    @property
+    def reward_level(self) -> str:
+        """How instruction-following answers are rewarded: "loose" (default, as the reference) or "strict"."""
+        return self.if_reward or DEFAULT_IF_REWARD
+
+    def reward_verdict(self, task: Any, completion: str, problem: Mapping[str, Any]) -> Any:
+        """The verdict a search rewards for `completion`: ``task.verify``, with an instruction-following
+        task (domain ``instructions`` whose ``verify`` takes ``loose``) scored at `reward_level`, so that
+        ``verdict.correct`` is prompt-level loose or strict accuracy. Other tasks are verified as they are."""
+        if getattr(task, "domain", "") == "instructions":
+            try:
+                takes_level = "loose" in inspect.signature(task.verify).parameters
+            except (TypeError, ValueError):
+                takes_level = False
+            if takes_level:
+                return task.verify(completion, problem, loose=self.reward_level == "loose")
+        return task.verify(completion, problem)
 
     def children_of(self, type_name: str) -> dict[str, int]:
         """Child types and sample counts created when expanding a node of `type_name` (`root` included)."""
@@ -212,6 +256,7 @@ class Patterns:
             "root": dict(self.root),
             "transfer": {k: dict(v) for k, v in self.transfer.items()},
             "backtrack_to": list(self.backtrack_to),
+            **({"if_reward": self.if_reward} if self.if_reward is not None else {}),
         }
 
     def fingerprint(self) -> str:
@@ -275,7 +320,14 @@ class Patterns:
                     f"backtrack_to.{t}: a reflection cannot be placed under a terminal type{where}"
                 )
 
+        if_reward = data.get("if_reward")
+        if if_reward is not None and if_reward not in IF_REWARD_LEVELS:
+            raise PatternError(
+                f"if_reward: must be one of {list(IF_REWARD_LEVELS)}{where}, got {short_repr(if_reward)}"
+            )
+
         patterns = cls(
+            if_reward=if_reward,
             name=pname,
             types=types,
             root=root,
