@@ -50,20 +50,24 @@ HEADLINES: dict[str, list[tuple[str, str, object]]] = {
         ("arithmetic_after_correct_via_reflection_share", "report", None),
         ("gsm8k_after_reflections_expanded_share", "report", None),
     ],
+    "math_verify": [
+        (
+            "agreement",
+            "≥ 0.97 on math-verify's regression cases (marker or bare answer)",
+            lambda v: v >= 0.97,
+        ),
+        ("false_positives", "0 (a wrong answer judged correct)", lambda v: v == 0),
+    ],
     "planbench": [
         (
             "agreement",
-            "report: raw agreement with PlanBench's VAL labels (12,000 responses, 14 models)",
-            None,
-        ),
-        ("agreement_heldout", "report: models held out while the plan reader was written", None),
-        (
-            "agreement_corrected",
-            "≥ 0.98 once PlanBench's own extraction errors are set right",
+            "≥ 0.98 raw agreement with PlanBench's VAL labels (12,000 responses)",
             lambda v: v >= 0.98,
         ),
-        ("agreement_corrected_min_model", "≥ 0.95 for every model (corrected)", lambda v: v >= 0.95),
-        ("disagreements_unreviewed", "0 disagreements left unexplained", lambda v: v == 0),
+        ("agreement_min_model", "≥ 0.95 raw for every one of 14 models", lambda v: v >= 0.95),
+        ("agreement_heldout", "report: models held out while the plan reader was written", None),
+        ("agreement_corrected", "report: with PlanBench's classified extraction errors set right", None),
+        ("disagreements_unreviewed", "0 disagreements left unclassified", lambda v: v == 0),
     ],
     "ablation": [
         ("base_data_prompt_arithmetic_accuracy", "report (base, data prompt)", None),
@@ -87,6 +91,8 @@ def run(names: list[str]) -> int:
 
 def _fmt(value) -> str:
     if isinstance(value, float):
+        if abs(value) < 1:  # shares: enough digits that 0.9765 is not shown as a goal of 0.98 met
+            return f"{value:.4g}"
         return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
     return str(value)
 
