@@ -227,6 +227,10 @@ def test_config_errors_are_named(tmp_path):
         bad["ablation"]["select"]["learning_rates"] = lrs
         with pytest.raises(DemoError, match="ablation.select.learning_rates"):
             load_ablation_config(bad)
+    zeroshot = json.loads(json.dumps(cfg))  # an evaluation variant's splits are its task's
+    zeroshot["eval"]["tasks"] = ["gsm8k", "planbench_zeroshot"]
+    with pytest.raises(DemoError, match="task 'planbench_zeroshot' has no split 'train'"):
+        load_ablation_config(zeroshot)
     bad = json.loads(json.dumps(cfg))
     bad["ablation"]["select"]["budget"] = 3
     with pytest.raises(DemoError, match="ablation.select: unknown field 'budget'"):

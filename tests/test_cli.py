@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -38,6 +39,28 @@ def test_sources_lists_row_counts(capsys):
             rows,
         )
     assert "openai/gsm8k" in out
+
+
+def test_sources_lists_planbench_and_how_to_get_it(capsys, monkeypatch, tmp_path):
+    fixture = Path(__file__).parent / "data" / "planbench"
+
+    def planbench_row() -> str:
+        assert main(["sources"]) == 0
+        out = capsys.readouterr().out
+        assert "planbench_zeroshot" in out and "$TREECOT_PLANBENCH" in out  # the note under the table
+        (line,) = [row for row in out.splitlines() if row.split()[:1] == ["planbench"]]
+        assert line.split()[1:3] == ["test", "500"] and line.split()[-1] == "tasksource/planbench"
+        return line
+
+    monkeypatch.setenv("TREECOT_PLANBENCH", str(fixture))
+    assert f"TREECOT_PLANBENCH={fixture} " in planbench_row()  # offline: the checkout it reads
+    monkeypatch.delenv("TREECOT_PLANBENCH")
+    assert "no (git clone https://github.com/karthikv792/LLMs-Planning, set TREECOT_PLANBENCH to it)" in (
+        planbench_row()
+    )
+    monkeypatch.setenv("TREECOT_PLANBENCH", str(tmp_path))
+    line = planbench_row()
+    assert f"no (TREECOT_PLANBENCH={tmp_path} holds no plan-bench/prompts/blocksworld/" in line
 
 
 @pytest.fixture
@@ -213,3 +236,7 @@ def test_leaderboard_and_eval_commands_are_wired(capsys):
     assert "reported in the paper (arXiv 2503.01461)" in out and "| 85.5 |" in out
     assert main(["eval", "tiny", "--tasks", "gsm9k"]) == 2
     assert "gsm9k" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "planbench_zeroshot: its zero-shot prompt" in help_text and "$TREECOT_PLANBENCH" in help_text

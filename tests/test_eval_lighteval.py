@@ -12,6 +12,9 @@ import pytest
 from treecot.evaluation.lighteval_tasks import EVAL_TASKS
 
 MAX_NEW_TOKENS = 12
+#: A small PlanBench checkout (tests/data/planbench, MIT): the PlanBench tasks read it via $TREECOT_PLANBENCH.
+PLANBENCH = Path(__file__).parent / "data" / "planbench"
+PLANBENCH_TASKS = ("planbench", "planbench_zeroshot")
 RATES = ("accuracy", "no_answer_rate", "repetition_rate", "over_reflection_rate", "hit_limit_rate")
 
 
@@ -31,15 +34,17 @@ def all_tasks_run(tiny_dir, tmp_path_factory):
     from treecot.evaluation.runner import run_eval
 
     out = tmp_path_factory.mktemp("eval-all")
-    run = run_eval(
-        str(tiny_dir),
-        list(EVAL_TASKS),
-        limit=2,
-        max_new_tokens=MAX_NEW_TOKENS,
-        output_dir=out,
-        progress=False,
-        provenance={"dataset_repo": "me/treecot-gsm8k", "recipe_hash": "abc123"},
-    )
+    with pytest.MonkeyPatch.context() as mp:  # every task, PlanBench's from the fixture checkout
+        mp.setenv("TREECOT_PLANBENCH", str(PLANBENCH))
+        run = run_eval(
+            str(tiny_dir),
+            list(EVAL_TASKS),
+            limit=2,
+            max_new_tokens=MAX_NEW_TOKENS,
+            output_dir=out,
+            progress=False,
+            provenance={"dataset_repo": "me/treecot-gsm8k", "recipe_hash": "abc123"},
+        )
     return run
 
 
@@ -121,6 +126,133 @@ def test_prompts_use_the_tasks_chat_messages(all_tasks_run):
     assert len(generated) == MAX_NEW_TOKENS  # random weights never stop; EOS padding is trimmed
 
 
+def test_planbench_is_evaluated_on_the_checkouts_problems_and_scored_as_plans(all_tasks_run):
+    """`--tasks planbench,planbench_zeroshot`: the first problems of the checkout, PlanBench's prompt text as
+    the only (user) message, each response scored by the Blocksworld verifier; the summary lists both."""
+    from treecot.models import load_tokenizer
+    from treecot.tasks import get_task
+    from treecot.tasks.planbench import ZERO_SHOT_QUESTION, problems_from_checkout
+
+    tokenizer = load_tokenizer("tiny")
+    verifier = get_task("planbench")
+    for task, prompt_type in zip(PLANBENCH_TASKS, ("oneshot", "zeroshot")):
+        expected = problems_from_checkout(PLANBENCH, prompt_type, task="planbench")[:2]
+        details = _details(all_tasks_run, task).to_dict("records")
+        assert len(details) == 2
+        seen = {}
+        for row in details:
+            problem = json.loads(row["doc"]["specific"]["problem"])
+            seen[problem["meta"]["instance_id"]] = problem
+            prompt = tokenizer.decode(list(row["model_response"]["input_tokens"]))
+            # no system prompt (PlanBench sends none; the empty one keeps the template's default out)
+            assert prompt == (
+                f"<|im_start|>system\n<|im_end|>\n<|im_start|>user\n{problem['question']}<|im_end|>\n"
+                "<|im_start|>assistant\n"
+            )
+            (text,) = list(row["model_response"]["text"])
+            verdict = verifier.verify(text, problem)
+            assert row["metric"]["accuracy"] == float(verdict.correct)
+            assert row["metric"]["no_answer_rate"] == float(not verdict.answered)
+        assert {i: p["question"] for i, p in seen.items()} == {
+            p["meta"]["instance_id"]: p["question"] for p in expected
+        }
+        assert all(p["meta"]["prompt_type"] == prompt_type for p in seen.values())
+        assert all(
+            p["question"].endswith(ZERO_SHOT_QUESTION) == (prompt_type == "zeroshot") for p in seen.values()
+        )
+        assert all(p["meta"]["source"] == f"planbench:{PLANBENCH}" for p in seen.values())
+        assert all_tasks_run.summary["tasks"][task]["n"] == 2
+        assert all_tasks_run.summary["prompt"]["system_prompts"][task] == ""
+    assert sorted(seen) == [1, 2]  # zero-shot: instances 1–500 (one-shot: 2–501, checked above)
+    table = all_tasks_run.markdown_path.read_text()
+    assert "| planbench | 2 |" in table and "| planbench_zeroshot | 2 |" in table
+
+
+def test_planbench_metric_is_the_blocksworld_verifier(tmp_path, monkeypatch):
+    """The lighteval metric of ``treecot_planbench`` accepts a plan (in PlanBench's English) that reaches the
+    goal and rejects one that does not: the plan is simulated, not compared as text."""
+    from lighteval.models.model_output import ModelResponse
+
+    from treecot.evaluation.lighteval_tasks import task_config
+    from treecot.tasks.blocksworld import Action
+
+    monkeypatch.setenv("TREECOT_PLANBENCH", str(PLANBENCH))
+    config = task_config("planbench", limit=1, data_root=tmp_path)
+    (line,) = [json.loads(x) for x in (Path(config.hf_repo) / "test.jsonl").read_text().splitlines()]
+    doc = config.prompt_function(line, "treecot_planbench")
+    plan = [Action.from_pddl(a) for a in line["reference"].splitlines()]
+    assert len(plan) >= 2
+    scorer = config.metrics[0].sample_level_fn
+
+    def score(actions) -> dict:
+        text = "[PLAN]\n" + "\n".join(a.text for a in actions) + "\n[PLAN END]"
+        return scorer.compute(doc, ModelResponse(text=[text], output_tokens=[]))
+
+    assert score(plan)["accuracy"] == 1.0
+    wrong = score(plan[1:])  # the first step left out: the plan no longer runs (or misses the goal)
+    assert wrong["accuracy"] == 0.0 and wrong["no_answer_rate"] == 0.0
+
+
+def test_planbench_without_a_source_is_one_line_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    import datasets
+
+    import treecot.models
+    from treecot.cli import main
+
+    loads = []
+    monkeypatch.setattr(treecot.models, "load_model", lambda *a, **k: loads.append(a) or (None, None))
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'tasksource/planbench' on the Hub\n(LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    monkeypatch.delenv("TREECOT_PLANBENCH", raising=False)
+    argv = ["eval", "tiny", "--tasks", "gsm8k,planbench_zeroshot", "--limit", "1"]
+    argv += ["--output-dir", str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("treecot eval: error: task 'planbench_zeroshot': PlanBench: no checkout given")
+    assert (
+        "set TREECOT_PLANBENCH to its folder" in line
+        and "https://github.com/karthikv792/LLMs-Planning" in line
+    )
+    # a folder that is no checkout is named
+    monkeypatch.setenv("TREECOT_PLANBENCH", str(tmp_path))
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert f"task 'planbench_zeroshot': no PlanBench checkout at {str(tmp_path)!r}" in line
+    assert "git clone https://github.com/karthikv792/LLMs-Planning" in line
+    assert loads == []  # nothing was loaded: the problems are read first
+
+
+def test_custom_task_table_leaves_out_planbench_without_a_source(monkeypatch, caplog):
+    """lighteval's `--custom-tasks` loader still gets every other task when PlanBench has no source."""
+    import datasets
+    from lighteval.tasks.registry import Registry
+
+    import treecot.evaluation.lighteval_tasks as module
+    from treecot.tasks.planbench import problems_from_checkout
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    monkeypatch.delenv("TREECOT_PLANBENCH", raising=False)
+    loaded = Registry.create_custom_tasks_module(module.__file__)
+    loaded.EVAL_TASKS = {"aime24": "test", "planbench": "test"}
+    with caplog.at_level("WARNING"):
+        assert set(Registry._extract_configs(loaded)) == {"treecot_aime24"}
+    assert "TASKS_TABLE leaves out treecot_planbench" in caplog.text and "TREECOT_PLANBENCH" in caplog.text
+    monkeypatch.setenv("TREECOT_PLANBENCH", str(PLANBENCH))
+    loaded = Registry.create_custom_tasks_module(module.__file__)
+    loaded.EVAL_TASKS = {"planbench_zeroshot": "test"}
+    configs = Registry._extract_configs(loaded)
+    data = Path(configs["treecot_planbench_zeroshot"].hf_repo) / "test.jsonl"
+    rows = [json.loads(r) for r in data.read_text().splitlines()]
+    expected = problems_from_checkout(PLANBENCH, "zeroshot", task="planbench")
+    assert [r["id"] for r in rows] == [p["id"] for p in expected]  # every zero-shot problem of the fixture
+
+
 def test_test_at_n_samples_are_seeded_and_reported(tiny_dir, tmp_path):
     from treecot.evaluation.runner import eval_main
 
@@ -170,6 +302,32 @@ def test_mcts_decode_end_to_end(tiny_dir, tmp_path):
     (detail,) = _details_of(tmp_path)
     assert list(detail["model_response"]["text"]) == [tree.serialize_path(best.id)]
     assert 0.0 <= run.summary["tasks"]["gsm8k"]["accuracy"] <= 1.0
+
+
+def test_mcts_decode_keeps_each_planbench_variants_system_prompt(tiny_dir, tmp_path, monkeypatch):
+    """planbench_zeroshot's problems are "planbench" problems: MCTS decode must still search them under
+    planbench_zeroshot's system prompt, not the tag-guide default."""
+    from treecot.evaluation.decode import MCTSDecodeConfig
+    from treecot.evaluation.runner import run_eval
+    from treecot.search.tree import Tree
+
+    monkeypatch.setenv("TREECOT_PLANBENCH", str(PLANBENCH))
+    config = MCTSDecodeConfig(max_rollouts=1, max_depth=2, max_node_tokens=4, seed=0)
+    run = run_eval(
+        str(tiny_dir),
+        "planbench_zeroshot",
+        limit=1,
+        mcts=True,
+        mcts_config=config,
+        output_dir=tmp_path,
+        progress=False,
+        system_prompt="Plan with the four actions.",
+    )
+    (line,) = (tmp_path / "mcts_trees.jsonl").read_text().splitlines()
+    tree = Tree.from_json(line)
+    assert tree.generator["system_prompt"] == "Plan with the four actions."
+    assert tree.problem["meta"]["prompt_type"] == "zeroshot"
+    assert run.summary["tasks"]["planbench_zeroshot"]["n"] == 1
 
 
 def test_custom_task_file_loads_with_lightevals_own_loader():

@@ -162,10 +162,17 @@ def test_sources_row(monkeypatch, tmp_path):
         and row["rows"] == 500
         and str(FIXTURE) in row["offline_source"]
     )
+    assert row["offline_missing"] is None
     monkeypatch.setenv(PATH_ENV, str(tmp_path))
-    assert not describe_planbench()["offline"]
+    row = describe_planbench()
+    assert not row["offline"] and f"{PATH_ENV}={tmp_path} holds no" in row["offline_missing"]
     monkeypatch.delenv(PATH_ENV)
-    assert not describe_planbench()["offline"] and PATH_ENV in describe_planbench()["offline_source"]
+    row = describe_planbench()
+    assert not row["offline"] and PATH_ENV in row["offline_source"]
+    assert (
+        row["offline_missing"]
+        == f"no (git clone https://github.com/karthikv792/LLMs-Planning, set {PATH_ENV} to it)"
+    )
 
 
 def test_hub_rows_give_the_same_problems(monkeypatch, oneshot, zeroshot):

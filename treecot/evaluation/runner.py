@@ -267,17 +267,20 @@ def _lighteval_classes() -> dict[str, type]:
             return int(getattr(self.generator.model.config, "max_position_embeddings", 2048))
 
         def greedy_until(self, docs):
-            from treecot.tasks import get_task
+            from treecot.evaluation import eval_task
 
+            # Grouped by evaluation task (lighteval's "treecot_<task>|0"), not by the problem's task:
+            # planbench and planbench_zeroshot both hold "planbench" problems under their own system prompts.
             by_task: dict[str, list[int]] = {}
             problems = [json.loads(doc.specific["problem"]) for doc in docs]
-            for i, problem in enumerate(problems):
-                by_task.setdefault(problem["task"], []).append(i)
+            for i, (doc, problem) in enumerate(zip(docs, problems)):
+                name = str(doc.task_name or "").split("|")[0].removeprefix("treecot_") or problem["task"]
+                by_task.setdefault(name, []).append(i)
             responses: list[Any] = [None] * len(docs)
             for task_name, indices in by_task.items():
                 results = mcts_decode(
                     [problems[i] for i in indices],
-                    get_task(task_name),
+                    eval_task(task_name),
                     self.generator,
                     self.decode_config,
                     n_answers=self.n_answers,
@@ -500,17 +503,17 @@ def resolve_prompts(
     was trained with); else each task's own prompt. A task the contract does not cover gets
     `contract_system_prompt(task)`, the prompt a dataset of that task would carry.
     """
+    from treecot.evaluation import eval_task
     from treecot.prompts import PromptContract, contract_system_prompt
-    from treecot.tasks import get_task
 
     def own(task: str) -> str:
-        return get_task(task).system_prompt
+        return eval_task(task).system_prompt
 
     if system_prompt is not None:
         if system_prompt == TASK_PROMPT:
             return PromptChoice({t: own(t) for t in tasks}, dict.fromkeys(tasks, "task"), origin="task")
         if system_prompt == CONTRACT_PROMPT:
-            prompts = {t: contract_system_prompt(get_task(t)) for t in tasks}
+            prompts = {t: contract_system_prompt(eval_task(t)) for t in tasks}
             return PromptChoice(prompts, dict.fromkeys(tasks, "contract-default"), origin="contract-default")
         return PromptChoice(
             dict.fromkeys(tasks, system_prompt), dict.fromkeys(tasks, "given"), origin="given"
@@ -536,7 +539,7 @@ def resolve_prompts(
     for t in tasks:
         text = contract.system_prompt(t)
         if text is None:
-            prompts[t], sources[t] = contract_system_prompt(get_task(t)), "contract-default"
+            prompts[t], sources[t] = contract_system_prompt(eval_task(t)), "contract-default"
         else:
             prompts[t], sources[t] = text, source
     return PromptChoice(prompts, sources, contract, origin)
@@ -600,7 +603,9 @@ def run_eval(
     Args:
         model: "smollm2-135m-instruct" (embedded), "tiny", a local model directory or a Hub id.
         tasks: names or a comma-separated string from gsm8k, arithmetic, math500, aime24, aime25,
-            blocksworld, ifeval, ifbench.
+            blocksworld, planbench (PlanBench's one-shot prompt), planbench_zeroshot, ifeval, ifbench.
+            Every task's problems are read before the model loads: PlanBench without a checkout
+            (``$TREECOT_PLANBENCH``) and without the Hub raises `EvalDataNotAvailable` (a `ValueError`).
         limit: evaluate the first `limit` test problems of each task (None: all).
         split, offset: evaluate problems `offset`… of this split instead (default: each task's test split
             from its first problem). A slice of ``train`` that the search did not use is a validation set
@@ -636,10 +641,10 @@ def run_eval(
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise ValueError(f"offset must be a non-negative integer, got {offset!r}")
     if split is not None:
-        from treecot.tasks import get_task
+        from treecot.evaluation import eval_task
 
         for name in task_names:
-            get_task(name).check_split(split)
+            eval_task(name).check_split(split)
     _check_positive("samples", samples)
     _check_positive("max_new_tokens", max_new_tokens)
     _check_positive("batch_size", batch_size)
@@ -769,6 +774,17 @@ def _run(
     from treecot.evaluation.lighteval_tasks import PREFIX, task_configs
     from treecot.models import load_model
 
+    # The problems first: a task without data (PlanBench with no checkout, offline) fails before the model
+    # loads, with one line saying how to provide it (`EvalDataNotAvailable`).
+    configs = task_configs(
+        task_names,
+        system_prompts=prompts.system_prompts,
+        limit=s["limit"],
+        n_samples=s["samples"],
+        max_new_tokens=s["max_new_tokens"],
+        split=s["split"],
+        offset=s["offset"],
+    )
     if loaded is None:
         hf_model, tokenizer = load_model(model, dtype=s["dtype"], device=s["device"])
     else:
@@ -782,15 +798,6 @@ def _run(
 
     classes = _lighteval_classes()
     shim_xxhash()
-    configs = task_configs(
-        task_names,
-        system_prompts=prompts.system_prompts,
-        limit=s["limit"],
-        n_samples=s["samples"],
-        max_new_tokens=s["max_new_tokens"],
-        split=s["split"],
-        offset=s["offset"],
-    )
     config = classes["TreecotModelConfig"](
         model_name=model_slug(model),
         tokenizer=_tokenizer_source(model),
@@ -1035,7 +1042,13 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     from treecot.evaluation import EVAL_TASKS
 
     parser.add_argument("model", help="smollm2-135m-instruct, tiny, a model directory or a Hub id")
-    parser.add_argument("--tasks", default="gsm8k", help=f"comma-separated: {','.join(EVAL_TASKS)}")
+    parser.add_argument(
+        "--tasks",
+        default="gsm8k",
+        help=f"comma-separated: {','.join(EVAL_TASKS)} (planbench: PlanBench's one-shot prompt, "
+        "planbench_zeroshot: its zero-shot prompt; both read the PlanBench checkout named by "
+        "$TREECOT_PLANBENCH, else the Hub)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="first N test problems of each task")
     parser.add_argument(
         "--split",

@@ -483,9 +483,14 @@ def load_planbench(
 
 def describe_planbench() -> dict:
     """PlanBench as a row of ``treecot sources`` (the shape of `treecot.tasks.sources.describe_sources`):
-    offline when ``$TREECOT_PLANBENCH`` names a checkout that holds its prompts."""
+    offline when ``$TREECOT_PLANBENCH`` names a checkout that holds its prompts. ``offline_missing`` says,
+    when it is not, what to do about it."""
     path = os.environ.get(PATH_ENV) or ""
     found = bool(path) and _find_checkout_file(Path(path).expanduser(), PROMPTS_FILE) is not None
+    if not path:
+        missing = f"no (git clone {PLANBENCH_REPO}, set {PATH_ENV} to it)"
+    else:
+        missing = f"no ({PATH_ENV}={path} holds no {PROMPTS_FILE})"
     return {
         "name": "planbench",
         "split": "test",
@@ -494,6 +499,7 @@ def describe_planbench() -> dict:
         "offline_source": f"{PATH_ENV}={path}"
         if path
         else f"a checkout of {PLANBENCH_REPO} named by {PATH_ENV}",
+        "offline_missing": None if found else missing,
         "hub_id": DEFAULT_HUB_ID,
         "description": "PlanBench Blocksworld plan generation, one-shot / zero-shot prompts (Valmeekam et al., 2023)",
     }
