@@ -9,6 +9,7 @@ error is checked by hiding the module.
 from __future__ import annotations
 
 import builtins
+import os
 import sys
 import types
 from dataclasses import dataclass, field
@@ -218,3 +219,99 @@ def test_real_engine_on_gpu():
     assert greedy.completions[0].text == greedy.completions[1].text
     [again] = gen.generate([GenerationRequest(prompt, max_tokens=1, temperature=0.0)])
     assert again.cached_tokens > 0, "prefix caching is on"
+
+
+# --------------------------------------------------------------------------- recipes and launched ranks
+
+
+def _vllm_recipe(**engine):
+    from treecot.recipe import load_recipe
+
+    return load_recipe(
+        {
+            "seed": 5,
+            "problems": {"task": "gsm8k", "split": "test", "limit": 1},
+            "generate": {
+                "models": {"A": {"model": "org/policy", "backend": "vllm", "dtype": "float16", **engine}}
+            },
+        }
+    )
+
+
+def test_a_recipes_engine_settings_reach_vllm_llm(fake_vllm, monkeypatch):
+    from treecot.search.runner import build_generators
+
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    gens = build_generators(
+        _vllm_recipe(
+            tensor_parallel_size=2,
+            gpu_memory_utilization=0.6,
+            max_model_len=4096,
+            enable_prefix_caching=False,
+            quantization="awq",
+            engine_kwargs={"enforce_eager": True, "swap_space": 8},
+        )
+    )
+    assert gens["A"] is gens["B"] and isinstance(gens["A"], VLLMGenerator), "B defaults to A: one engine"
+    kw = fake_vllm.last.init_kwargs
+    assert (kw["model"], kw["dtype"], kw["seed"]) == ("org/policy", "float16", 5)
+    assert (kw["tensor_parallel_size"], kw["gpu_memory_utilization"], kw["max_model_len"]) == (2, 0.6, 4096)
+    assert (kw["enable_prefix_caching"], kw["quantization"]) == (False, "awq")
+    assert (kw["enforce_eager"], kw["swap_space"]) == (True, 8)
+    # unset settings keep the generator's defaults
+    build_generators(_vllm_recipe())
+    kw = fake_vllm.last.init_kwargs
+    assert (kw["tensor_parallel_size"], kw["gpu_memory_utilization"], kw["enable_prefix_caching"]) == (
+        1,
+        0.9,
+        True,
+    )
+    assert kw["max_model_len"] is None and kw["quantization"] is None and "enforce_eager" not in kw
+
+
+def test_a_distill_teachers_engine_settings_reach_vllm_llm(fake_vllm):
+    from treecot.backends import make_generator
+    from treecot.recipe import ModelSpec
+
+    spec = ModelSpec(model="org/teacher", backend="vllm", tensor_parallel_size=2, max_model_len=2048,
+                     engine_kwargs={"enforce_eager": True})  # fmt: skip
+    make_generator(spec, seed=3)
+    kw = fake_vllm.last.init_kwargs
+    assert (kw["model"], kw["seed"], kw["tensor_parallel_size"], kw["max_model_len"]) == ("org/teacher", 3, 2, 2048)
+    assert kw["enforce_eager"] is True
+
+
+def test_under_a_launcher_the_engine_starts_on_this_ranks_gpus(fake_vllm, monkeypatch):
+    from treecot.models import PINNED_GPUS_ENV
+
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    monkeypatch.delenv(PINNED_GPUS_ENV, raising=False)  # restored (removed) after the test
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    seen = {}
+    llm = fake_vllm.LLM
+
+    def recording_llm(**kwargs):
+        seen["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+        return llm(**kwargs)
+
+    fake_vllm.LLM = recording_llm
+    VLLMGenerator("org/policy", tensor_parallel_size=2)
+    assert seen == {"CUDA_VISIBLE_DEVICES": "2,3"}, "rank 1 with 2 GPUs per engine: GPUs 2 and 3"
+
+
+def test_a_rank_whose_gpus_do_not_fit_fails_naming_the_field_before_any_engine(fake_vllm, monkeypatch):
+    from treecot.recipe import RecipeError
+    from treecot.search.runner import build_generators
+
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    fake_vllm.last = None
+    with pytest.raises(
+        RecipeError,
+        match=r"^generate\.models\.A\.tensor_parallel_size: LOCAL_RANK=1 with 2 GPU\(s\) per engine "
+        r"\(tensor_parallel_size\) needs GPUs 2-3, but this machine shows 2 GPU\(s\)",
+    ):
+        build_generators(_vllm_recipe(tensor_parallel_size=2))
+    assert fake_vllm.last is None and os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"

@@ -42,6 +42,37 @@ def test_devices_resolve_and_unavailable_ones_are_named(monkeypatch):
     assert resolve_device("auto") == "cuda" and resolve_device("cuda:1") == "cuda:1"
 
 
+def test_auto_device_is_this_ranks_gpu_under_a_launcher(monkeypatch, caplog):
+    """Under accelerate launch / torchrun (LOCAL_RANK), "auto" is cuda:LOCAL_RANK, not every rank on cuda:0."""
+    from treecot.models import PINNED_GPUS_ENV, resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.delenv(PINNED_GPUS_ENV, raising=False)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert resolve_device("auto") == "cuda", "not launched: unchanged"
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    with caplog.at_level("WARNING", logger="treecot.models"):
+        assert resolve_device("auto") == resolve_device(None) == "cuda:2"
+        assert resolve_device("cuda:0") == "cuda:0", "an explicit device is kept"
+    assert not caplog.records
+    # more processes than GPUs: ranks share them round robin, and say so
+    monkeypatch.setenv("LOCAL_RANK", "5")
+    with caplog.at_level("WARNING", logger="treecot.models"):
+        assert resolve_device("auto") == "cuda:1"
+    assert "LOCAL_RANK=5 but this machine shows 4 GPU(s)" in caplog.text
+    # GPUs already narrowed to this process's own (by the vllm backend): its first one
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")
+    monkeypatch.setenv(PINNED_GPUS_ENV, "5")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="treecot.models"):
+        assert resolve_device("auto") == "cuda:0"
+    assert not caplog.records
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu", "CPU processes of a launch stay on the CPU"
+
+
 def test_tiny_model_is_deterministic_by_seed():
     a, _ = load_model("tiny", seed=1)
     b, _ = load_model("tiny", seed=1)

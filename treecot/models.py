@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -315,13 +316,95 @@ def resolve_model_path(name_or_path: str) -> str:
     return name_or_path
 
 
+#: Set (with CUDA_VISIBLE_DEVICES to the same value) when treecot narrowed a launched process's GPUs to its
+#: own (`treecot.backends.vllm_backend.pin_rank_gpus`): that process's GPUs then start at index 0.
+PINNED_GPUS_ENV = "TREECOT_RANK_GPUS"
+
+
+def rank_gpus(
+    size: int = 1,
+    *,
+    gpu_count: int,
+    environ: Mapping[str, str] | None = None,
+    share: bool = False,
+    what: str = "GPU(s) per process",
+) -> list[int] | None:
+    """The CUDA device indices (into the GPUs this process sees) that this rank of an `accelerate launch` /
+    torchrun job uses: local rank r takes `size` consecutive GPUs, r*size … r*size+size-1 (with size 1:
+    `cuda:LOCAL_RANK`). None when `LOCAL_RANK` is not set (not launched) or no GPU is visible.
+
+    share: with size 1, a rank beyond the last GPU shares one (rank r on GPU r mod gpu_count) instead of
+    failing; otherwise a group that does not fit, or LOCAL_WORLD_SIZE processes x size GPUs more than the
+    machine shows, is a ValueError saying how many processes fit. `what` names `size` in that message.
+    A process whose GPUs treecot already narrowed to its own (`PINNED_GPUS_ENV`) uses them from index 0."""
+    env = os.environ if environ is None else environ
+    raw = env.get("LOCAL_RANK")
+    if raw is None or raw == "":
+        return None
+    local_rank = int(raw) if raw.isdigit() else -1
+    if local_rank < 0:
+        raise ValueError(f"LOCAL_RANK={raw!r} is not a process index (set by accelerate launch / torchrun)")
+    if gpu_count <= 0:
+        return None
+    pinned = env.get(PINNED_GPUS_ENV)
+    if pinned is not None and pinned == env.get("CUDA_VISIBLE_DEVICES"):
+        if size > gpu_count:
+            raise ValueError(
+                f"this process already runs on its own {gpu_count} GPU(s) (CUDA_VISIBLE_DEVICES={pinned}, set "
+                f"for an earlier model); a model with {size} {what} does not fit: give the roles the same "
+                "tensor_parallel_size"
+            )
+        return list(range(size))
+    if share and size == 1:
+        return [local_rank % gpu_count]
+    shown = f"{gpu_count} GPU(s)" + (
+        f" (CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']})" if env.get("CUDA_VISIBLE_DEVICES") else ""
+    )
+    first = local_rank * size
+    fit = gpu_count // size
+    local_world = env.get("LOCAL_WORLD_SIZE", "")
+    if local_world.isdigit() and int(local_world) * size > gpu_count:
+        raise ValueError(
+            f"{local_world} processes on this machine (LOCAL_WORLD_SIZE) x {size} {what} need "
+            f"{int(local_world) * size} GPUs, but it shows {shown}: launch at most {fit} processes per machine "
+            "(accelerate launch --num_processes), or use fewer GPUs per process"
+        )
+    if first + size > gpu_count:
+        need = f"GPU {first}" if size == 1 else f"GPUs {first}-{first + size - 1}"
+        raise ValueError(
+            f"LOCAL_RANK={local_rank} with {size} {what} needs {need}, but this machine shows {shown}: "
+            f"launch at most {fit} processes per machine (accelerate launch --num_processes), or use "
+            "fewer GPUs per process"
+        )
+    return list(range(first, first + size))
+
+
 def resolve_device(device: str | None = "auto") -> str:
     """`"auto"`/None → "cuda" when a CUDA GPU is visible, else "cpu"; any other torch device string is
-    checked (an unavailable CUDA device is an error naming what is missing)."""
+    checked (an unavailable CUDA device is an error naming what is missing).
+
+    Under `accelerate launch` / torchrun (`LOCAL_RANK` set), "auto" is this rank's own GPU,
+    `cuda:LOCAL_RANK` (`rank_gpus`); with more processes on a machine than GPUs, ranks share them round
+    robin (rank r on GPU r mod the number of GPUs) and a warning says so."""
     import torch
 
     if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if not torch.cuda.is_available():
+            return "cpu"
+        count = torch.cuda.device_count()
+        mine = rank_gpus(1, gpu_count=count, share=True)
+        if mine is None:
+            return "cuda"
+        pinned = os.environ.get(PINNED_GPUS_ENV)
+        own = pinned is not None and pinned == os.environ.get("CUDA_VISIBLE_DEVICES")
+        if mine[0] != int(os.environ["LOCAL_RANK"]) and not own:
+            logger.warning(
+                "LOCAL_RANK=%s but this machine shows %d GPU(s): this process shares cuda:%d with another rank",
+                os.environ["LOCAL_RANK"],
+                count,
+                mine[0],
+            )
+        return f"cuda:{mine[0]}"
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError):

@@ -29,7 +29,8 @@ at most `MAX_YAML_DEPTH` levels deep and, written out with every alias (`*name`)
 `MAX_YAML_NODES` values and `MAX_YAML_EXPANDED_CHARS` characters, so a few hundred bytes of nested aliases
 cannot expand into gigabytes. Counts are capped far above what real runs use: `MAX_PROBLEMS` (problems
 offset + limit), `MAX_PROBLEMS_IN_FLIGHT`, `MAX_BATCH_SIZE`, `MAX_CONCURRENCY`, `MAX_SAMPLES` (distill
-samples per problem), `MAX_GENERATION_TOKENS`, `MAX_SEED`; the search settings' caps live in
+samples per problem), `MAX_GENERATION_TOKENS`, `MAX_SEED`, `MAX_TENSOR_PARALLEL_SIZE` and `MAX_MODEL_LEN`
+(a vllm model's engine settings); the search settings' caps live in
 `treecot.search.mcts` (`MAX_ROLLOUTS`, `MAX_DEPTH`, …) and the patterns' in `treecot.search.patterns`.
 """
 
@@ -73,6 +74,10 @@ MAX_SAMPLES = 1024
 MAX_GENERATION_TOKENS = 131_072
 #: The largest seed (seeds must fit a signed 64-bit integer for numpy and torch).
 MAX_SEED = 2**63 - 1
+#: A vllm model's tensor_parallel_size at most (GPUs per engine; one node holds 8 to 16).
+MAX_TENSOR_PARALLEL_SIZE = 1024
+#: A vllm model's max_model_len at most (context tokens; the longest-context models take about 10M).
+MAX_MODEL_LEN = 1 << 24
 
 
 class RecipeError(ValueError):
@@ -237,13 +242,38 @@ def load_yaml(path: str | os.PathLike, what: str = "recipe", error: type[Excepti
     return parse_yaml(text, where, error)
 
 
+#: vLLM engine settings of a ModelSpec (backend vllm only); unset (null / {}) means the engine's default.
+ENGINE_FIELDS = (
+    "tensor_parallel_size",
+    "gpu_memory_utilization",
+    "max_model_len",
+    "enable_prefix_caching",
+    "quantization",
+    "engine_kwargs",
+)
+#: vllm.LLM arguments that treecot sets itself from other ModelSpec fields (or the recipe's seed).
+ENGINE_OWNED_KWARGS = ("model", "tokenizer", "dtype", "seed")
+
+
 @dataclass
 class ModelSpec:
     """model: embedded name, local dir or Hub id (for `openai`: the served model name, defaults to this);
     backend: transformers | openai | vllm; dtype: inference dtype (transformers: bfloat16 default);
     base_url / api_key_env / served_model: OpenAI-compatible server settings; tokenizer: where the chat
     template comes from (default: `model`); max_batch_size: rows decoded together (transformers);
-    concurrency / timeout: HTTP backend limits."""
+    concurrency / timeout: HTTP backend limits.
+
+    vLLM engine settings (backend vllm only; null leaves vLLM's / treecot's default; any other backend
+    refuses them, since a server takes its settings on its own command line): tensor_parallel_size (GPUs
+    per engine, default 1); gpu_memory_utilization (the share of each GPU's memory the engine reserves,
+    0 < x <= 1, default 0.9); max_model_len (context tokens, default: the model's); enable_prefix_caching
+    (default true: tree search continues the same prefixes); quantization (vLLM's method name, e.g. awq,
+    gptq, fp8); engine_kwargs: any other `vllm.LLM` argument (e.g. {enforce_eager: true, swap_space: 8}),
+    not one of the settings above nor model / tokenizer / dtype / seed, which treecot sets.
+
+    Engine settings left unset are left out of `to_dict()`, so the hashes that name runs (`treecot
+    generate`'s config hash, `Recipe.section_hash`) of recipes written before these fields existed do not
+    change."""
 
     model: str = "smollm2-135m-instruct"
     backend: str = "transformers"
@@ -255,6 +285,20 @@ class ModelSpec:
     max_batch_size: int = 16
     concurrency: int = 8
     timeout: float = 600.0
+    tensor_parallel_size: int | None = None
+    gpu_memory_utilization: float | None = None
+    max_model_len: int | None = None
+    enable_prefix_caching: bool | None = None
+    quantization: str | None = None
+    engine_kwargs: dict[str, Any] | None = None
+
+    def engine_settings(self) -> dict[str, Any]:
+        """The vLLM engine settings that are set (not null, not an empty engine_kwargs)."""
+        return {name: getattr(self, name) for name in ENGINE_FIELDS if getattr(self, name) not in (None, {})}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain data for hashes and cards: every field, less the unset engine settings."""
+        return _drop_unset_engine_settings(dataclasses.asdict(self))
 
     def validate(self, where: str) -> None:
         if self.backend not in BACKENDS:
@@ -271,6 +315,66 @@ class ModelSpec:
         check_count(
             self.concurrency, f"{where}.concurrency", MAX_CONCURRENCY, "treecot.recipe.MAX_CONCURRENCY"
         )
+        self._validate_engine_settings(where)
+
+    def _validate_engine_settings(self, where: str) -> None:
+        settings = self.engine_settings()
+        if settings and self.backend != "vllm":
+            name = next(iter(settings))
+            hint = (
+                "give it to the server instead (e.g. `vllm serve … --tensor-parallel-size 4`)"
+                if self.backend == "openai"
+                else "remove it, or set backend: vllm"
+            )
+            raise RecipeError(
+                f"{where}.{name}: a vLLM engine setting, taken only by backend vllm (this model uses "
+                f"backend {short_repr(self.backend)}); {hint}"
+            )
+        if self.tensor_parallel_size is not None:
+            check_count(
+                self.tensor_parallel_size,
+                f"{where}.tensor_parallel_size",
+                MAX_TENSOR_PARALLEL_SIZE,
+                "treecot.recipe.MAX_TENSOR_PARALLEL_SIZE",
+            )
+        if self.max_model_len is not None:
+            check_count(
+                self.max_model_len, f"{where}.max_model_len", MAX_MODEL_LEN, "treecot.recipe.MAX_MODEL_LEN"
+            )
+        util = self.gpu_memory_utilization
+        if util is not None and not (isinstance(util, float) and 0 < util <= 1):
+            raise RecipeError(
+                f"{where}.gpu_memory_utilization: must be a share of the GPU's memory, 0 < x <= 1 "
+                f"(e.g. 0.9), got {short_repr(util)}"
+            )
+        if self.quantization is not None and not (isinstance(self.quantization, str) and self.quantization):
+            raise RecipeError(
+                f"{where}.quantization: expected vLLM's name of a quantization method (e.g. awq, gptq, "
+                f"fp8), got {short_repr(self.quantization)}"
+            )
+        for key in self.engine_kwargs or {}:
+            loc = f"{where}.engine_kwargs.{short_key(key)}"
+            if not isinstance(key, str) or not key.isidentifier():
+                raise RecipeError(f"{loc}: not a vllm.LLM argument name (a Python identifier)")
+            if key in ENGINE_FIELDS:
+                raise RecipeError(f"{loc}: set it as {where}.{key}, not inside engine_kwargs")
+            if key in ENGINE_OWNED_KWARGS:
+                set_by = "the recipe's seed" if key == "seed" else f"{where}.{key}"
+                raise RecipeError(f"{loc}: treecot sets this vllm.LLM argument from {set_by}")
+
+
+def _drop_unset_engine_settings(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if not (k in ENGINE_FIELDS and v in (None, {}))}
+
+
+_MODEL_SPEC_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelSpec))
+
+
+def _recipe_dict_factory(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`dataclasses.asdict`'s dict_factory for recipes: a ModelSpec (recognised by its field names, the
+    only thing asdict hands a factory) loses its unset engine settings, as in `ModelSpec.to_dict`."""
+    d = dict(pairs)
+    return _drop_unset_engine_settings(d) if d.keys() == _MODEL_SPEC_FIELDS else d
 
 
 @dataclass
@@ -475,7 +579,7 @@ class Recipe:
         return self
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
+        d = dataclasses.asdict(self, dict_factory=_recipe_dict_factory)  # unset engine settings left out
         d.pop("path", None)
         return d
 

