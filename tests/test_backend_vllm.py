@@ -277,7 +277,12 @@ def test_a_distill_teachers_engine_settings_reach_vllm_llm(fake_vllm):
                      engine_kwargs={"enforce_eager": True})  # fmt: skip
     make_generator(spec, seed=3)
     kw = fake_vllm.last.init_kwargs
-    assert (kw["model"], kw["seed"], kw["tensor_parallel_size"], kw["max_model_len"]) == ("org/teacher", 3, 2, 2048)
+    assert (kw["model"], kw["seed"], kw["tensor_parallel_size"], kw["max_model_len"]) == (
+        "org/teacher",
+        3,
+        2,
+        2048,
+    )
     assert kw["enforce_eager"] is True
 
 
