@@ -136,6 +136,17 @@ import contextlib, io, json, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 sys.path.insert(0, {root!r})
 from treecot.cli import main
+
+def peak_mb():
+    # VmHWM: this process's own peak (ru_maxrss can carry the parent's peak across a vfork + exec)
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
 out = []
 for path in {paths!r}:
     err = io.StringIO()
@@ -143,7 +154,7 @@ for path in {paths!r}:
     with contextlib.redirect_stderr(err):
         rc = main(["generate", path, "--no-progress"])
     out.append({{"path": path, "rc": rc, "err": err.getvalue(), "s": time.perf_counter() - t0,
-                "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}})
+                "maxrss_mb": peak_mb()}})
 print(json.dumps(out))
 """
 
