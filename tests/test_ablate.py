@@ -60,7 +60,8 @@ def test_ablation_trains_every_row_from_the_sft_model(ablation):
     out, cfg, results = ablation
     state = json.loads((out / STATE_FILE).read_text())
     expected = ["generate", "build", "eval-base", "eval-base-data-prompt"]
-    expected += ["select-sft-0", "eval-select-sft-0", "select-sft-1", "eval-select-sft-1", "sft", "eval-sft"]
+    expected += ["eval-select-base", "select-sft-0", "eval-select-sft-0", "select-sft-1", "eval-select-sft-1"]
+    expected += ["sft", "eval-sft"]
     for row in ROWS:
         expected += [row, f"eval-{row}"]
     assert list(state["stages"]) == [*expected, "leaderboard", "table"]
@@ -134,7 +135,7 @@ def test_sft_learning_rate_is_chosen_on_validation_problems(ablation):
     assert f"--learning_rate {select['learning_rate']} " in stages[chosen]["command"]
     # validation problems are train problems; the rows' test problems play no part in the choice
     val_ids, test_ids = set(), set()
-    for stage in ("eval-select-sft-0", "eval-select-sft-1"):
+    for stage in ("eval-select-base", "eval-select-sft-0", "eval-select-sft-1"):
         summary = json.loads(Path(stages[stage]["summary"]).read_text())
         assert (summary["split"], summary["offset"], summary["tasks"]["gsm8k"]["n"]) == ("train", 0, 2)
         val_ids |= _problem_ids(Path(stages[stage]["summary"]).parent)
@@ -148,6 +149,11 @@ def test_sft_learning_rate_is_chosen_on_validation_problems(ablation):
     assert record["selection"]["learning_rate"] == select["learning_rate"]
     assert [c["learning_rate"] for c in record["selection"]["candidates"]] == [1.0e-5, 3.0e-4]
     assert record["selection"]["candidates"][0]["gsm8k_n"] == 2
+    # the base model on the same validation problems, under the data's prompt: read against, not chosen
+    base = json.loads(Path(stages["eval-select-base"]["summary"]).read_text())
+    assert base["model"] == "tiny" and base["prompt"]["sources"] == {"gsm8k": "dataset"}
+    assert record["selection"]["base"]["gsm8k_accuracy"] == select["base"]["gsm8k"]["accuracy"]
+    assert "| base (data prompt) |" in Path(results["table"]["table"]).read_text()
     assert "chosen before any test evaluation" in Path(results["table"]["table"]).read_text()
 
 

@@ -27,8 +27,9 @@ reads from are unchanged; a stage that fails can be rerun alone by running the c
 Hyperparameters are the recipe's, fixed before any run (see the shipped recipes for how they were chosen),
 except the SFT learning rate when the recipe lists candidates under ``ablation.select``: each candidate
 trains an SFT model that is scored on a *validation* slice of the training split the search did not use
-(``select-sft-<i>`` and ``eval-select-sft-<i>`` stages); the best validation accuracy wins (ties: the lower
-no-answer rate, then the smaller rate) and becomes the ``sft`` model. Nothing here looks at test results.
+(``select-sft-<i>`` and ``eval-select-sft-<i>`` stages; ``eval-select-base`` scores the base model on the same
+problems, for reading the candidates against, not for choosing); the best validation accuracy wins (ties:
+the lower no-answer rate, then the smaller rate) and becomes the ``sft`` model. Nothing here looks at test results.
 """
 
 from __future__ import annotations
@@ -228,6 +229,7 @@ class AblationRun(Demo):
             "build",
             "eval-base",
             "eval-base-data-prompt",
+            *(["eval-select-base"] if candidates else []),
             *[s for i in range(len(candidates)) for s in (f"select-sft-{i}", f"eval-select-sft-{i}")],
             "sft",
             "eval-sft",
@@ -281,6 +283,18 @@ class AblationRun(Demo):
     def select_sft(self, build: Mapping[str, Any]) -> dict[str, Any]:
         """Train an SFT model per candidate learning rate and score each on the validation slice."""
         sel = self.cfg.ablation.select
+        # The base model on the same problems (under the data's prompt): what a candidate's validation
+        # score is to be read against. It takes no part in the choice.
+        base = self.evaluate_model(
+            "eval-select-base",
+            self.cfg.model,
+            self.out / "eval" / "select-base",
+            ("build",),
+            prompt_from=build["dataset"],
+            split=sel.split,
+            offset=sel.offset,
+            limit=sel.limit,
+        )
         scores: dict[float, dict[str, Any]] = {}
         for i, lr in enumerate(sel.learning_rates):
             stage = f"select-sft-{i}"
@@ -306,6 +320,7 @@ class AblationRun(Demo):
             "split": sel.split,
             "offset": sel.offset,
             "limit": sel.limit,
+            "base": base["tasks"],
             "candidates": [{"learning_rate": lr, "tasks": scores[lr]} for lr in sel.learning_rates],
             "learning_rate": chosen,
             "stage": f"select-sft-{index}",
@@ -471,6 +486,10 @@ def write_ablation(
             "",
             "| SFT learning rate | " + " | ".join(f"{t} validation acc. (no answer)" for t in tasks) + " |",
             "|---|" + "---:|" * len(tasks),
+            "| base (data prompt) | " + " | ".join(
+                f"{format_rate(selection['base'].get(f'{t}_accuracy'), selection['base'].get(f'{t}_n'))} "
+                f"({format_rate(selection['base'].get(f'{t}_no_answer_rate'), selection['base'].get(f'{t}_n'))})"
+                for t in tasks) + " |",
             *[f"| {c['learning_rate']:g} | " + " | ".join(
                 f"{format_rate(c.get(f'{t}_accuracy'), c.get(f'{t}_n'))} "
                 f"({format_rate(c.get(f'{t}_no_answer_rate'), c.get(f'{t}_n'))})" for t in tasks) + " |"
@@ -540,16 +559,19 @@ def _selection(select: Mapping[str, Any] | None, tasks: list[str]) -> dict[str, 
     """The flat record of the learning-rate selection (None without one)."""
     if not select:
         return None
-    candidates = []
-    for c in select["candidates"]:
-        entry: dict[str, Any] = {"learning_rate": c["learning_rate"]}
+
+    def flat(scores: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         for t in tasks:
-            row = c["tasks"].get(t) or {}
-            entry.update({f"{t}_n": row.get("n"), f"{t}_accuracy": row.get("accuracy"),
-                          f"{t}_no_answer_rate": row.get("no_answer_rate")})  # fmt: skip
-        candidates.append(entry)
+            row = scores.get(t) or {}
+            out.update({f"{t}_n": row.get("n"), f"{t}_accuracy": row.get("accuracy"),
+                        f"{t}_no_answer_rate": row.get("no_answer_rate")})  # fmt: skip
+        return out
+
+    candidates = [{"learning_rate": c["learning_rate"], **flat(c["tasks"])} for c in select["candidates"]]
+    base = flat(select.get("base") or {})
     keys = ("split", "offset", "limit", "learning_rate")
-    return {**{k: select[k] for k in keys}, "candidates": candidates}
+    return {**{k: select[k] for k in keys}, "base": base, "candidates": candidates}
 
 
 def run_ablation(
