@@ -42,6 +42,15 @@ def flatten(record: dict) -> dict:
             figures[f"data_{key}"] = value
     for stage, seconds in (record.get("wall_seconds") or {}).items():
         figures[f"wall_seconds_{stage.replace('-', '_')}"] = seconds
+    selection = record.get("selection") or {}
+    if selection:
+        figures["sft_learning_rate"] = selection.get("learning_rate")
+        for key, value in (selection.get("base") or {}).items():
+            figures[f"validation_base_{key}"] = value
+        for c in selection.get("candidates") or []:
+            for key, value in c.items():
+                if key != "learning_rate":
+                    figures[f"validation_lr_{c['learning_rate']:g}_{key}"] = value
     for entry in record["rows"]:
         prefix = f"{entry['row'].replace('-', '_')}_{entry['task']}"
         for key in ("n", "accuracy", "accuracy_low", "accuracy_high", "no_answer_rate", "no_answer_low",

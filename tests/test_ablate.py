@@ -157,6 +157,16 @@ def test_sft_learning_rate_is_chosen_on_validation_problems(ablation):
     assert "chosen before any test evaluation" in Path(results["table"]["table"]).read_text()
 
 
+def test_benchmark_record_flattens_rows_and_selection(ablation):
+    from benchmarks.ablation import flatten
+
+    _, _, results = ablation
+    figures = flatten(json.loads(Path(results["table"]["json"]).read_text()))
+    assert figures["sft_learning_rate"] == results["select"]["learning_rate"]
+    assert figures["validation_base_gsm8k_n"] == 2 and figures["validation_lr_1e-05_gsm8k_n"] == 2
+    assert figures["sft_gsm8k_n"] == 2 and "masking_gsm8k_accuracy" in figures
+
+
 def _problem_ids(eval_dir: Path) -> set[str]:
     """The problem ids an evaluation scored (from lighteval's details)."""
     import pandas as pd
