@@ -17,6 +17,27 @@ def test_help_lists_subcommands(capsys):
         assert cmd in out
 
 
+def _help(capsys, argv):
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--help"])
+    assert exit_.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_every_help_shows_the_defaults(capsys):
+    space = _help(capsys, ["space"])
+    assert "--host HOST (default: 127.0.0.1)" in space and "--port PORT (default: 7860)" in space
+    assert "the playground's model at start (default: smollm2-135m-instruct)" in space
+    assert "time limit per request (s) (default: 120.0)" in space
+    assert "(default: None)" not in space and "(default: False)" not in space, "nothing to say: not shown"
+    perturb = _help(capsys, ["perturb"])
+    assert "(default: 1.0)" in perturb and "--seed SEED (default: 0)" in perturb
+    assert "(default main) (default" not in perturb, "a help text that states its default keeps it"
+    assert "(default: gsm8k)" in _help(capsys, ["eval"]) and "(default: 1024)" in _help(capsys, ["eval"])
+    assert "--metric METRIC (default: accuracy)" in _help(capsys, ["leaderboard", "compare"]), "nested too"
+    assert "words of node text to show (default: 12)" in _help(capsys, ["show-tree"])
+
+
 def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "treecot.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("treecot ")
@@ -164,6 +185,47 @@ def test_generate_refuses_a_negative_limit_like_the_recipe(tmp_path, capsys, mon
     assert not (tmp_path / "trees").exists()
 
 
+def _distill_recipe(tmp_path, limit):
+    import yaml
+
+    recipe = tmp_path / "d.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "d",
+        "problems": {"task": "gsm8k", "split": "test", "limit": limit},
+        "distill": {"student": "tiny", "samples": 2, "output_dir": str(tmp_path / "distill")},
+    }))  # fmt: skip
+    return recipe
+
+
+def test_distill_limit_overrides_the_recipe(tmp_path, capsys, monkeypatch):
+    import treecot.backends
+    from tests.test_distill import ScriptedTeacher
+    from treecot.data.hub import load_versioned
+    from treecot.tasks.sources import load_source
+
+    script = {p["question"]: [f"Solution: \\boxed{{{p['reference']}}}", "no answer"]
+              for p in load_source("gsm8k", "test", limit=3)}  # fmt: skip
+    teacher = ScriptedTeacher(script)
+    monkeypatch.setattr(treecot.backends, "make_generator", lambda spec, seed=0: teacher)
+    assert main(["distill", str(_distill_recipe(tmp_path, 3)), "--limit", "1"]) == 0
+    assert "[treecot distill] 1 problems, 2 samples: 1 accepted" in capsys.readouterr().out
+    assert len({r.prompt for r in teacher.requests}) == 1, "the teacher saw one problem, not the recipe's 3"
+    assert len(load_versioned(str(tmp_path / "distill"), "sft", split="train")) == 1
+
+
+def test_distill_refuses_a_negative_limit_like_the_recipe(tmp_path, capsys, monkeypatch):
+    import treecot.backends
+
+    def never(spec, seed=0):
+        raise AssertionError("no teacher may be built for a refused run")
+
+    monkeypatch.setattr(treecot.backends, "make_generator", never)
+    assert main(["distill", str(_distill_recipe(tmp_path, 3)), "--limit", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err == "treecot distill: error: --limit -1: problems.offset/limit: must be >= 0\n"
+    assert not (tmp_path / "distill").exists()
+
+
 def test_generate_and_show_tree_commands(tmp_path, capsys, monkeypatch):
     import yaml
 
@@ -228,6 +290,8 @@ def test_space_command_passes_its_options(monkeypatch):
     assert seen["max_new_tokens"] == 64 and seen["concurrency_limit"] == 2 and seen["request_timeout"] == 30.0
     assert seen["allow_hub"] is False
     assert main(["space", "--allow-hub"]) == 0 and seen["allow_hub"] is True
+    assert seen["share"] is False
+    assert main(["space", "--share"]) == 0 and seen["share"] is True
 
 
 def test_leaderboard_and_eval_commands_are_wired(capsys):

@@ -409,3 +409,36 @@ def test_a_trained_model_is_evaluated_under_its_training_prompt_and_budget(tiny_
         system_prompt="task",
     )
     assert other.summary["prompt"]["sources"] == {"gsm8k": "task"} and other.summary["warnings"] == []
+
+
+def test_noise_a_user_cannot_act_on_is_left_out(tmp_path):
+    """lighteval's few-shot warning (treecot's tasks run 0-shot) and transformers' "`temperature` is not
+    valid" under greedy decoding are dropped while an evaluation runs, and only those two messages."""
+    import logging
+
+    from treecot.evaluation.runner import run_eval
+
+    seen = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            seen.append((record.name, record.getMessage()))
+
+    names = ("lighteval.tasks.lighteval_task", "transformers.generation.configuration_utils")
+    loggers = [logging.getLogger(name) for name in names]
+    handler = Collect(level=logging.WARNING)
+    for log in loggers:
+        log.addHandler(handler)
+    logging.Logger.warning_once.cache_clear()  # transformers warns once per process: let it warn again
+    try:
+        run_eval("tiny", "arithmetic", limit=1, max_new_tokens=4, output_dir=tmp_path, progress=False)
+        assert not [m for _, m in seen if "few shot" in m or "generation flags" in m], seen
+        for log in loggers:  # outside an evaluation, and for any other message, nothing is dropped
+            log.warning(
+                "Careful, the task treecot_gsm8k is using evaluation data to build the few shot examples."
+            )
+        loggers[1].warning("The following generation flags are not valid and may be ignored: ['top_k'].")
+        assert len(seen) == 3, seen
+    finally:
+        for log in loggers:
+            log.removeHandler(handler)

@@ -364,3 +364,20 @@ def test_two_process_cpu_launch(tmp_path, data_files, kind):
     assert (tmp_path / f"out-{kind}" / "model.safetensors").is_file()
     if kind == "dpo":
         assert "'mask/shared_tokens'" in stdout  # logged by the main process
+
+
+@pytest.mark.parametrize("script", ["sft", "dpo"])
+def test_help_lists_config_and_parsing_stays_three_way(script, tmp_path):
+    import importlib
+
+    module = importlib.import_module(f"treecot.scripts.{script}")
+    parser = module.make_parser()
+    assert "--config YAML" in parser.format_help()
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("output_dir: out\nlearning_rate: 3.0e-5\n")
+    for argv in ([], ["--config", str(recipe)]):
+        parsed = module.make_parser().parse_args_and_config(
+            argv + ["--output_dir", str(tmp_path / "o"), "--use_cpu", "True"]
+        )
+        assert len(parsed) == 3  # no extra namespace for --config
+    assert parsed[1].learning_rate == 3.0e-5

@@ -596,3 +596,19 @@ def test_space_readme_front_matter_and_pins():
         if "==" in line and not line.startswith("#")
     )
     assert verifier and all(pins[name] == version for name, version in verifier.items()), verifier
+
+
+def test_launch_space_passes_share_to_gradio(monkeypatch):
+    import treecot.space
+
+    launched = []
+
+    class Blocks:
+        def launch(self, **kwargs):
+            launched.append(kwargs)
+
+    monkeypatch.setattr(treecot.space, "build_app", lambda config: Blocks())
+    launch_space(port=None, model="tiny")
+    launch_space(port=None, model="tiny", share=True)
+    assert [kw["share"] for kw in launched] == [False, True], "gradio's share link only when asked"
+    assert launched[1]["server_name"] == "127.0.0.1" and launched[1]["show_error"] is True

@@ -16,6 +16,7 @@ else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import copy
 import errno
 import json
 import os
@@ -118,19 +119,26 @@ def cmd_verify(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- generate / show-tree
 
 
+def _override_limit(recipe, limit: int | None):
+    """`recipe` with `problems.limit` set to `--limit` (when given), checked by the recipe's own rules."""
+    from treecot.recipe import RecipeError
+
+    if limit is not None:
+        recipe.problems.limit = limit
+        try:
+            recipe.problems.validate("problems")  # the recipe's own check of the overridden value
+        except RecipeError as e:
+            raise CLIError(f"--limit {limit}: {e}") from None
+    return recipe
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from treecot.recipe import RecipeError, load_recipe
     from treecot.search.runner import Shard, run_generate
 
     try:
         shard = Shard.parse(args.shard) if args.shard else None
-        recipe = load_recipe(args.recipe)
-        if args.limit is not None:
-            recipe.problems.limit = args.limit
-            try:
-                recipe.problems.validate("problems")  # the recipe's own check of the overridden value
-            except RecipeError as e:
-                raise CLIError(f"--limit {args.limit}: {e}") from None
+        recipe = _override_limit(load_recipe(args.recipe), args.limit)
         if args.output_dir:
             recipe.generate.output_dir = args.output_dir
     except (RecipeError, ValueError) as e:
@@ -170,10 +178,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_distill(args: argparse.Namespace) -> int:
     from treecot.data.build import run_distill
-    from treecot.recipe import RecipeError
+    from treecot.recipe import RecipeError, load_recipe
 
     try:
-        run_distill(args.recipe, push_to_hub=args.push_to_hub, tag=args.tag, force=args.force)
+        recipe = _override_limit(load_recipe(args.recipe), args.limit)
+        run_distill(recipe, push_to_hub=args.push_to_hub, tag=args.tag, force=args.force)
     except (RecipeError, ValueError) as e:
         raise CLIError(str(e)) from None
     return 0
@@ -243,6 +252,7 @@ def cmd_space(args: argparse.Namespace) -> int:
         concurrency_limit=args.concurrency,
         max_queue_size=args.max_queue,
         allow_hub=args.allow_hub,
+        share=args.share,
     )
     return 0
 
@@ -286,6 +296,43 @@ def _print_table(header: list[str], rows: list[tuple]) -> None:
     print("  ".join("-" * w for w in widths))
     for r in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """`--help` that shows each option's default, as "(default: …)", where the default says something.
+
+    Like argparse's `ArgumentDefaultsHelpFormatter`, but an option with no help text gets its default too,
+    and a default that only means "not given" (None, False, an empty list) or a help text that already
+    states its default is left as it is.
+    """
+
+    @staticmethod
+    def _shows_default(action: argparse.Action) -> bool:
+        default = action.default
+        if default is argparse.SUPPRESS or default is None or default is False or default == []:
+            return False
+        return bool(action.option_strings) or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE)
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and action.help is not argparse.SUPPRESS and self._shows_default(action):
+            action = copy.copy(action)
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" not in text.lower() and self._shows_default(action):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _use_formatter(parser: argparse.ArgumentParser, formatter: type[argparse.HelpFormatter]) -> None:
+    """`formatter` for `parser` and every (nested) subcommand's parser."""
+    parser.formatter_class = formatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _use_formatter(child, formatter)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -343,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("distill", help="SkyThought-style teacher sampling + rejection sampling → sft dataset")
     s.add_argument("recipe", help="recipe YAML with a 'distill' section")
+    s.add_argument("--limit", type=int, help="override problems.limit")
     push_args(s)
     s.set_defaults(func=cmd_distill)
 
@@ -377,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=7860)
     s.add_argument("--data-root", action="append", help="a folder the Trees tab may read (repeatable)")
-    s.add_argument("--model", default="smollm2-135m-instruct", help="default playground model")
+    s.add_argument("--model", default="smollm2-135m-instruct", help="the playground's model at start")
     s.add_argument("--leaderboard", help="leaderboard dataset (Hub id or local folder)")
     s.add_argument("--dataset", help="dataset opened in the Trees tab at start")
     s.add_argument("--max-input-chars", type=int, default=4000)
@@ -388,6 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--allow-hub", action="store_true",
         help="let visitors open Hub ids (datasets, leaderboards, models) besides the ones given here",
+    )  # fmt: skip
+    s.add_argument(
+        "--share", action="store_true",
+        help="also serve a public gradio.live link (gradio's share=True); anyone with the link can use it",
     )  # fmt: skip
     s.set_defaults(func=cmd_space)
 
@@ -409,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--fresh", action="store_true", help="delete the previous output of this recipe and start over"
     )
     s.set_defaults(func=cmd_ablate)
+    _use_formatter(p, DefaultsHelpFormatter)
     return p
 
 

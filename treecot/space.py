@@ -2287,12 +2287,14 @@ def launch_space(
     max_queue_size: int = 32,
     max_mcts_rollouts: int = 8,
     block: bool = True,
+    share: bool = False,
 ) -> gr.Blocks:
     """`treecot space`: build the app and serve it on `host:port` (127.0.0.1 by default: local only).
 
     `port=None` picks a free port. With `block=False` the server runs in a background thread and the
     launched app is returned (its URL is `demo.local_url`; stop it with `demo.close()`). `allow_hub`: let
-    users open Hub ids (`SpaceConfig.allow_hub`; off by default).
+    users open Hub ids (`SpaceConfig.allow_hub`; off by default). `share`: gradio's `share=True`, a public
+    gradio.live link to this server besides the local one (off by default).
     """
     config = SpaceConfig(
         data_roots=data_roots,
@@ -2309,5 +2311,7 @@ def launch_space(
         max_mcts_rollouts=max_mcts_rollouts,
     )
     demo = build_app(config)
-    demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, **launch_kwargs())
+    demo.launch(
+        server_name=host, server_port=port, prevent_thread_lock=not block, share=share, **launch_kwargs()
+    )
     return demo

@@ -370,6 +370,46 @@ def _keep_grad_mode() -> Iterator[None]:
         torch.set_grad_enabled(enabled)
 
 
+class _KnownNoise(logging.Filter):
+    """Drops one library warning a treecot user cannot act on, matched by its logger and full message."""
+
+    def __init__(self, pattern: str) -> None:
+        super().__init__()
+        self.pattern = re.compile(pattern)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno != logging.WARNING or not self.pattern.fullmatch(record.getMessage())
+
+
+#: (logger, message) of the warnings an evaluation leaves out: lighteval's few-shot warning about treecot's
+#: own tasks (always run with 0 shots, so no few-shot example is ever built), and transformers' note that
+#: `temperature` is ignored under greedy decoding (lighteval always sets a temperature; 0 means greedy).
+_NOISE = (
+    (
+        "lighteval.tasks.lighteval_task",
+        r"Careful, the task treecot_\w+ is using evaluation data to build the few shot examples\.",
+    ),
+    (
+        "transformers.generation.configuration_utils",
+        r"The following generation flags are not valid and may be ignored: \['temperature'\]\.( Set "
+        r"`TRANSFORMERS_VERBOSITY=info` for more details\.)?",
+    ),
+)
+
+
+@contextlib.contextmanager
+def _quiet_known_noise() -> Iterator[None]:
+    """Leave out `_NOISE` while an evaluation runs; every other record of those loggers is kept."""
+    installed = [(logging.getLogger(name), _KnownNoise(pattern)) for name, pattern in _NOISE]
+    for log, noise in installed:
+        log.addFilter(noise)
+    try:
+        yield
+    finally:
+        for log, noise in installed:
+            log.removeFilter(noise)
+
+
 # ----------------------------------------------------------------------------------------- model identity
 
 
@@ -680,7 +720,7 @@ def run_eval(
         for text in budget_warnings:
             logger.warning(text)
 
-    with _keep_grad_mode():
+    with _keep_grad_mode(), _quiet_known_noise():
         return _run(
             model,
             task_names,

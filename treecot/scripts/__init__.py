@@ -11,6 +11,7 @@ the token out of the arguments into the process's `HF_TOKEN` for the run (see `h
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "with_config_option",
     "TrainScriptArguments",
     "check_placeholders",
     "dataset_contract",
@@ -337,3 +339,17 @@ def run_training(
     )
     end_training(trainer)
     return trainer
+
+
+def with_config_option(parser):
+    """`parser` (a `trl.TrlParser`) with ``--config`` listed in its ``--help``. TRL reads ``--config FILE``
+    itself in `parse_args_and_config` (and removes it before parsing); this only documents it. Its default
+    is `argparse.SUPPRESS` so that a parse never gains a ``config`` attribute (HfArgumentParser would then
+    return an extra namespace)."""
+    parser.add_argument(
+        "--config",
+        metavar="YAML",
+        default=argparse.SUPPRESS,
+        help="recipe YAML whose keys set the defaults of the options below (command-line flags win)",
+    )
+    return parser

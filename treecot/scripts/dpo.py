@@ -26,6 +26,7 @@ from treecot.scripts import (
     load_training_datasets,
     recipe_file_from_argv,
     run_training,
+    with_config_option,
 )
 from treecot.trainers.cdpo import CDPOConfig, CDPOTrainer
 
@@ -48,7 +49,7 @@ class DPOScriptArguments(TrainScriptArguments):
 
 
 def make_parser() -> TrlParser:
-    return TrlParser((DPOScriptArguments, CDPOConfig, ModelConfig))
+    return with_config_option(TrlParser((DPOScriptArguments, CDPOConfig, ModelConfig)))
 
 
 def _reference(script_args: DPOScriptArguments, model_args: ModelConfig, training_args: CDPOConfig):

@@ -25,6 +25,7 @@ from treecot.scripts import (
     load_training_datasets,
     recipe_file_from_argv,
     run_training,
+    with_config_option,
 )
 from treecot.trainers.sft import BalancedSFTConfig, BalancedSFTTrainer
 
@@ -37,7 +38,7 @@ class SFTScriptArguments(TrainScriptArguments):
 
 
 def make_parser() -> TrlParser:
-    return TrlParser((SFTScriptArguments, BalancedSFTConfig, ModelConfig))
+    return with_config_option(TrlParser((SFTScriptArguments, BalancedSFTConfig, ModelConfig)))
 
 
 def train(
