@@ -166,6 +166,9 @@ def test_distill_writes_sft_and_rejected_configs(tmp_path):
     assert len(sft) == 2 and set(sft["source"]) == {"distill"}
     rejected = load_versioned(str(tmp_path / "distill"), "rejected", revision="v1", split="train")
     assert rejected["text"] == ["no answer", "no answer"]
+    card = (tmp_path / "distill" / "main" / "README.md").read_text()
+    assert 'load_dataset("local/' not in card
+    assert f"rejected = load_versioned({str(tmp_path / 'distill')!r}, 'rejected', revision='v1')" in card
 
 
 def test_perturb_reads_a_dataset_and_writes_a_new_version(generated, tmp_path):
@@ -178,6 +181,10 @@ def test_perturb_reads_a_dataset_and_writes_a_new_version(generated, tmp_path):
     assert out["rows"] == 4
     sft = load_versioned(str(tmp_path / "p"), "sft", split="train")
     assert all(r["perturbation"]["kind"] == "shuffle" and r["perturbation"]["seed"] == 1 for r in sft)
+    card = (tmp_path / "p" / "main" / "README.md").read_text()
+    assert "Built with treecot" not in card and "Monte Carlo tree search" not in card
+    assert "Made by `treecot perturb`" in card
+    assert f"sft = load_versioned({str(tmp_path / 'p')!r}, 'sft', revision='run-" in card
     wrong = run_perturb(
         str(root / "dataset"), "wrong_answer", 1.0, revision="v1", output_dir=str(tmp_path / "w")
     )
@@ -247,3 +254,68 @@ def test_build_drops_unclean_paths_and_reports_them_in_the_card(tmp_path):
     assert sft["node_ids"] == [[1, 2]]
     card = (tmp_path / "dataset" / "main" / "README.md").read_text()
     assert "| problems that lost every correct path to the filter | 1 |" in card
+
+
+def test_build_says_when_a_config_is_left_out(tmp_path, capsys):
+    """Trees with correct paths only give SFT rows and no preference pair: the summary says `dpo` is left out,
+    why, and what to change."""
+    from tests.test_data_extract import make_tree
+
+    tree = make_tree("all-correct")
+    for node in tree.nodes:
+        if node.type == "answer":
+            node.correct = True
+    shard = tmp_path / "trees.jsonl"
+    shard.write_text(tree.to_json() + "\n")
+    d = {
+        "name": "no-pairs",
+        "problems": {"task": "gsm8k", "split": "test", "limit": 1},
+        "build": {"student": "tiny", "trees": str(shard), "output_dir": str(tmp_path / "dataset")},
+    }
+    out = run_build(load_recipe(d))
+    assert out["report"]["dpo_rows"] == 0 and out["report"]["sft_rows"] == 1
+    printed = capsys.readouterr().out
+    line = next(x for x in printed.splitlines() if "config `dpo` left out" in x)
+    assert "no preference pairs (no problem had both a correct and a wrong path)" in line
+    assert "more problems" in line and "more rollouts" in line and "easier slice" in line
+    assert "config `sft` left out" not in printed
+
+
+def test_build_card_loads_a_local_dataset_and_reports_the_run_wall_time(generated):
+    """A local-layout dataset's card loads it with `load_versioned` (not `load_dataset("local/…")`, which goes
+    to the Hub); the wall time is the generate run's (its stats file), the per-tree sum is labelled as
+    overlapping, and token counts print as integers."""
+    root, recipe, out = generated
+    card = (
+        root / "dataset" / out["result"].branch / "README.md"
+    ).read_text()  # main may hold a later build's
+    folder = str(root / "dataset")
+    assert 'load_dataset("local/' not in card
+    assert "from treecot.data.hub import load_versioned" in card
+    assert f"sft = load_versioned({folder!r}, 'sft', revision='v1')" in card
+    (stats,) = (root / "trees").glob(f"stats-{load_trees(root / 'trees')[1]}-*.json")
+    wall = json.loads(stats.read_text())["wall_seconds"]
+    assert out["card"]["cost"]["wall_seconds"] == round(wall, 2)
+    assert "| search time summed over trees (s, overlapping) |" in card
+    for key in ("llm_calls", "prefill_tokens", "generated_tokens", "cache_hit_tokens"):
+        assert isinstance(out["card"]["cost"][key], int), key
+    cost = card.split("## Cost")[1].split("##")[0]
+    assert "tokens | " in cost and not any(
+        line.rstrip(" |").endswith(".0") for line in cost.splitlines() if "tokens" in line
+    )
+    # the snippet runs as written
+    namespace: dict = {}
+    snippet = card.split("## Load it")[1].split("```python\n")[1].split("```")[0]
+    exec(snippet, namespace)  # noqa: S102
+    assert len(namespace["sft"]["train"]) == out["report"]["sft_rows"]
+    # a count that reaches the card as a float still prints as an integer
+    from treecot.data.cards import render_dataset_card
+
+    text = render_dataset_card(
+        {
+            "repo_id": "me/x",
+            "configs": {"sft": {"splits": {"train": 1}}},
+            "cost": {"generated_tokens": 1319.0},
+        }
+    )
+    assert "| generated tokens | 1,319 |" in text

@@ -121,6 +121,12 @@ def test_local_push_load_compare_round_trip(tmp_path):
     assert again.skipped is True  # same set of runs as after the second push: nothing new to write
     board = lb.load("me/board", local_dir=store)
     assert board.column_names == list(lb.COLUMNS)
+    # the card: its own description (no MCTS boilerplate), a snippet that loads `main` from the folder
+    card = (store / "main" / "README.md").read_text()
+    assert "Built with treecot" not in card and "Monte Carlo tree search" not in card
+    assert "Written by `treecot leaderboard push`" in card
+    assert f"load_versioned({str(store)!r}, {lb.CONFIG!r}, revision='main')" in card
+    assert "revision='run-" not in card and 'revision="run-' not in card
     assert len(board) == 2 * len(lb.rows_from_summary(a)) and len(set(board["run_id"])) == 2
     newer = write(tmp_path, "a2", make_summary("model-a", 0.45, 0.04, date="2026-03-01"))
     lb.push(newer, "me/board", local_dir=store)

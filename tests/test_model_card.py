@@ -160,6 +160,21 @@ def test_secrets_never_reach_the_card(monkeypatch):
     assert "<redacted>" in text
 
 
+def test_how_to_use_prompts_with_the_training_system_prompt():
+    """The usage snippet's messages start with the system prompt the model was trained with."""
+    prompt = 'You are a careful solver.\nPut the answer in \\boxed{}; say "done".'
+    text = render_model_card(_info(system_prompts={"gsm8k": prompt}))
+    snippet = text.split("## How to use")[1].split("```python\n")[1].split("```")[0]
+    assert '"role": "system", "content": system_prompts[\'gsm8k\']' in snippet
+    namespace: dict = {}
+    code = "system_prompts = {" + snippet.split("system_prompts = {", 1)[1].split("inputs =")[0]
+    exec(code, namespace)  # noqa: S102  (the snippet's prompt and messages lines, as written)
+    assert namespace["messages"][0] == {"role": "system", "content": prompt}
+    assert namespace["messages"][1]["role"] == "user"
+    # without a recorded prompt the snippet is unchanged
+    assert "system_prompts" not in render_model_card(_info())
+
+
 def test_adapter_card_loads_through_peft():
     text = render_model_card(_info(adapter={"type": "LORA", "r": 16, "lora_alpha": 32}))
     assert ModelCard(text).data.to_dict()["library_name"] == "peft"
@@ -236,6 +251,39 @@ def test_cdpo_trainer_card_reads_args_state_and_eval(cdpo_trainer):
     eval_entry = next(h for h in history if "eval_loss" in h)
     assert info["eval_metrics"]["eval_loss"] == eval_entry["eval_loss"]
     assert "eval_runtime" not in info["eval_metrics"]
+
+
+def test_trainer_card_prompts_with_the_system_prompt_of_its_rows(cdpo_trainer, tmp_path):
+    import datasets
+
+    from tests.test_trainer_cdpo import SYSTEM
+
+    train, output_dir = cdpo_trainer.train_dataset, cdpo_trainer.args.output_dir
+    try:
+        # the training rows carry the system prompt
+        info = model_card_info(cdpo_trainer, "cdpo")
+        assert info["system_prompts"] == {"gsm8k": SYSTEM}
+        assert f"'gsm8k': {SYSTEM!r}," in render_model_card(info)
+        # no rows to read: the provenance file the scripts write next to the model
+        cdpo_trainer.train_dataset = None
+        assert "system_prompts" not in model_card_info(cdpo_trainer, "cdpo")
+        (tmp_path / "treecot_provenance.json").write_text(
+            json.dumps({"prompt_contract": {"system_prompts": {"blocksworld": "Plan it."}}})
+        )
+        cdpo_trainer.args.output_dir = str(tmp_path)
+        info = model_card_info(cdpo_trainer, "cdpo")
+        assert info["system_prompts"] == {"blocksworld": "Plan it."}
+        assert "'blocksworld': 'Plan it.'," in render_model_card(info)
+        # rows that carry their prompts win over the file
+        cdpo_trainer.train_dataset = datasets.Dataset.from_list([pref_row(i, 2 + i, 3 + i) for i in range(2)])
+        assert model_card_info(cdpo_trainer, "cdpo")["system_prompts"] == {"gsm8k": SYSTEM}
+        # what the scripts record in `model_card_info` reaches the written card
+        cdpo_trainer.model_card_info["system_prompts"] = {"gsm8k": "From the script."}
+        cdpo_trainer.create_model_card()
+        assert "'gsm8k': 'From the script.'," in (tmp_path / "README.md").read_text()
+    finally:
+        cdpo_trainer.train_dataset, cdpo_trainer.args.output_dir = train, output_dir
+        cdpo_trainer.model_card_info.pop("system_prompts", None)
 
 
 def test_create_model_card_override_writes_readme_with_precedence(cdpo_trainer):

@@ -206,6 +206,70 @@ def test_missing_dataset_file_is_reported(tmp_path):
         sft_script.main(["--config", str(recipe)])
 
 
+@pytest.mark.parametrize("script", [dpo_script, sft_script])
+def test_missing_config_exits_with_one_line(tmp_path, script, data_files):
+    """A build with no preference pairs (or no SFT rows) writes no `dpo` (`sft`) config: the script names the
+    configs the dataset has, why the one asked for is absent and what to change, in one line, before loading."""
+    import datasets
+
+    from treecot.data.hub import push_dataset
+    from treecot.scripts import dataset_configs
+
+    kept = "sft" if script is dpo_script else "dpo"
+    rows = [json.loads(line) for line in data_files[kept].read_text().splitlines()]
+    trees = datasets.Dataset.from_list([{"problem_id": "p0", "tree": "{}"}])
+    folder = tmp_path / "my-arith"
+    push_dataset(
+        "local/my-arith",
+        {"trees": trees, kept: datasets.Dataset.from_list(rows)},
+        card={"description": "x"},
+        config_hash="0123456789abcdef0123",
+        local_dir=folder,
+    )
+    assert sorted(dataset_configs(str(folder))) == sorted(["trees", kept])
+    missing = "dpo" if script is dpo_script else "sft"
+    extra = {"length_ranks": ["all"]} if script is sft_script else {}
+    recipe = _recipe(tmp_path, missing, dataset_name=str(folder), **extra)
+    with pytest.raises(SystemExit) as exc:
+        script.main(["--config", str(recipe)])
+    message = str(exc.value.code)
+    assert "\n" not in message and f"has no config {missing!r}" in message
+    assert "trees" in message and kept in message
+    if missing == "dpo":
+        assert "no preference pairs" in message and "both a correct and a wrong path" in message
+    else:
+        assert "no SFT rows" in message
+    assert "more problems" in message and "more rollouts" in message and "easier slice" in message
+
+
+def test_dataset_configs_of_a_hub_id_without_a_token_read_its_local_layout(tmp_path, monkeypatch):
+    """With no Hub token or endpoint, `load_versioned` reads a Hub id from its local layout; so does the
+    config check (no network call, no retries)."""
+    import datasets
+
+    import treecot.data.hub as hub
+    from treecot.data.hub import push_dataset
+    from treecot.scripts import dataset_configs
+
+    monkeypatch.setattr(hub, "_online_configured", lambda token, endpoint: False)
+    monkeypatch.setattr(hub, "default_local_dir", lambda repo_id: tmp_path / "cache" / repo_id)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the Hub was asked")
+
+    monkeypatch.setattr(datasets, "get_dataset_config_names", no_network)
+    trees = datasets.Dataset.from_list([{"problem_id": "p0", "tree": "{}"}])
+    push_dataset(
+        "me/arith",
+        {"trees": trees},
+        card={},
+        config_hash="0123456789abcdef0123",
+        local_dir=tmp_path / "cache" / "me/arith",
+    )
+    assert dataset_configs("me/arith") == ["trees"]
+    assert dataset_configs("me/none") is None  # nothing there: loading it reports that
+
+
 # ---------------------------------------------------------------------------------------------- runs
 def test_sft_script_runs_in_process(tmp_path, data_files):
     recipe = _recipe(tmp_path, "sft", dataset_name=str(data_files["sft"]), length_ranks=["all"], max_steps=1)
@@ -217,6 +281,10 @@ def test_sft_script_runs_in_process(tmp_path, data_files):
     assert card.startswith("---\n") and "- sft\n" in card
     assert f"`{data_files['sft']}` (local)" in card and f"Recipe file: `{recipe}`" in card
     assert "| length ranks | shortest: 2, medium: 2, longest: 2 |" in card
+    system = sft_rows()[0]["messages"][0]["content"]
+    assert f"{'gsm8k'!r}: {system!r}," in card and '"role": "system", "content": system_prompts' in card
+    # recorded for the card before training, so a checkpoint's card (before the provenance file) has it too
+    assert trainer.model_card_info["system_prompts"] == {"gsm8k": system}
     # provenance for `treecot eval` / the leaderboard: the data and the recipe the model was trained on
     prov = json.loads((tmp_path / "out-sft" / "treecot_provenance.json").read_text())
     assert prov["dataset_repo"] == str(data_files["sft"]) and prov["recipe_file"] == str(recipe)

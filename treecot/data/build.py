@@ -204,6 +204,8 @@ def run_build(
         configs["dpo"] = _preference_dataset(dpo)
     if built.dpo_all:
         configs["dpo_all"] = _preference_dataset(built.dpo_all)
+    for line in _left_out(sft, dpo):
+        print(f"[treecot build] {line}", flush=True)
     run_hash = _run_hash(search_hash, recipe.section_hash("build"), tree_dicts)
 
     stats_keys = (
@@ -214,7 +216,16 @@ def run_build(
         "wall_seconds",
         "rollouts",
     )
-    cost = {k: round(sum(float(t.stats.get(k, 0) or 0) for t in trees), 2) for k in stats_keys}
+    cost: dict[str, Any] = {}
+    for k in stats_keys:
+        total = sum(float(t.stats.get(k, 0) or 0) for t in trees)
+        cost[k] = round(total, 2) if k == "wall_seconds" else int(round(total))  # counts print as integers
+    # Trees are searched concurrently: their times overlap, so their sum is not the run's wall time. The
+    # generate run records that in its stats file(s); without one the card labels the sum for what it is.
+    cost["search_seconds_summed"] = cost.pop("wall_seconds")
+    run_wall = _generate_wall_seconds(trees_dir, search_hash)
+    if run_wall is not None:
+        cost["wall_seconds"] = run_wall
     generator = tree_dicts[0].get("generator", {}) if tree_dicts else {}
     tasks = sorted({str(t["problem"].get("task", "")) for t in tree_dicts}) or [recipe.problems.task]
     tasks_text = ", ".join(f"`{t}`" for t in tasks)
@@ -251,6 +262,8 @@ def run_build(
         "prompt_contract": contract.to_dict(),
         "treecot_version": __version__,
     }
+    if not (push_to_hub or spec.push_to_hub) and spec.output_dir:
+        card["local_dir"] = str(spec.output_dir)  # the card's snippet loads the folder, not a Hub id
     with tempfile.TemporaryDirectory() as tmp:
         extra = _histograms(sft, dpo, all_lengths, Path(tmp))
     extra[CONTRACT_FILE] = contract.to_json().encode()
@@ -293,6 +306,44 @@ def run_build(
         "card": card,
         "contract": contract,
     }
+
+
+def _generate_wall_seconds(trees_dir: Any, search_hash: str) -> float | None:
+    """The wall time of the generate run that wrote the trees, from its `stats-<hash>-<shard>.json` files
+    (`treecot.search.runner`); shards run side by side, so the longest one. None when none is found (trees
+    given as a file, or searched by another configuration)."""
+    import json
+
+    dirs = trees_dir if isinstance(trees_dir, list | tuple) else [trees_dir]
+    walls = []
+    for d in dirs:
+        folder = Path(d)
+        if not folder.is_dir():
+            continue
+        for path in folder.glob(f"stats-{search_hash}-*.json"):
+            try:
+                walls.append(float(json.loads(path.read_text())["wall_seconds"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+    return round(max(walls), 2) if walls else None
+
+
+def _left_out(sft: list, dpo: list) -> list[str]:
+    """One line per config the build leaves out (a config is written only when it has rows): which, why, and
+    what to change; the training scripts cannot train on it."""
+    fix = "build with more problems (problems.limit), more rollouts (generate.search.max_rollouts) or an easier slice"
+    lines = []
+    if not sft:
+        lines.append(
+            "config `sft` left out: no SFT rows (no problem had a correct path); "
+            f"`treecot.scripts.sft` cannot train on this dataset; {fix}"
+        )
+    if not dpo:
+        lines.append(
+            "config `dpo` left out: no preference pairs (no problem had both a correct and a wrong path); "
+            f"`treecot.scripts.dpo` cannot train on this dataset; {fix}"
+        )
+    return lines
 
 
 def _backtracking(trees: list) -> dict[str, Any]:
@@ -417,6 +468,8 @@ def run_distill(
     if repo:
         result = push_dataset(repo, configs, **kwargs)
     else:
+        if spec.output_dir:
+            card["local_dir"] = str(spec.output_dir)  # the card's snippet loads the folder, not a Hub id
         result = push_dataset(
             f"{LOCAL_REPO_PREFIX}/{recipe.name}-distill", configs, local_dir=spec.output_dir, **kwargs
         )
@@ -471,6 +524,10 @@ def run_perturb(
             f"SkyThought-style `{kind}` perturbation at rate {rate} (seed {seed}) of the `sft` config of "
             f"`{source}`{' at ' + revision if revision else ''}. Each row's `perturbation` field logs what changed."
         ),
+        "built_with": (
+            f"Made by `treecot perturb` (treecot {__version__}) from the source dataset named above, for "
+            "SkyThought's perturbation study: no search was run; the rows are the source's `sft` rows, some changed."
+        ),
         "seeds": {"perturbation": seed},
         "yield": {"sft_rows": len(out)},
         "treecot_version": __version__,
@@ -481,6 +538,7 @@ def run_perturb(
         result = push_dataset(push_to_hub, configs, **kwargs)
     else:
         target = output_dir or f"outputs/perturb/{kind}-{rate}"
+        card["local_dir"] = str(target)
         result = push_dataset(f"{LOCAL_REPO_PREFIX}/perturb-{kind}", configs, local_dir=target, **kwargs)
     print(f"[treecot perturb] wrote {result.url_or_path} (branch {result.branch})", flush=True)
     return {"changed": changed, "rows": len(out), "result": result}

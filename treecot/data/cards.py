@@ -12,6 +12,11 @@ that slipped into a recipe never reaches a card.
                      (``data_files`` defaults to ``data/<config>/<split>-*.parquet``)
     pretty_name, description, license ("apache-2.0"), task_categories, tags (extra tags)
     config_hash, branch, tag, revision (used in the loading snippet), complete (bool)
+    built_with       a paragraph replacing the template's "Built with treecot …" (MCTS search and build)
+                     text, for datasets made otherwise (leaderboard, perturbations)
+    load_revision    the revision the loading snippet names (default: revision, tag, then branch)
+    local_dir        the folder of a dataset written in treecot's local layout: the loading snippet then reads
+                     it with `treecot.data.hub.load_versioned` instead of `load_dataset(repo_id)`
     treecot_version  (defaults to the installed treecot)
     recipe           the run's configuration (dict), shown as a YAML block
     models           {role: model id}, e.g. {"A": "…Qwen…", "B": "…Llama…"}
@@ -62,6 +67,7 @@ _COST_LABELS = {
     "generated_tokens": "generated tokens",
     "cache_hit_tokens": "cache-hit tokens",
     "wall_seconds": "wall time (s)",
+    "search_seconds_summed": "search time summed over trees (s, overlapping)",
 }
 
 
@@ -151,7 +157,9 @@ def render_dataset_card(info: Mapping[str, Any], template: str | os.PathLike | N
         keep_trailing_newline=True,
         autoescape=False,
     )
+    env.filters["pyrepr"] = lambda value: repr(str(value))  # a Python string literal in a code snippet
     recipe = info.get("recipe")
+    revision = info.get("load_revision") or info.get("revision") or info.get("tag") or info.get("branch")
     context = {
         "metadata_yaml": yaml.safe_dump(card_metadata(info), sort_keys=False, allow_unicode=True, width=110),
         "repo_id": info["repo_id"],
@@ -163,7 +171,9 @@ def render_dataset_card(info: Mapping[str, Any], template: str | os.PathLike | N
         "config_hash": info.get("config_hash"),
         "branch": info.get("branch"),
         "tag": info.get("tag"),
-        "revision": info.get("revision") or info.get("tag") or info.get("branch"),
+        "revision": revision,
+        "built_with": str(info.get("built_with") or "").strip(),
+        "local_dir": repr(str(info["local_dir"])) if info.get("local_dir") else None,  # a Python literal
         "complete": bool(info.get("complete")),
         "models": dict(info.get("models") or {}),
         "seeds": info.get("seeds"),
@@ -263,6 +273,8 @@ def _format(value: Any) -> str:
         return str(value)
     if isinstance(value, int):
         return f"{value:,}"
+    if isinstance(value, float) and value.is_integer():
+        return f"{int(value):,}"  # a count summed as floats (1319.0): print it as the integer it is
     if isinstance(value, float):
         return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.3g}"
     return str(value)

@@ -313,6 +313,12 @@ def push(
                 "and metric, with the task's no-answer rate. Rates are fractions in [0, 1]. Compare with the "
                 f"paper's figures via `treecot leaderboard reference` ({PAPER_SOURCE})."
             ),
+            "built_with": (
+                "Written by `treecot leaderboard push`: every push rewrites the whole table on `main` (load that) "
+                "and keeps a snapshot of it on its own `run-*` branch."
+            ),
+            "load_revision": "main",
+            **({"local_dir": str(local_dir)} if local_dir is not None else {}),
             "tags": ["leaderboard", "evaluation"],
             "models": {f"run {i + 1}": m for i, m in enumerate(sorted({row["model"] for row in rows}))},
             "yield": {"runs": len(runs), "rows": len(rows)},

@@ -23,7 +23,9 @@ from typing import Any
 __all__ = [
     "with_config_option",
     "TrainScriptArguments",
+    "check_dataset_config",
     "check_placeholders",
+    "dataset_configs",
     "dataset_contract",
     "describe_run",
     "finish_training",
@@ -99,6 +101,7 @@ def load_training_datasets(
         return train, None
     from treecot.data.hub import load_versioned
 
+    check_dataset_config(args.dataset_name, config, args.dataset_revision)
     splits = load_versioned(args.dataset_name, config, revision=args.dataset_revision)
     if args.dataset_train_split not in splits:
         raise ValueError(
@@ -114,6 +117,74 @@ def load_training_datasets(
             )
         eval_dataset = splits[args.dataset_test_split]
     return splits[args.dataset_train_split], eval_dataset
+
+
+#: Why a treecot build leaves a config out, and what to change (`treecot build` writes a config only when it has rows).
+_MISSING_CONFIG_HINTS = {
+    "dpo": (
+        "the build produced no preference pairs (no problem had both a correct and a wrong path); "
+        "rebuild with more problems (problems.limit), more rollouts (generate.search.max_rollouts) "
+        "or an easier slice of problems"
+    ),
+    "sft": (
+        "the build produced no SFT rows (no problem had a correct path); rebuild with more problems "
+        "(problems.limit), more rollouts (generate.search.max_rollouts) or an easier slice of problems"
+    ),
+}
+
+
+def _local_configs(name: str, revision: str | None) -> list[str] | None:
+    """The configs a local-layout dataset folder declares at `revision` (None: not a local layout, or no push
+    at that revision: `load_versioned` then says what is wrong)."""
+    import yaml
+
+    from treecot.data.hub import LOCAL_REFS_FILE
+
+    folder = Path(name).expanduser()
+    if not (folder / LOCAL_REFS_FILE).is_file():
+        return None
+    readme = folder / (revision or "main") / "README.md"
+    if not readme.is_file():
+        return None
+    match = re.match(r"^---\s*\n(.*?)\n---\s*\n", readme.read_text(), flags=re.S)
+    metadata = (yaml.safe_load(match.group(1)) if match else None) or {}
+    return [str(c.get("config_name")) for c in metadata.get("configs") or []]
+
+
+def dataset_configs(name: str, revision: str | None = None) -> list[str] | None:
+    """The config names of a treecot dataset (local layout folder or Hub id) at `revision`; None when they
+    cannot be listed here (loading the dataset then reports the problem)."""
+    from treecot.data.hub import _online_configured, default_local_dir
+
+    configs = _local_configs(name, revision)
+    if configs is not None:
+        return configs
+    if os.path.exists(os.path.expanduser(name)):
+        return None
+    if not _online_configured(None, None):  # as `load_versioned`: a Hub id is read from its local layout
+        try:
+            return _local_configs(str(default_local_dir(name)), revision)
+        except ValueError:  # not a valid repo id: load_versioned says so
+            return None
+    try:
+        from datasets import get_dataset_config_names
+
+        return list(get_dataset_config_names(name, revision=revision))
+    except Exception:  # noqa: BLE001 — offline, private, …: load_versioned reports it with its own message
+        return None
+
+
+def check_dataset_config(name: str, config: str, revision: str | None = None) -> None:
+    """Exit with one line when the dataset has no config `config`: the configs it has, why a treecot build
+    leaves that config out, and what to change; instead of the loader's traceback (`config 'dpo' not found`)."""
+    configs = dataset_configs(name, revision)
+    if configs is None or config in configs:
+        return
+    why = _MISSING_CONFIG_HINTS.get(config, "pick one of these with --dataset_config")
+    at = f" at revision {revision!r}" if revision else ""
+    raise SystemExit(
+        f"error: dataset {name!r}{at} has no config {config!r} (its configs: {', '.join(configs) or 'none'}): {why}"
+    )
 
 
 def load_policy(model_args: Any, training_args: Any) -> tuple[Any, Any]:
@@ -326,6 +397,9 @@ def run_training(
     contract (`dataset_contract`), written to the provenance file."""
     training_args = trainer.args
     describe_run(trainer, script_args, model_args, default_config=default_config, recipe_file=recipe_file)
+    prompts = {t: p for t, p in ((contract or {}).get("system_prompts") or {}).items() if p}
+    if prompts:  # the card's usage snippet prompts the model as it was trained
+        trainer.model_card_info["system_prompts"] = prompts
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     write_provenance(
         trainer, training_args.output_dir, recipe_file, contract

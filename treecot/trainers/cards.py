@@ -23,6 +23,8 @@ Everything in ``info`` goes through :func:`treecot.data.hub.redact` first, so a 
     train_metrics, eval_metrics  {name: number}
     license          defaults to the base model's known license, else "other"
     tags             extra tags; "treecot", "trl" and the stage are always present
+    system_prompts   {task: system prompt} the model was trained with (the training rows' prompt contract, or
+                     ``treecot_provenance.json``): the "How to use" snippet puts it in its messages
     description, treecot_version, trl_version, transformers_version
 """
 
@@ -211,7 +213,9 @@ def render_model_card(info: Mapping[str, Any], template: str | os.PathLike | Non
     labels = {**_COMMON_ARGS, **_STAGE_ARGS[stage]}
     base_hub_id = _base_hub_id(info)
     dataset_rows = info.get("dataset_rows")
+    env.filters["pyrepr"] = lambda value: repr(str(value))  # a Python string literal in a code snippet
     context = {
+        "system_prompts": {str(k): str(v) for k, v in (info.get("system_prompts") or {}).items() if v},
         "metadata_yaml": yaml.safe_dump(
             model_card_metadata(info), sort_keys=False, allow_unicode=True, width=110
         ),
@@ -246,6 +250,20 @@ def render_model_card(info: Mapping[str, Any], template: str | os.PathLike | Non
         "load_id": info.get("hub_model_id") or info.get("output_dir") or info["model_name"],
     }
     return env.get_template(path.name).render(**context)
+
+
+def _provenance_prompts(output_dir: str | None) -> dict[str, str]:
+    """The system prompts of ``<output_dir>/treecot_provenance.json`` (written by the training scripts)."""
+    import json
+
+    if not output_dir:
+        return {}
+    path = Path(output_dir) / "treecot_provenance.json"
+    try:
+        contract = json.loads(path.read_text()).get("prompt_contract") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {str(t): str(p) for t, p in (contract.get("system_prompts") or {}).items() if p}
 
 
 # -- from a trainer ---------------------------------------------------------------------------------------
@@ -390,6 +408,19 @@ def model_card_info(trainer: Any, stage: str, **overrides: Any) -> dict[str, Any
     if train_dataset is not None and hasattr(train_dataset, "__len__"):
         info["dataset_rows"] = len(train_dataset)
         info["length_ranks"] = _length_ranks(train_dataset)
+        try:
+            from treecot.scripts import dataset_contract
+
+            contract = dataset_contract(train_dataset) or {}
+        except (ValueError, KeyError, TypeError):
+            contract = {}
+        prompts = {t: p for t, p in (contract.get("system_prompts") or {}).items() if p}
+        if prompts:
+            info["system_prompts"] = prompts
+    if not info.get("system_prompts"):
+        prompts = _provenance_prompts(args.output_dir)
+        if prompts:
+            info["system_prompts"] = prompts
     if hasattr(trainer.model, "peft_config"):
         peft_config = next(iter(trainer.model.peft_config.values()))
         adapter = {"type": str(getattr(peft_config, "peft_type", "LORA")).split(".")[-1]}
