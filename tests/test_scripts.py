@@ -207,7 +207,7 @@ def test_missing_dataset_file_is_reported(tmp_path):
 
 
 @pytest.mark.parametrize("script", [dpo_script, sft_script])
-def test_missing_config_exits_with_one_line(tmp_path, script, data_files):
+def test_missing_config_exits_with_one_line(tmp_path, script, data_files, monkeypatch):
     """A build with no preference pairs (or no SFT rows) writes no `dpo` (`sft`) config: the script names the
     configs the dataset has, why the one asked for is absent and what to change, in one line, before loading."""
     import datasets
@@ -230,6 +230,11 @@ def test_missing_config_exits_with_one_line(tmp_path, script, data_files):
     missing = "dpo" if script is dpo_script else "sft"
     extra = {"length_ranks": ["all"]} if script is sft_script else {}
     recipe = _recipe(tmp_path, missing, dataset_name=str(folder), **extra)
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model loaded before the dataset was checked")
+
+    monkeypatch.setattr(script, "load_policy", no_model)
     with pytest.raises(SystemExit) as exc:
         script.main(["--config", str(recipe)])
     message = str(exc.value.code)

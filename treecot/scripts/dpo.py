@@ -88,11 +88,12 @@ def train(
     """
     check_placeholders(script_args, training_args, model_args)
     with hub_token_outside_args(training_args):  # no saved file may hold the token
-        model, tokenizer = load_policy(model_args, training_args)
-        ref_model = _reference(script_args, model_args, training_args)
+        # the data first: a dataset without the config fails in one line before any model loads
         train_dataset, eval_dataset = load_training_datasets(
             script_args, default_config="dpo", evaluate=training_args.eval_strategy != "no"
         )
+        model, tokenizer = load_policy(model_args, training_args)
+        ref_model = _reference(script_args, model_args, training_args)
         trainer = CDPOTrainer(
             model,
             ref_model=ref_model,
