@@ -370,6 +370,12 @@ def test_run_eval_rejects_bad_arguments(tiny_dir, tmp_path):
         run_eval(str(tiny_dir), "gsm8k", limit=0, output_dir=tmp_path)
     with pytest.raises(ValueError, match="unknown device 'gpu0'"):
         run_eval(str(tiny_dir), "gsm8k", device="gpu0", output_dir=tmp_path)
+    with pytest.raises(ValueError, match="offset must be a non-negative integer, got -1"):
+        run_eval(str(tiny_dir), "gsm8k", offset=-1, output_dir=tmp_path)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer, got True"):
+        run_eval(str(tiny_dir), "gsm8k", seed=True, output_dir=tmp_path)
+    with pytest.raises(ValueError, match="no split 'dev'"):
+        run_eval(str(tiny_dir), "gsm8k", split="dev", output_dir=tmp_path)
 
 
 def test_a_trained_model_is_evaluated_under_its_training_prompt_and_budget(tiny_dir, tmp_path):

@@ -613,6 +613,11 @@ def _check_positive(name: str, value: Any, allow_none: bool = False) -> None:
         )
 
 
+def _check_non_negative(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+
+
 def run_eval(
     model: str,
     tasks: str | Sequence[str] = ("gsm8k",),
@@ -678,8 +683,7 @@ def run_eval(
     """
     task_names = _parse_tasks(tasks)
     _check_positive("limit", limit, allow_none=True)
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise ValueError(f"offset must be a non-negative integer, got {offset!r}")
+    _check_non_negative("offset", offset)
     if split is not None:
         from treecot.evaluation import eval_task
 
@@ -688,8 +692,7 @@ def run_eval(
     _check_positive("samples", samples)
     _check_positive("max_new_tokens", max_new_tokens)
     _check_positive("batch_size", batch_size)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    _check_non_negative("seed", seed)
     if temperature is None:
         temperature = SAMPLING_TEMPERATURE if samples > 1 else 0.0
     if top_p is None:
