@@ -183,7 +183,7 @@ def _node(text, finish_reason="stop", type_="thinking", **kw):
 
 
 def test_node_defects_name_each_reason():
-    assert DEFECT_REASONS == ("truncated", "repetition", "stray_tag")
+    assert DEFECT_REASONS == ("truncated", "repetition", "stray_tag", "answer_format")
     cut = _node(r"The answer is: \boxed{24}\textbf{boxes} + \textbf", "length", "answer")
     assert node_defects(cut) == ["truncated"], "an answer cut at its cap is not clean, boxed or not"
     assert node_defects(_node(LOOP)) == ["repetition"]
@@ -224,6 +224,54 @@ def test_path_defects_union_in_reason_order_and_skip_hidden_nodes():
     assert cache[s] == ["stray_tag"] and cache[a] == [] and t not in cache
 
 
+def test_a_correct_answer_that_breaks_the_prompts_format_is_not_clean():
+    """The verifier accepts \\boxed{9+7} for 16 and \\boxed{16}\\rightarrow 16} for 16, but the prompt asks
+    for one plain number in one box: such answers are kept out of SFT rows and chosen responses."""
+    from treecot.data.extract import answer_defects
+    from treecot.tasks import get_task
+
+    task = get_task("gsm8k")
+    for text, why in (
+        (r"The answer is: \boxed{9+7}", "not a number: 9+7"),
+        (r"The answer is: \boxed{16}\rightarrow 16}", "after the box"),
+        (r"The answer is: \boxed{16}</boxed>", "after the box"),
+        (r"The answer is: \boxed{1}\boxed{6}", "boxes: 2"),
+        (r"The answer is: \boxed{16}\]", "after the box"),
+        ("The answer is: 16", "no box"),
+    ):
+        problems = task.answer_format_problems(text)
+        assert problems and problems[0].startswith(why), (text, problems)
+    for fine in (
+        r"The answer is: \boxed{16}.",
+        r"The answer is: \boxed{-2.5}",
+        r"\boxed{16} Ben has 16 shells.",
+    ):
+        assert task.answer_format_problems(fine) == [], fine
+    assert get_task("math500").answer_format_problems(r"The answer is: \boxed{\frac{1}{2}}") == [], (
+        "MATH answers may be expressions"
+    )
+    assert get_task("blocksworld").answer_format_problems("(unstack a b)") == [], (
+        "only math tasks check boxes"
+    )
+    assert answer_defects(_node(r"\boxed{9+7}", type_="answer"), "gsm8k") == ["answer_format"]
+    assert answer_defects(_node(r"\boxed{9+7}", type_="answer"), "no-such-task") == []
+
+    tree = Tree(problem={"id": "f", "task": "gsm8k", "question": "q", "reference": "16", "meta": {}})
+    s1 = add(tree, 0, "sub_task", "Firstly, plan it.", finish_reason="stop")
+    add(tree, s1, "answer", r"The answer is: \boxed{16}", correct=True, finish_reason="stop")
+    t1 = add(tree, s1, "thinking", "nine plus seven, carefully", finish_reason="stop")
+    add(tree, t1, "answer", r"The answer is: \boxed{9+7}", correct=True, finish_reason="stop")
+    add(tree, s1, "answer", r"The answer is: \boxed{15}", correct=False, finish_reason="stop")
+    paths = tree_paths(tree, correct=True, count_tokens=lambda t: len(t.split()))
+    assert [p.defects for p in paths] == [[], ["answer_format"]]
+    sft, dpo, report = build_rows([tree], WordTokenizer())
+    assert sft[0]["node_ids"] == [1, 2], "the longer correct path breaks the format: not the SFT row"
+    assert report.correct_path_defects["answer_format"] == 1 and report.dropped_correct_paths == 1
+    assert report.quality()["correct paths: answer breaks the prompt's format"] == 1
+    sft_all, _, _ = build_rows([tree], WordTokenizer(), clean_chosen=False)
+    assert sft_all[0]["node_ids"] == [1, 3, 4], "opting out keeps it"
+
+
 def make_dirty_tree(pid="d"):
     """root ─ s1 ─ a1 (correct, short, clean)
     │    ├ a2 (correct, LONG, cut at the token cap)
@@ -251,10 +299,19 @@ def test_unclean_paths_are_never_sft_or_chosen_by_default():
     assert [r["chosen_node_ids"] for r in dpo] == [[1, 2]]
     assert report.correct_paths == 3 and report.unclean_correct_paths == 2
     assert report.dropped_correct_paths == 2
-    assert report.correct_path_defects == {"truncated": 1, "repetition": 1, "stray_tag": 0}
-    assert report.wrong_path_defects == {"truncated": 0, "repetition": 0, "stray_tag": 1}
+    # the truncated answer also breaks the format (LaTeX after its box)
+    assert report.correct_path_defects == {
+        "truncated": 1,
+        "repetition": 1,
+        "stray_tag": 0,
+        "answer_format": 1,
+    }
+    assert report.wrong_path_defects == {"truncated": 0, "repetition": 0, "stray_tag": 1, "answer_format": 0}
     assert report.problems_without_clean_correct_path == []
-    assert "2 of 3 correct paths dropped (truncated 1, repetition 1, stray_tag 0)" in report.summary()
+    assert (
+        "2 of 3 correct paths dropped (truncated 1, repetition 1, stray_tag 0, answer_format 1)"
+        in report.summary()
+    )
     # the defective wrong path stays a rejected response (it shares nothing: the shortest prefix)
     assert dpo[0]["rejected_node_ids"] == [7, 8] and dpo[0]["rejected_defects"] == ["stray_tag"]
     assert report.rejected_unclean == 1

@@ -2,8 +2,10 @@
 
 * Clean paths: a path is used as an SFT row or as a chosen response only when none of its nodes was cut
   at its token cap (`finish_reason == "length"`), loops on the same content (`treecot.tasks.diagnostics`
-  repetition detector, per node text) or holds a section tag the model wrote itself (`path_defects`,
-  reasons `DEFECT_REASONS`). Defective wrong paths stay usable as rejected responses (`unclean_rejected`).
+  repetition detector, per node text) or holds a section tag the model wrote itself (`path_defects`),
+  nor when its answer section breaks the format the task's prompt asks for (`answer_defects`: one
+  ``\\boxed{}``, a plain number where the prompt asks for one, no LaTeX or tags after it). Reasons:
+  `DEFECT_REASONS`. Defective wrong paths stay usable as rejected responses (`unclean_rejected`).
 * SFT rows: clean correct root-to-answer paths, serialized with their tags, in chat format with the
   recipe's system prompt.
 * Preference rows: chosen = a clean correct path; rejected = a wrong path of the same tree picked by the
@@ -35,8 +37,9 @@ from treecot.tasks.diagnostics import DiagnosticsConfig, approx_tokens, find_loo
 DATA_SCHEMA_VERSION = 1
 
 #: Why a path is not clean (`path_defects`), in report order: a node cut at its token cap, a node that
-#: loops on the same content, a node holding a section tag (or a broken fragment of one) in its text.
-DEFECT_REASONS = ("truncated", "repetition", "stray_tag")
+#: loops on the same content, a node holding a section tag (or a broken fragment of one) in its text, an
+#: answer section that breaks the task's answer format (`answer_defects`).
+DEFECT_REASONS = ("truncated", "repetition", "stray_tag", "answer_format")
 
 #: How the rejected path of a chosen one is picked (`pick_rejected`).
 PAIR_RULES = ("shortest_prefix", "latest_branch")
@@ -159,6 +162,24 @@ def path_defects(
     return [r for r in DEFECT_REASONS if r in found]
 
 
+def answer_defects(answer: Node, task: str) -> list[str]:
+    """``["answer_format"]`` when the text of the answer node breaks the format the prompt of `task` asks
+    for (`Task.answer_format_problems`: for math, one ``\\boxed{}``, a plain number where the prompt asks
+    for one, no LaTeX or tags after it), else empty. The verifier may have accepted it (``\\boxed{9+7}`` is
+    16): as training text it would teach the student to break the format. Unregistered tasks: empty."""
+    checker = _format_task(task)
+    if answer.finish_reason == "fixed" or checker is None:
+        return []
+    return ["answer_format"] if checker.answer_format_problems(answer.text or "") else []
+
+
+@lru_cache(maxsize=32)
+def _format_task(name: str):
+    from treecot.tasks import get_task, task_names
+
+    return get_task(name) if name in task_names() else None
+
+
 # --------------------------------------------------------------------------------------------------
 # paths and pairs
 
@@ -273,7 +294,7 @@ class BuildReport:
     def quality(self) -> dict:
         """The card's "Path quality" figures: a flat {measure: value} mapping."""
         labels = {"truncated": "cut at the token cap", "repetition": "repetition loop",
-                  "stray_tag": "stray tag in a section"}  # fmt: skip
+                  "stray_tag": "stray tag in a section", "answer_format": "answer breaks the prompt's format"}  # fmt: skip
         q: dict = {"pair rule": self.pair_rule, "correct paths with a defect": self.unclean_correct_paths}
         q.update({f"correct paths: {labels[k]}": v for k, v in self.correct_path_defects.items()})
         if self.clean_chosen:
@@ -341,6 +362,7 @@ def tree_paths(
     answers = tree.correct_answers() if correct else tree.wrong_answers()
     tag_set = section_tags(tree.nodes) if tags is None else frozenset(tags)
     cache = {} if cache is None else cache
+    task = str(tree.problem.get("task", ""))
     out = []
     for a in answers:
         nodes = tree.path(a.id)
@@ -348,6 +370,7 @@ def tree_paths(
         ids = encode(text) if encode is not None else None
         n_tokens = len(ids) if ids is not None else count_tokens(text)
         defects = path_defects(nodes, tags=tag_set, diagnostics=diagnostics, cache=cache)
+        defects += answer_defects(a, task)
         out.append(PathInfo(a.id, nodes, text, n_tokens, ids, defects))
     return out
 

@@ -93,6 +93,7 @@ class ArithmeticTask(MathTask):
 
     name = "arithmetic"
     system_prompt = GSM8K_SYSTEM_PROMPT
+    numeric_answer = True
     splits = ("train", "test")
     #: Default number of problems per split.
     default_sizes: dict[str, int] = {"train": 2000, "test": 500}

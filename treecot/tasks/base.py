@@ -128,6 +128,11 @@ class Task(ABC):
         """Score `completion` against `problem` (a Problem dict). Never raises on hostile text; a problem
         record the task cannot verify against raises `MalformedProblemError` (a `ValueError`)."""
 
+    def answer_format_problems(self, answer: str) -> list[str]:
+        """How the text of an answer section breaks the format `system_prompt` asks for (empty: it keeps
+        it). Only for judging training text: a verdict never depends on it. The base task asks nothing."""
+        return []
+
     def check_split(self, split: str) -> None:
         if split not in self.splits:
             raise ValueError(f"task {self.name!r} has no split {split!r}; choose one of {list(self.splits)}")

@@ -142,6 +142,12 @@ _NEGATION = re.compile(
 _SENTENCE_NUMBER = re.compile(r"(?<![\w.,])[+-]?\d+(?:[.,]\d+)*(?![\w])")
 
 
+#: A plain number as the GSM8K-style prompts ask for it inside the box (no units, no separators).
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+#: What may not follow the box in an answer section: LaTeX commands, braces, brackets of math mode, tags.
+_FORMAT_TAIL_BAD = re.compile(r"[\\{}<>$]")
+
+
 def _boxes(text: str) -> list[tuple[int, int, str, bool]]:
     """``(start, end, content, nested)`` of every non-empty, brace-balanced ``\\boxed{…}`` /
     ``\\fbox{…}`` (also ``\\boxed 5``), in the order they close; linear time."""
@@ -902,6 +908,8 @@ class MathTask(Task):
     domain = "math"
     system_prompt = MATH_SYSTEM_PROMPT
     splits: tuple[str, ...] = ("test",)
+    #: The system prompt asks for a single number inside the box (GSM8K, AIME, arithmetic).
+    numeric_answer: bool = False
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         if not isinstance(timeout, (int, float)) or timeout <= 0:
@@ -929,6 +937,25 @@ class MathTask(Task):
         if not gold:
             raise MalformedProblemError(problem, "reference", "empty 'reference' (gold answer)")
         return gold
+
+    def answer_format_problems(self, answer: str) -> list[str]:
+        """How an answer section breaks the prompt's format: it must hold exactly one brace-balanced
+        ``\\boxed{…}`` (``"boxes: 2"``, ``"no box"``), with a plain number inside when the task asks for one
+        (``"not a number: 9+7"``), and nothing after the box but prose and punctuation: no LaTeX, braces or
+        tags (``"after the box: \\rightarrow 22}"``). The verifier may still accept such an answer
+        (``\\boxed{9+7}`` equals 16); as training text it teaches the student to break the format."""
+        text = answer if isinstance(answer, str) else ""
+        boxes = [b for b in _boxes(text) if not b[3]]
+        if not boxes:
+            return ["no box"]
+        out = [] if len(boxes) == 1 else [f"boxes: {len(boxes)}"]
+        start, end, content, _ = boxes[-1]
+        if self.numeric_answer and not _PLAIN_NUMBER.fullmatch(content):
+            out.append(f"not a number: {_short(content)}")
+        tail = text[end:]
+        if _FORMAT_TAIL_BAD.search(tail):
+            out.append(f"after the box: {_short(tail.strip())}")
+        return out
 
     def verify(self, completion: str, problem: Mapping) -> Verdict:
         """Extract the final answer of `completion` and compare it with the gold answer of `problem`.
@@ -959,6 +986,7 @@ class GSM8KTask(MathTask):
 
     name = "gsm8k"
     system_prompt = GSM8K_SYSTEM_PROMPT
+    numeric_answer = True
     splits = ("train", "test")
 
 
@@ -980,6 +1008,7 @@ class AIME24Task(MathTask):
 
     name = "aime24"
     system_prompt = AIME_SYSTEM_PROMPT
+    numeric_answer = True
 
 
 class AIME25Task(MathTask):
@@ -987,3 +1016,4 @@ class AIME25Task(MathTask):
 
     name = "aime25"
     system_prompt = AIME_SYSTEM_PROMPT
+    numeric_answer = True
