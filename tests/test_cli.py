@@ -60,6 +60,8 @@ def test_sources_lists_row_counts(capsys):
             rows,
         )
     assert "openai/gsm8k" in out
+    generated = next(line for line in out.splitlines() if line.startswith("Generated on the fly"))
+    assert "arithmetic" in generated and "Multi-IF itself is not offline and not an eval task" in generated
 
 
 def test_sources_lists_planbench_and_how_to_get_it(capsys, monkeypatch, tmp_path):

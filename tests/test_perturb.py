@@ -85,8 +85,20 @@ def test_perturb_rows_logs_and_is_seeded():
         for r in a:
             p = r["perturbation"]
             assert p["kind"] == kind and p["rate"] == 0.5 and p["seed"] == 3
-            assert isinstance(json.loads(p["log"]), list) and p["n_changed"] == len(json.loads(p["log"]))
+            log = json.loads(p["log"])
+            assert isinstance(log, list) and p["n_changed"] == sum("unchanged" not in e for e in log)
         assert rows[0]["messages"][-1]["content"] == TAGGED, "inputs are not modified"
+
+
+def test_a_row_left_as_it_was_is_kept_and_says_why():
+    rows = [row("p1", TAGGED), row("p2", DISTILLED)]
+    for kind in ("digits", "keywords", "shuffle", "delete", "insert"):
+        out = perturb_rows(rows, kind, 0.0, seed=0)
+        assert [r["messages"] for r in out] == [r["messages"] for r in rows], kind
+        for r in out:
+            p = r["perturbation"]
+            log = json.loads(p["log"])
+            assert p["n_changed"] == 0 and len(log) == 1 and "rate 0" in log[0]["unchanged"], (kind, log)
 
 
 def test_wrong_answer_perturbation():

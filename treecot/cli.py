@@ -68,7 +68,11 @@ def cmd_sources(args: argparse.Namespace) -> int:
         for d in [*describe_sources(), describe_planbench()]
     ]
     _print_table(["name", "split", "rows", "offline", "online (Hub id)"], rows)
-    print("\nGenerated on the fly (no download): blocksworld, ifeval (synthetic), multi_if (synthetic).")
+    print(
+        "\nGenerated on the fly (no download): arithmetic (one- and two-step word problems), blocksworld, "
+        "ifeval (synthetic IFEval-style prompts), multi_if (synthetic Multi-IF-style conversations: for search "
+        "and training; Multi-IF itself is not offline and not an eval task)."
+    )
     print(
         "Not shipped: PlanBench (eval tasks planbench, one-shot, and planbench_zeroshot) reads the checkout "
         "named by $TREECOT_PLANBENCH, else the Hub."

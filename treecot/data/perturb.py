@@ -246,6 +246,9 @@ def perturb_rows(
             ]
             new, log = insert_steps(text, rate, rng, donors)
         changed = sum(1 for e in log if "unchanged" not in e)
+        if not log:  # kept as it was: say why, as wrong_answer does
+            what = "steps" if kind in ("shuffle", "delete", "insert") else "edits"
+            log = [{"unchanged": f"no {what} drawn at rate {rate:g} in {n_steps} steps"}]
         new_row = dict(row)
         new_row["messages"] = [*row["messages"][:-1], {**row["messages"][-1], "content": new}]
         new_row["perturbation"] = {
