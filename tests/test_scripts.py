@@ -281,6 +281,10 @@ def test_sft_script_runs_in_process(tmp_path, data_files):
     trainer = sft_script.main(["--config", str(recipe)])
     assert trainer.state.global_step == 1
     assert (tmp_path / "out-sft" / "model.safetensors").is_file()
+    config = json.loads((tmp_path / "out-sft" / "config.json").read_text())
+    assert config["use_cache"] is True, (
+        "saved as it will be used: KV cache on (Trainer turned it off to train)"
+    )
     # the card is written next to the model, with the run's data and recipe
     card = (tmp_path / "out-sft" / "README.md").read_text()
     assert card.startswith("---\n") and "- sft\n" in card
@@ -374,6 +378,7 @@ def test_dpo_script_runs_in_process_with_lora(tmp_path, data_files):
     logs = [h for h in trainer.state.log_history if "mask/shared_tokens" in h]
     assert logs and logs[0]["rewards/margins"] == 0.0 and logs[0]["mask/shared_tokens"] > 0
     assert (tmp_path / "out-dpo" / "adapter_model.safetensors").is_file()
+    assert trainer.model.get_base_model().config.use_cache is True
     card = (tmp_path / "out-dpo" / "README.md").read_text()
     assert "library_name: peft" in card and "- cdpo\n" in card
     assert "| reference model | the initial policy (the adapter disabled) |" in card

@@ -320,12 +320,24 @@ def end_training(trainer: Any) -> None:
     trainer.end()
 
 
+def restore_use_cache(model: Any) -> None:
+    """Save the model as it will be used: with its KV cache on. `transformers.Trainer` sets
+    `config.use_cache = args.use_cache` (False) for training, so every trained model's `config.json` said
+    `use_cache: false`. Generation reads `generation_config.use_cache` (True) and was not slowed by it (200
+    greedy tokens took the same time either way), but any consumer that honours the model config would be."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    config = getattr(base, "config", None)
+    if config is not None and getattr(config, "use_cache", None) is False:
+        config.use_cache = True
+
+
 def finish_training(trainer: Any, training_args: Any) -> None:
     """Save the model and its card (README.md) to `output_dir`; with `push_to_hub`, upload both.
 
     `Trainer.push_to_hub` saves the model, writes the card (the trainers' `create_model_card`) and uploads
     `output_dir` to `hub_model_id` in one commit; without it, the model is saved and the card written locally.
     """
+    restore_use_cache(trainer.model)
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="End of training")
     else:
