@@ -309,8 +309,10 @@ def build_generators(recipe: Recipe) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the run
 
 
-def _summarise(trees: list[dict], wall: float) -> dict:
-    """Totals over the trees, each problem counted once (its first tree), as `treecot build` reads them."""
+def _summarise(trees: list[dict], wall: float, new_trees: list[dict] | None = None) -> dict:
+    """Totals over the trees, each problem counted once (its first tree), as `treecot build` reads them.
+    `wall` is this run's time: the token rate counts the tokens of the trees it wrote (`new_trees`; default
+    all), and is None when it wrote none (a resumed run over finished trees has no rate)."""
     from treecot.search.mcts import reflection_summary
 
     seen: set[str] = set()
@@ -332,6 +334,8 @@ def _summarise(trees: list[dict], wall: float) -> dict:
     )
     total = {k: sum(int(t.get("stats", {}).get(k, 0) or 0) for t in trees) for k in keys}
     n = len(trees)
+    fresh = trees if new_trees is None else new_trees
+    new_tokens = sum(int(t.get("stats", {}).get("generated_tokens", 0) or 0) for t in fresh)
     correct = [int(t.get("stats", {}).get("correct_paths", 0) or 0) for t in trees]
     total.update(
         problems=n,
@@ -341,7 +345,7 @@ def _summarise(trees: list[dict], wall: float) -> dict:
         tokens_per_correct_path=round(total["generated_tokens"] / total["correct_paths"], 1)
         if total["correct_paths"]
         else None,
-        generated_tokens_per_s=round(total["generated_tokens"] / wall, 2) if wall > 0 else None,
+        generated_tokens_per_s=round(new_tokens / wall, 2) if wall > 0 and new_tokens else None,
     )
     # Backtracking, read from the nodes (so trees written before these stats existed count too).
     refl = reflection_summary(trees)
@@ -481,7 +485,7 @@ def run_generate(
                         bar.close()
         wall = time.perf_counter() - t0
         all_trees = list(iter_tree_dicts([shard_path])) if shard_path.exists() else []
-        summary = _summarise(all_trees, wall)
+        summary = _summarise(all_trees, wall, written)
         summary.update(config_hash=run_hash, shard=shard.suffix, new_trees=len(written), skipped=skipped)
         (out_dir / f"stats-{run_hash}-{shard.suffix}.json").write_text(json.dumps(summary, indent=2) + "\n")
         print("[treecot generate] " + format_summary(summary), flush=True)
