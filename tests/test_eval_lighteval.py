@@ -448,3 +448,28 @@ def test_noise_a_user_cannot_act_on_is_left_out(tmp_path):
     finally:
         for log in loggers:
             log.removeHandler(handler)
+
+
+def test_decoding_shows_steps_not_only_batches(tmp_path, capsys):
+    """lighteval's bar counts batches ("Greedy generation 0/1" for minutes on a CPU); treecot's counts the
+    decoding steps of the batch in flight."""
+    from treecot.evaluation.runner import _DecodeSteps, run_eval
+
+    steps = []
+    real_update = _DecodeSteps.put
+
+    def put(self, value):
+        real_update(self, value)
+        steps.append(self.bar.n if self.bar is not None else None)
+
+    _DecodeSteps.put = put
+    try:
+        run_eval("tiny", "arithmetic", limit=2, max_new_tokens=5, output_dir=tmp_path, progress=True)
+    finally:
+        _DecodeSteps.put = real_update
+    assert steps[:3] == [0, 1, 2], steps  # the prompt opens the bar, then one tick per decoding step
+    assert "decoding batch 1 (2 of 2 prompts)" in capsys.readouterr().err
+    run = run_eval(
+        "tiny", "arithmetic", limit=1, max_new_tokens=3, output_dir=tmp_path / "quiet", progress=False
+    )
+    assert run.summary["tasks"]["arithmetic"]["n"] == 1

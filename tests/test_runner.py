@@ -372,3 +372,18 @@ def test_a_changed_recipe_object_is_validated_again(tmp_path):
     recipe.problems.limit = 10**12
     with pytest.raises(RecipeError, match=r"problems\.offset \+ problems\.limit: 1000000000000 is more than"):
         run_generate(recipe, generators=fake_generators(), progress=False)
+
+
+def test_generate_says_what_loads_before_the_first_tree(tmp_path, monkeypatch, capsys):
+    """Loading and the first search steps took 42 s with nothing on screen: generate names the models it
+    loads and says when they are ready, before the progress bar starts."""
+    import treecot.search.runner as runner
+
+    monkeypatch.setattr(runner, "build_generators", lambda recipe: fake_generators())
+    recipe = load_recipe(recipe_dict(tmp_path / "trees", limit=1))
+    run_generate(recipe, progress=False)
+    out = capsys.readouterr().out
+    loading = out.index("[treecot generate] loading models A/B: tiny (transformers) …")
+    assert out.index("[treecot generate] models ready in ") > loading
+    run_generate(recipe, progress=False)  # nothing left to do: nothing loads
+    assert "loading models" not in capsys.readouterr().out

@@ -152,6 +152,36 @@ def shim_xxhash() -> bool:
     return True
 
 
+class _DecodeSteps:
+    """A `transformers` streamer that shows decoding progress: one tqdm bar per `generate` call (a batch),
+    ticking once per new token step. `generate` calls `put` with the prompt first, then with each step's
+    tokens, and `end` when the batch is done."""
+
+    def __init__(self, n_docs: int):
+        self.n_docs = n_docs
+        self.batches = 0
+        self.bar = None
+
+    def put(self, value) -> None:
+        if self.bar is None:  # the prompt of a new batch
+            from tqdm.auto import tqdm
+
+            self.batches += 1
+            rows = int(value.shape[0]) if getattr(value, "ndim", 1) > 1 else 1
+            self.bar = tqdm(desc=f"decoding batch {self.batches} ({rows} of {self.n_docs} prompts)",
+                            unit=" steps", leave=False, dynamic_ncols=True)  # fmt: skip
+            return
+        self.bar.update(1)
+
+    def end(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def _lighteval_classes() -> dict[str, type]:
     """Build (once) the lighteval subclasses; lighteval is imported only when an evaluation runs."""
     if _CLASSES:
@@ -206,7 +236,18 @@ def _lighteval_classes() -> dict[str, type]:
             return self
 
         def greedy_until(self, docs):
-            responses = self._padded_greedy_until(docs)
+            # lighteval's own bar counts batches ("Greedy generation 0/1" for minutes on a CPU); this one
+            # counts the decoding steps of the batch in flight. It rides on `generate(streamer=...)`, which
+            # lighteval forwards from the generation settings.
+            bar = _DecodeSteps(len(docs)) if not self.disable_tqdm else None
+            if bar is not None:
+                self.generation_config_dict["streamer"] = bar
+            try:
+                responses = self._padded_greedy_until(docs)
+            finally:
+                self.generation_config_dict.pop("streamer", None)
+                if bar is not None:
+                    bar.close()
             eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
             for response in responses:
                 trimmed = []

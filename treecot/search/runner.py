@@ -271,6 +271,23 @@ class ShardLock:
 # --------------------------------------------------------------------------- generators
 
 
+def _load_generators(recipe: Recipe) -> dict[str, Any]:
+    """`build_generators`, saying what loads and how long it took (a first load can take half a minute)."""
+    gen = recipe.generate
+    assert gen is not None
+    specs = {role: gen.models.get(role) or gen.models["A"] for role in ("A", "B")}
+    named = {}
+    for role, spec in specs.items():
+        named.setdefault(f"{spec.model} ({spec.backend})", []).append(role)
+    what = ", ".join(f"{'/'.join(roles)}: {name}" for name, roles in named.items())
+    print(f"[treecot generate] loading models {what} …", flush=True)
+    t0 = time.perf_counter()
+    gens = build_generators(recipe)
+    print(f"[treecot generate] models ready in {time.perf_counter() - t0:.0f}s; the bar below counts finished "
+          "trees, its rollouts/correct/tok_s move after every search step", flush=True)  # fmt: skip
+    return gens
+
+
 def build_generators(recipe: Recipe) -> dict[str, Any]:
     """Generators per role; roles with identical model specs share one instance (one model in memory).
 
@@ -423,7 +440,7 @@ def run_generate(
         t0 = time.perf_counter()
         written: list[dict] = []
         if todo:
-            gens = generators or build_generators(recipe)
+            gens = generators or _load_generators(recipe)
             bar = None
             if progress:
                 from tqdm.auto import tqdm
