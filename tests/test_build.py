@@ -1,6 +1,7 @@
 """`treecot build`: trees → trees/sft/dpo configs with a card and histograms, versioned, local layout."""
 
 import json
+import sys
 
 import pytest
 
@@ -319,3 +320,23 @@ def test_build_card_loads_a_local_dataset_and_reports_the_run_wall_time(generate
         }
     )
     assert "| generated tokens | 1,319 |" in text
+
+
+def test_build_writes_without_a_bar_per_file(tmp_path, capsys, monkeypatch):
+    """`datasets`' "Casting the dataset" and "Creating parquet from Arrow format" bars came once per config
+    and file on every build: gone; `datasets`' own setting is restored afterwards."""
+    import datasets
+
+    d = recipe_dict(tmp_path / "trees", limit=2)
+    d["build"] = {"student": "tiny", "output_dir": str(tmp_path / "dataset")}
+    recipe = load_recipe(d)
+    run_generate(recipe, generators=fake_generators(), progress=False)
+    capsys.readouterr()
+    # the suite turns datasets' bars off by environment (tests/conftest.py): on, as for a user
+    bars = sys.modules["datasets.utils.tqdm"]  # the module (`datasets.utils.tqdm` names its class)
+    monkeypatch.setattr(bars, "HF_DATASETS_DISABLE_PROGRESS_BARS", None)  # as if unset
+    monkeypatch.setattr(bars, "_hf_datasets_progress_bars_disabled", False)
+    run_build(recipe)
+    err = capsys.readouterr().err
+    assert "Creating parquet" not in err and "Casting the dataset" not in err, err
+    assert not datasets.utils.are_progress_bars_disabled()

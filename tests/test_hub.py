@@ -349,6 +349,8 @@ def test_without_credentials_the_default_is_the_local_layout(tmp_path, monkeypat
     assert result.local and Path(result.url_or_path) == expected / branch_name(HASH_A)
     assert str(expected) in caplog.text  # says where
     assert load_versioned("me/offline", "dpo", split="train")["rejected"] == ["bad", "worse"]
+    notices = [r for r in caplog.records if "no Hugging Face token" in r.getMessage()]
+    assert len(notices) == 1, "said once per folder and process, not at every open of the target"
 
 
 def test_secrets_in_rows_are_scrubbed_before_writing(tmp_path, monkeypatch):

@@ -194,3 +194,19 @@ def test_real_smollm2_conversion_cache_and_chat_template():
         out = model.generate(**enc, max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id)
     answer = tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in answer, answer  # the converted weights are the real model's, not noise
+
+
+def test_a_model_on_disk_loads_without_a_weights_bar(tmp_path, capsys):
+    """transformers' "Loading weights" bar on every command that loads a small local model: gone, and
+    transformers' own setting is restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    from treecot.models import load_model
+
+    model, tok = load_model("tiny")
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    capsys.readouterr()
+    load_model(str(tmp_path / "m"))
+    assert "Loading weights" not in capsys.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()

@@ -16,7 +16,8 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -416,6 +417,21 @@ def resolve_device(device: str | None = "auto") -> str:
     return str(parsed)
 
 
+@contextmanager
+def quiet_weight_loading() -> Iterator[None]:
+    """Hide transformers' "Loading weights" bar while a model on disk loads (about a second for the small
+    models here: a bar on every command that says nothing). Hub downloads keep their own bars."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(name_or_path: str = DEFAULT_MODEL, dtype=None, seed: int = 0, device: str | None = None):
     """Load `(model, tokenizer)`.
 
@@ -450,7 +466,8 @@ def load_model(name_or_path: str = DEFAULT_MODEL, dtype=None, seed: int = 0, dev
     if looks_local:
         path = str(Path(path).expanduser())
     if looks_local or name_or_path in EMBEDDED:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=_dtype(dtype) or "auto")
+        with quiet_weight_loading():
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=_dtype(dtype) or "auto")
     else:
         model = _from_hub(
             name_or_path, AutoModelForCausalLM.from_pretrained, path, dtype=_dtype(dtype) or "auto"

@@ -143,8 +143,11 @@ def _preference_dataset(rows: list[dict]):
     (inferred, it would be a list of nulls, whose schema differs from a run with defects)."""
     from datasets import Dataset, Sequence, Value
 
+    from treecot.data.hub import quiet_datasets
+
     ds = Dataset.from_list(rows)
-    return ds.cast_column("rejected_defects", Sequence(Value("string")))
+    with quiet_datasets():  # a "Casting the dataset" bar for a few hundred rows says nothing
+        return ds.cast_column("rejected_defects", Sequence(Value("string")))
 
 
 def run_build(

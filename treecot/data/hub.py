@@ -1130,11 +1130,31 @@ def _open_target(
     if _online_configured(token, endpoint):
         return _HubTarget(repo_id, token, endpoint, retry, private)
     root = default_local_dir(repo_id)
-    logger.warning(
-        "no Hugging Face token or endpoint configured (HF_TOKEN / HF_ENDPOINT): using the local Hub layout at %s",
-        root,
-    )
+    if str(root) not in _LOCAL_NOTICES:  # once per folder and process: a command opens its target 2–3 times
+        _LOCAL_NOTICES.add(str(root))
+        logger.warning(
+            "no Hugging Face token or endpoint configured (HF_TOKEN / HF_ENDPOINT): using the local Hub layout at %s",
+            root,
+        )
     return _LocalTarget(repo_id, root)
+
+
+@contextlib.contextmanager
+def quiet_datasets() -> Iterator[None]:
+    """`datasets`' progress bars off for one short step (restored after)."""
+    import datasets
+
+    was_disabled = datasets.utils.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            datasets.enable_progress_bars()
+
+
+#: Local-layout folders already announced in this process (`_open_target`).
+_LOCAL_NOTICES: set[str] = set()
 
 
 def _stage(
@@ -1166,7 +1186,8 @@ def _stage(
                 rel = f"data/{name}/{split}-{i:05d}-of-{n_shards:05d}.parquet"
                 (out / rel).parent.mkdir(parents=True, exist_ok=True)
                 shard = ds.shard(n_shards, i, contiguous=True) if n_shards > 1 else ds
-                shard.to_parquet(str(out / rel))
+                with quiet_datasets():  # "Creating parquet from Arrow format" per file: noise
+                    shard.to_parquet(str(out / rel))
                 staged[name][rel] = out / rel
             counts[name][split] = len(ds)
     return staged, counts
