@@ -8,7 +8,18 @@ import json
 import pytest
 
 from tests.fake_generator import toy_problem
-from treecot.search.show import find_tree, format_node, format_tree, plot_tree, show_tree_main
+from treecot.search.show import (
+    LEGEND,
+    UNVERIFIED_COLOR,
+    default_title,
+    find_tree,
+    format_node,
+    format_tree,
+    node_color,
+    plot_tree,
+    show_tree_main,
+    tree_figure,
+)
 from treecot.search.tree import TREE_SCHEMA_VERSION, Node, Tree, jsonable
 
 
@@ -188,7 +199,7 @@ def test_jsonable():
 
 def test_format_node_fields():
     tree = small_tree()
-    assert format_node(tree.node(3)) == '[3] answer A N=2 Q=1.00 r=1 ✓ "The answer is: \\\\boxed{4}"'
+    assert format_node(tree.node(3)) == '[3] answer A N=2 Q=1.00 r=1 ✓ "The answer is: \\boxed{4}"'
     line = format_node(tree.node(4), words=2)
     assert line == '[4] double_check B N=1 Q=0.00 [cut] [hidden] "Let\'s check. …"'
     assert format_node(tree.root) == "[0] root N=3 Q=0.67"
@@ -198,7 +209,7 @@ def test_format_tree_is_indented_by_depth():
     text = format_tree(small_tree())
     lines = text.splitlines()
     assert lines[0].startswith(f"problem {toy_problem()['id']} (toy)  reference: 4")
-    assert lines[2] == "rollouts 3, correct paths 1/2 answers, 6 nodes, stop: max_rollouts"
+    assert lines[2] == "3 rollouts, 1 correct path of 2 answers, 6 nodes, stop: max_rollouts"
     assert lines[3] == "[0] root N=3 Q=0.67"
     assert lines[4].startswith("└─ [1] sub_task A")
     assert lines[5].startswith("   └─ [2] thinking A")
@@ -206,14 +217,110 @@ def test_format_tree_is_indented_by_depth():
     assert lines[7].startswith("      └─ [4] double_check B")
     assert lines[8].startswith("         └─ [5] answer A N=1 Q=0.00 r=0 ✗")
     short = format_tree(small_tree(), max_nodes=3)
-    assert short.splitlines()[-1] == "… 3 more nodes"
+    assert short.splitlines()[-2:] == ["… 3 more nodes", LEGEND]
     assert "[3] answer" not in short
+
+
+def test_format_tree_ends_with_one_legend_naming_every_marker(tmp_path, capsys):
+    text = format_tree(small_tree())
+    assert text.splitlines()[-1] == LEGEND and text.count("legend:") == 1
+    # Every abbreviation and marker the node lines use is explained, with its meaning.
+    assert LEGEND.startswith("legend: ")
+    entries = dict(e.split(" ", 1) for e in LEGEND.removeprefix("legend: ").split(" · "))
+    for marker, meaning in [
+        ("[id]", "node id"),
+        ("A/B", "model"),
+        ("N", "visits"),
+        ("Q", "mean value"),
+        ("r", "reward of an answer node"),
+        ("✓/✗", "judged correct/wrong"),
+        ("[cut]", "token cap"),
+        ("[hidden]", "history"),
+        ("…", "truncated"),
+    ]:
+        assert meaning in entries[marker], marker
+    assert "\n" not in LEGEND
+    write_shard(tmp_path / "t.jsonl", [small_tree()])
+    show_tree_main(tmp_path / "t.jsonl", png=tmp_path / "t.png")
+    printed = capsys.readouterr().out
+    assert printed.count("legend:") == 1 and printed.count(LEGEND) == 1
+
+
+def test_format_node_shows_the_text_as_written_on_one_line():
+    tree = small_tree()
+    node = tree.node(3)
+    node.text = 'He said "yes",\nso it is \\boxed{42}.\r\n\tDone\x1b[0m'
+    line = format_node(node)
+    assert line.endswith(' "He said "yes", so it is \\boxed{42}. Done\\x1b[0m"')
+    assert "\\\\" not in line and '\\"' not in line and "\n" not in line
+    text = format_tree(tree)
+    assert 'r=1 ✓ "He said "yes", so it is \\boxed{42}.' in text
+    assert len(text.splitlines()) == 3 + len(tree) + 1  # header, one line per node, legend
+    # Long text is still cut after `words` words.
+    node.text = "one two\nthree four five"
+    assert format_node(node, words=3).endswith('"one two three …"')
+
+
+def test_counts_are_singular_for_one():
+    tree = small_tree()
+    assert "3 rollouts, 1 correct path of 2 answers, 6 nodes" in format_tree(tree)
+    assert format_tree(tree, max_nodes=5).splitlines()[-2] == "… 1 more node"
+    tree.stats["rollouts"] = 1
+    tree.node(5).correct = True
+    assert "1 rollout, 2 correct paths of 2 answers, 6 nodes" in format_tree(tree)
+    assert default_title(tree) == f"{tree.problem_id}: 6 nodes, 1 rollout, 2 correct answers of 2"
+    one = Tree(problem=toy_problem())
+    one.stats = {"rollouts": 2}
+    assert "2 rollouts, 0 correct paths of 0 answers, 1 node" in format_tree(one)
+    assert default_title(one) == f"{one.problem_id}: 1 node, 2 rollouts, 0 correct answers of 0"
+    tree.stats["rollouts"] = 2
+    tree.node(3).correct = False
+    assert ", 2 rollouts, 1 correct answer of 2" in default_title(tree)
 
 
 def test_plot_tree_writes_a_png(tmp_path):
     out = plot_tree(small_tree(), tmp_path / "sub" / "tree.png")
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+
+
+def test_tree_figure_labels_node_ids_and_shows_the_whole_title(tmp_path):
+    tree = small_tree()
+    tree.problem["id"] = "gsm8k-" + "0123456789abcdef" * 8  # far wider than the figure on one line
+    fig = tree_figure(tree)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    (ax,) = fig.axes
+    labels = sorted(t.get_text() for t in ax.texts)
+    assert labels == sorted(str(n.id) for n in tree.nodes)
+    # The title: the default one (a count in the singular for one), wrapped, and within the figure.
+    title = fig._suptitle
+    assert title.get_text().replace("\n", "").replace(" ", "") == default_title(tree).replace(" ", "")
+    assert title.get_text().endswith("1 correct answer of 2")
+    assert title.get_text().count("\n") >= 1
+    box, page = title.get_window_extent(renderer), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
+    tight = fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans)
+    assert tight.x0 <= box.x0 and box.x1 <= tight.x1 and box.y1 <= tight.y1
+    # The legend names the colours and markers.
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    for entry in ("sub_task", "answer (correct)", "answer (wrong)", "cut at the token cap"):
+        assert entry in legend
+    assert any("visits" in t for t in legend) and any("node id" in t for t in legend)
+    assert not any("not verified" in t for t in legend)
+    # A given title is used as is (wrapped only when too wide); the PNG is written.
+    out = plot_tree(tree, tmp_path / "t.png", title="short title")
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert tree_figure(tree, "short title")._suptitle.get_text() == "short title"
+
+
+def test_tree_figure_keys_unverified_answers():
+    tree = small_tree()
+    tree.node(5).correct = None
+    assert node_color(tree.node(5)) == UNVERIFIED_COLOR
+    fig = tree_figure(tree)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "answer (not verified)" in legend
 
 
 def write_shard(path, trees):
