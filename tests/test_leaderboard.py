@@ -10,6 +10,7 @@ import pytest
 
 from tests.hubserver import hub_server, run_client  # noqa: F401  (hub_server is a fixture)
 from treecot.evaluation import leaderboard as lb
+from treecot.evaluation.stats import format_rate, rate_interval
 
 
 def make_summary(
@@ -208,7 +209,9 @@ def test_leaderboard_cli(tmp_path, capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert "| model-a | 40.0 | 20.0 | 5.0 | 50.0 |" in out
+    assert "| task | run | n | accuracy % [95% CI] | no answer % [95% CI] |" in out
+    assert f"| gsm8k | model-a | 10 | {format_rate(0.4, 10)} | {format_rate(0.05, 10)} |" in out
+    assert f"| blocksworld | model-a | 5 | {format_rate(0.2, 5)} | {format_rate(0.5, 5)} |" in out
     assert lb.leaderboard_main(["compare", "nobody", "--repo", "me/cli", "--local-dir", store]) == 2
 
 
@@ -243,3 +246,158 @@ def test_hub_push_compare_round_trip(hub_server, tmp_path):  # noqa: F811  (the 
     assert out["a"] == 0.4 and out["b"] == 0.6
     assert "main" in out["branches"] and len(out["branches"]) == 3  # main + one branch per push with new rows
     assert (tmp_path / "hub.png").is_file()
+
+
+# ------------------------------------------------------------------------------------------- names
+
+
+def test_compare_accepts_the_names_a_user_has(tmp_path, capsys):
+    # `treecot eval outputs/smollm2-135m-instruct/cdpo-demo --output-dir outputs/eval/cdpo-demo`, then push
+    store = str(tmp_path / "store")
+    target = {"repo_id": "me/names", "local_dir": store, "output": tmp_path / "n.png"}
+    cdpo = write(
+        tmp_path / "eval", "cdpo-demo", make_summary("outputs/smollm2-135m-instruct/cdpo-demo", 0.4, 0.0)
+    )
+    base = write(tmp_path / "eval", "base", make_summary("HuggingFaceTB/SmolLM2-135M-Instruct", 0.3, 0.1))
+    lb.push(cdpo, "me/names", local_dir=store)
+    lb.push(base, "me/names", local_dir=store)
+
+    def resolved(name: str) -> list[str]:
+        return list(lb.compare([name], **target)[0].index)
+
+    stored = ["outputs/smollm2-135m-instruct/cdpo-demo"]
+    assert resolved("outputs/smollm2-135m-instruct/cdpo-demo") == stored  # the exact stored name
+    assert resolved(str(tmp_path / "eval" / "cdpo-demo")) == stored  # the eval folder that was pushed
+    assert resolved("outputs/eval/cdpo-demo") == stored  # ... named from elsewhere, or since removed
+    assert resolved("cdpo-demo") == stored  # the basename of the stored name
+    assert resolved("smollm2-135m-instruct/cdpo-demo/") == stored  # a trailing part of it
+    assert resolved("cdpo-demo@sha256:0123") == stored  # with a revision prefix
+    hub = ["HuggingFaceTB/SmolLM2-135M-Instruct"]
+    assert resolved("SmolLM2-135M-Instruct") == hub
+    assert resolved("smollm2-135m-instruct") == hub  # case aside
+    assert resolved("HuggingFaceTB--SmolLM2-135M-Instruct") == hub  # the default eval folder of a Hub id
+    argv = ["--repo", "me/names", "--local-dir", store, "--output", str(tmp_path / "cli.png")]
+    assert lb.leaderboard_main(["compare", "cdpo-demo", "smollm2-135m-instruct", *argv]) == 0
+    assert "| gsm8k | outputs/smollm2-135m-instruct/cdpo-demo | 10 |" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"no run of .*cdpo-demo.* has a revision starting with 'zzz'"):
+        resolved("cdpo-demo@zzz")
+
+    # another model with the same basename: "cdpo-demo" is now ambiguous, the longer names are not
+    other = write(tmp_path / "eval", "other", make_summary("outputs/other-base/cdpo-demo", 0.2, 0.0))
+    lb.push(other, "me/names", local_dir=store)
+    with pytest.raises(ValueError, match="ambiguous") as err:
+        resolved("cdpo-demo")
+    assert "outputs/other-base/cdpo-demo; outputs/smollm2-135m-instruct/cdpo-demo" in str(err.value)
+    assert "\n" not in str(err.value)
+    assert resolved("smollm2-135m-instruct/cdpo-demo") == stored
+    assert resolved("other-base/cdpo-demo") == ["outputs/other-base/cdpo-demo"]
+    assert lb.leaderboard_main(["compare", "cdpo-demo", *argv]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()  # one line: the candidates
+    assert "ambiguous" in line and "outputs/other-base/cdpo-demo" in line and "smollm2-135m" in line
+
+    # unknown: one line listing the stored names (a part of a name component is not a suffix)
+    for unknown in ("nobody", "demo", "outputs/eval/nobody"):
+        with pytest.raises(
+            ValueError, match="known models: HuggingFaceTB/SmolLM2-135M-Instruct, outputs/other"
+        ):
+            resolved(unknown)
+    assert lb.leaderboard_main(["compare", "nobody", *argv]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "'nobody'" in line and "known models: HuggingFaceTB/SmolLM2-135M-Instruct, outputs/other" in line
+
+
+# ------------------------------------------------------------------------------------------- compare output
+
+
+def compared(tmp_path):
+    """Two runs of n=4 (one without blocksworld, with a 0% no-answer rate) and a paper row (no n, no
+    no-answer rate for most tasks): `compare`'s table and the tasks in its plot."""
+    small = make_summary("run-small", 0.25, 0.0)
+    small["tasks"]["gsm8k"]["n"] = 4
+    del small["tasks"]["blocksworld"]
+    large = make_summary("run-large", 0.75, 0.25)
+    large["tasks"]["gsm8k"]["n"] = 4
+    paths = [write(tmp_path, "small", small), write(tmp_path, "large", large)]
+    table, png = lb.compare([*paths, "paper:Llama-3.2-1B-Instruct + Our Data"], output=tmp_path / "c.png")
+    return table, png
+
+
+def test_compare_table_has_n_and_intervals_and_no_empty_column(tmp_path):
+    table, _ = compared(tmp_path)
+    paper = "Llama-3.2-1B-Instruct + Our Data (paper)"
+    assert list(table.index) == ["run-small", "run-large", paper]
+    tasks = [c for c in table.columns if not c.endswith(" no-answer")]
+    assert tasks[0] == "gsm8k" and "blocksworld" in tasks  # the task every run has comes first
+    assert not [c for c in table.columns if table[c].isna().all()]  # no all-empty column
+    assert table.loc["run-small", "gsm8k no-answer"] == 0.0 and table.attrs["n"]["gsm8k"] == [4, 4, None]
+
+    readable = lb.comparison_table(table)
+    assert list(readable.columns) == ["run", "n", "accuracy % [95% CI]", "no answer % [95% CI]"]
+    assert list(readable.index[:3]) == ["gsm8k"] * 3  # grouped by task, the shared task first
+    first = readable.iloc[0]
+    assert (first["run"], first["n"]) == ("run-small", "4")
+    assert first["accuracy % [95% CI]"] == format_rate(0.25, 4) == "25.0 [4.6, 69.9]"
+    assert first["no answer % [95% CI]"] == "0.0 [0.0, 49.0]"  # a 0 of 4 is not a certain 0
+    assert readable.iloc[2]["n"] == "n/a" and readable.iloc[2]["accuracy % [95% CI]"] == "50.0"  # paper
+    assert ("blocksworld", "run-small") not in set(zip(readable.index, readable["run"]))  # no "–" rows
+    for column in readable.columns:
+        assert (readable[column] != "n/a").any() and (readable[column] != "–").any(), column
+    assert len(readable.columns) + 1 < 17  # not the 17 columns of old
+
+    # only paper rows: n and the no-answer rate are unknown everywhere, so those columns are left out
+    alone, _ = lb.compare(["paper:Llama-3.2-1B-Instruct + Our Data"], output=tmp_path / "p.png")
+    assert list(lb.comparison_table(alone).columns) == ["run", "accuracy % [95% CI]"]
+    text = lb.format_comparison(table)
+    assert (
+        text.startswith("| task | run | n |")
+        and "not in every run (listed after the others): blocksworld" in text
+    )
+
+
+def _gids(ax, prefix: str) -> dict[str, object]:
+    return {
+        a.get_gid(): a for a in ax.get_children() + list(ax.texts) if (a.get_gid() or "").startswith(prefix)
+    }
+
+
+def test_compare_plot_draws_zero_missing_intervals_and_unclipped_axes(tmp_path):
+    import matplotlib.pyplot as plt
+    from matplotlib.container import ErrorbarContainer
+
+    table, png = compared(tmp_path)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    tasks = [c for c in table.columns if not c.endswith(" no-answer")]
+    fig = lb._comparison_figure(table, tasks, "accuracy")
+    try:
+        top, bottom = fig.axes[:2]
+        # the 0% no-answer rate of run-small is drawn (a line at 0 labelled "0"), unlike a missing value
+        zero = _gids(bottom, "zero:run-small:gsm8k")["zero:run-small:gsm8k"]
+        (segment,) = zero.get_segments()
+        assert segment[:, 1].tolist() == [0.0, 0.0] and segment[1, 0] > segment[0, 0]
+        assert _gids(bottom, "label:run-small:gsm8k")["label:run-small:gsm8k"].get_text() == "0"
+        assert "bar:run-small:gsm8k" not in _gids(bottom, "bar:")
+        # missing values (run-small has no blocksworld; the paper reports no no-answer rate here): "n/a"
+        assert (
+            _gids(top, "missing:run-small:blocksworld")["missing:run-small:blocksworld"].get_text() == "n/a"
+        )
+        assert _gids(bottom, "missing:").keys() >= {
+            "missing:run-small:blocksworld",
+            "missing:Llama-3.2-1B-Instruct + Our Data (paper):gsm8k",
+        }
+        assert "zero:run-small:blocksworld" not in _gids(top, "zero:")
+        # the bars that are there, with 95% error bars for the runs (n known), none for the paper
+        assert _gids(top, "bar:").keys() >= {
+            "bar:run-small:gsm8k",
+            "bar:run-large:gsm8k",
+            "bar:run-large:blocksworld",
+        }
+        assert len([c for c in top.containers if isinstance(c, ErrorbarContainer)]) == 3
+        assert len([c for c in bottom.containers if isinstance(c, ErrorbarContainer)]) == 3
+        # n is on the axis, and no axis stops below a bar or an interval
+        assert [t.get_text() for t in bottom.get_xticklabels()][0] == "gsm8k\nn=4"
+        highest = 100 * max(rate_interval(0.75, 4)[1], rate_interval(0.25, 4)[1])
+        assert highest > 90 and top.get_ylim()[1] >= highest
+        assert bottom.get_ylim()[1] >= 100 * rate_interval(0.5, 5)[1]
+        assert top.get_ylim()[0] < 0 <= max(top.get_yticks())  # room for the line drawn at 0
+    finally:
+        plt.close(fig)

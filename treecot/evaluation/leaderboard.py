@@ -34,12 +34,15 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import textwrap
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from treecot.evaluation.stats import format_rate, rate_interval
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,8 @@ __all__ = [
     "DEFAULT_REPO",
     "PAPER_SOURCE",
     "compare",
+    "comparison_table",
+    "format_comparison",
     "leaderboard_main",
     "load",
     "plot_comparison",
@@ -60,6 +65,8 @@ DEFAULT_REPO = "treecot/leaderboard"
 CONFIG = "results"
 RUN_SOURCE = "treecot eval"
 PAPER_SOURCE = "reported in the paper (arXiv 2503.01461)"
+#: Metrics that are raw numbers; every other metric is a rate (a fraction in [0, 1]).
+RAW_METRICS = ("mean_tokens",)
 #: column -> arrow type ("string", "float64", "int64")
 COLUMNS: dict[str, str] = {
     "model": "string",
@@ -395,6 +402,55 @@ def _is_summary_path(entry: str) -> bool:
     return os.path.isfile(entry) or os.path.isfile(os.path.join(entry, "summary.json"))
 
 
+def _slug(name: str) -> str:
+    """`name` made file-name safe the way `treecot eval` names its default output folder (``model_slug``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "--", name).strip("-.")
+
+
+def _is_suffix(model: str, query: str) -> bool:
+    """Whether `query` is `model` or its trailing path components (``cdpo-demo`` of ``outputs/x/cdpo-demo``)."""
+    return model == query or model.endswith("/" + query)
+
+
+def _match_model(entry: str, models: Sequence[str]) -> str:
+    """The stored model name that `entry` names (see `compare`), or a one-line `ValueError`.
+
+    Tried in order, each first with `entry` and then with its last path component (the eval folder that
+    was pushed, wherever it lies): the exact name; a trailing part of the name on ``/`` boundaries
+    (``cdpo-demo`` for ``outputs/smollm2-135m-instruct/cdpo-demo``); the same ignoring case, or the
+    folder name `treecot eval` gives the model by default (``HuggingFaceTB--SmolLM2-135M-Instruct``). The
+    first step that matches decides: one name is the answer, several are an error listing them.
+    """
+    if entry in models:
+        return entry
+    query = entry.strip().replace("\\", "/").rstrip("/")
+    queries = [q for q in dict.fromkeys([query, query.rsplit("/", 1)[-1]]) if q]
+    stored = {m: m.replace("\\", "/").rstrip("/") for m in models}
+
+    def loose(m: str, q: str) -> bool:
+        last = m.rsplit("/", 1)[-1]
+        return _is_suffix(m.casefold(), q.casefold()) or _slug(q).casefold() in {
+            _slug(m).casefold(),
+            _slug(last).casefold(),
+        }
+
+    for test in (_is_suffix, loose):
+        for q in queries:
+            hits = sorted(name for name, m in stored.items() if test(m, q))
+            if len(hits) == 1:
+                return hits[0]
+            if hits:
+                raise ValueError(
+                    f"{entry!r} is ambiguous: it matches {len(hits)} models in the leaderboard "
+                    f"({'; '.join(hits)}); give one of these names"
+                )
+    where = " (no summary.json there)" if "/" in query or os.path.exists(entry) else ""
+    raise ValueError(
+        f"{entry!r} is neither an eval summary or folder{where}, a 'paper:…' entry nor a model in the "
+        "leaderboard; known models: " + (", ".join(sorted(models)) or "(none: push a run first)")
+    )
+
+
 def _resolve(entry: str, board, paper) -> tuple[str, list[dict[str, Any]]]:
     """(label, rows) of one compare entry: a summary path, "paper:<model text>", or a model in the board."""
     if _is_summary_path(entry):
@@ -413,14 +469,15 @@ def _resolve(entry: str, board, paper) -> tuple[str, list[dict[str, Any]]]:
             )
         return f"{labels[0]} (paper)", hits[hits["model"] == labels[0]].to_dict("records")
     model, _, revision = entry.partition("@")
+    model = _match_model(model, sorted({r["model"] for r in board}))
     rows = [
         r for r in board if r["model"] == model and (not revision or r["model_revision"].startswith(revision))
     ]
     if not rows:
-        known = sorted({r["model"] for r in board})
+        revisions = sorted({r["model_revision"] for r in board if r["model"] == model})
         raise ValueError(
-            f"{entry!r} is neither a file, a 'paper:…' entry nor a model in the leaderboard; known models: "
-            + (", ".join(known) or "(none: push a run first)")
+            f"{entry!r}: no run of {model!r} in the leaderboard has a revision starting with {revision!r}; "
+            "its revisions: " + ", ".join(revisions)
         )
     latest = max(rows, key=lambda r: (r["date"], r["run_id"]))["run_id"]
     rows = [r for r in rows if r["run_id"] == latest]
@@ -449,11 +506,19 @@ def compare(
 ):
     """Put runs side by side: returns ``(table, png_path)``.
 
-    `entries`: eval summaries / output dirs, model names in the leaderboard (``name`` or
-    ``name@revision-prefix``: its latest run), or ``paper:<model and method>`` rows of `reference()`.
-    `table` is a `pandas.DataFrame` indexed by run label with one column per task holding `metric`
-    and one ``<task> no-answer`` column per task; the grouped bar plot (tasks on the x axis, one bar per
-    run; no-answer rates in a second panel) is written to `output` (default ``leaderboard_compare.png``).
+    `entries`: eval summaries / output dirs, models in the leaderboard (``name`` or
+    ``name@revision-prefix``: its latest run), or ``paper:<model and method>`` rows of `reference()`. A
+    model may be named by its stored name, by the eval folder (name or path) that was pushed, or by an
+    unambiguous trailing part of its name (``cdpo-demo`` for ``outputs/smollm2-135m-instruct/cdpo-demo``);
+    an ambiguous or unknown name is a `ValueError` listing the candidates.
+
+    `table` is a `pandas.DataFrame` indexed by run label with one column per task holding `metric`, the
+    tasks every run has first, and one ``<task> no-answer`` column per task where some run reports it.
+    ``table.attrs["n"]`` maps each task to the runs' problem counts (None where unknown, e.g. the paper's),
+    in the order of the index; `comparison_table` / `format_comparison` turn the table into one row per
+    task and run with ``n`` and 95% Wilson intervals. The grouped bar plot (tasks on the x axis, one bar
+    per run, error bars; no-answer rates in a second panel) is written to `output` (default
+    ``leaderboard_compare.png``).
     """
     import pandas as pd
 
@@ -471,68 +536,277 @@ def compare(
         while label in runs:
             label, i = f"{base} #{i}", i + 1
         runs[label] = rows
-    values: dict[str, dict[str, float | None]] = {}
+    values: dict[str, dict[str, float]] = {}
     no_answer: dict[str, dict[str, float | None]] = {}
-    task_order: list[str] = []
+    sizes: dict[str, dict[str, int | None]] = {}
+    seen: list[str] = []
     for label, rows in runs.items():
-        values[label], no_answer[label] = {}, {}
+        values[label], no_answer[label], sizes[label] = {}, {}, {}
         for row in rows:
-            if tasks and row["task"] not in tasks:
+            task = row["task"]
+            value = _cell(row["value"])
+            if (tasks and task not in tasks) or row["metric"] != metric or value is None:
                 continue
-            if row["task"] not in task_order:
-                task_order.append(row["task"])
-            if row["metric"] == metric:
-                values[label][row["task"]] = row["value"]
-                no_answer[label][row["task"]] = row["no_answer_rate"]
-    if not any(values.values()):
+            if task not in seen:
+                seen.append(task)
+            values[label][task] = value
+            no_answer[label][task] = _cell(row.get("no_answer_rate"))  # None, not NaN, where unreported
+            n = _cell(row.get("n"))
+            sizes[label][task] = int(n) if n is not None and n > 0 else None
+    if not seen:
         raise ValueError(f"no run has metric {metric!r}" + (f" for tasks {list(tasks)}" if tasks else ""))
-    task_order = [t for t in task_order if any(t in v for v in values.values())]
+    if tasks:
+        seen = [t for t in dict.fromkeys(tasks) if t in seen]
+    common = [t for t in seen if all(t in values[r] for r in runs)]
+    order = common + [t for t in seen if t not in common]
+    labels = list(runs)
     table = pd.DataFrame(
         {
-            **{t: [values[r].get(t) for r in runs] for t in task_order},
-            **{f"{t} no-answer": [no_answer[r].get(t) for r in runs] for t in task_order},
+            **{t: [values[r].get(t) for r in labels] for t in order},
+            **{
+                f"{t} no-answer": [no_answer[r].get(t) for r in labels]
+                for t in order
+                if any(no_answer[r].get(t) is not None for r in labels)
+            },
         },
-        index=list(runs),
+        index=labels,
     )
     table.index.name = "run"
-    png = plot_comparison(table, task_order, metric, output or "leaderboard_compare.png")
+    table.attrs.update(metric=metric, n={t: [sizes[r].get(t) for r in labels] for t in order})
+    png = plot_comparison(table, order, metric, output or "leaderboard_compare.png")
     return table, png
 
 
-def plot_comparison(table, tasks: Sequence[str], metric: str, output: str | os.PathLike) -> Path:
-    """Grouped bars of `table` (from `compare`): `metric` per task above, no-answer rate below."""
+def _cell(value: Any) -> float | None:
+    """A table cell as a float, None where missing (None / NaN)."""
+    value = _float(value)
+    return None if value is None or value != value else value
+
+
+def _sizes(table, task: str) -> list[int | None]:
+    """The problem counts of `task` in `table`'s runs, by position (`compare`'s ``attrs["n"]``)."""
+    sizes = list(((table.attrs.get("n") or {}).get(task)) or [])
+    sizes += [None] * (len(table.index) - len(sizes))
+    return [int(n) if n is not None and n == n and int(n) > 0 else None for n in sizes[: len(table.index)]]
+
+
+def _is_rate_column(table, metric: str, tasks: Sequence[str]) -> bool:
+    """Whether `metric` is a rate (shown in percent, with intervals) rather than a raw number."""
+    if metric in RAW_METRICS:
+        return False
+    cells = [_cell(table.iloc[i][t]) for t in tasks if t in table.columns for i in range(len(table.index))]
+    return all(0.0 <= v <= 1.0 for v in cells if v is not None)
+
+
+def _interval(value: float | None, n: int | None) -> tuple[float, float] | None:
+    """The Wilson 95% interval of a rate of `n` problems, None where either is unknown."""
+    if value is None or not n or not 0.0 <= value <= 1.0:
+        return None
+    return rate_interval(value, n)
+
+
+def comparison_table(table):
+    """`compare`'s `table` as one row per task and run (tasks every run has first; a task a run lacks has
+    no row for it): ``n`` and the metric and the no-answer rate in percent with their 95% Wilson intervals
+    ("40.0 [16.8, 68.7]"; no interval where ``n`` is unknown, "n/a" where the value is). Columns that
+    hold nothing but "n/a" are left out. Returns a `pandas.DataFrame` of strings indexed by task."""
+    import pandas as pd
+
+    metric = str(table.attrs.get("metric") or "accuracy")
+    tasks = [c for c in table.columns if not str(c).endswith(" no-answer")]
+    present = {t: [_cell(table.iloc[i][t]) is not None for i in range(len(table.index))] for t in tasks}
+    tasks = [t for t in tasks if all(present[t])] + [t for t in tasks if not all(present[t])]
+    rate = _is_rate_column(table, metric, tasks)
+    head = f"{metric} % [95% CI]" if rate else metric
+
+    def text(value: float | None, n: int | None, is_rate: bool) -> str:
+        if value is None:
+            return "n/a"
+        if not is_rate:
+            return f"{value:.1f}"
+        return format_rate(value, n if _interval(value, n) else None)
+
+    rows, index = [], []
+    for task in tasks:
+        sizes = _sizes(table, task)
+        for i, run in enumerate(table.index):
+            value = _cell(table.iloc[i][task])
+            if value is None:
+                continue
+            column = f"{task} no-answer"
+            miss = _cell(table.iloc[i][column]) if column in table.columns else None
+            index.append(task)
+            rows.append(
+                {
+                    "run": str(run),
+                    "n": str(sizes[i]) if sizes[i] else "n/a",
+                    head: text(value, sizes[i], rate),
+                    "no answer % [95% CI]": text(miss, sizes[i], True),
+                }
+            )
+    out = pd.DataFrame(
+        rows, index=pd.Index(index, name="task"), columns=["run", "n", head, "no answer % [95% CI]"]
+    )
+    keep = [c for c in out.columns if c == "run" or (out[c] != "n/a").any()]
+    return out[keep]
+
+
+def format_comparison(table) -> str:
+    """`comparison_table` as Markdown, with a line naming the tasks that not every run has."""
+    text = _markdown(comparison_table(table))
+    partial = [
+        str(c)
+        for c in table.columns
+        if not str(c).endswith(" no-answer") and any(_cell(v) is None for v in table[c])
+    ]
+    if partial:
+        text += "\n\nnot in every run (listed after the others): " + ", ".join(partial)
+    return text
+
+
+def _comparison_figure(table, tasks: Sequence[str], metric: str):
+    """The figure of `plot_comparison` (open: the caller saves and closes it).
+
+    Every value is labelled; a 0 is drawn as a line at 0 labelled "0" (gid ``zero:<run>:<task>``), a
+    missing value as a grey "n/a" (gid ``missing:<run>:<task>``); bars have gid ``bar:<run>:<task>``.
+    Rates carry 95% Wilson error bars where ``n`` is known, and the y axis reaches above every bar and
+    interval.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.patches import Patch
 
+    tasks = list(tasks)
     runs = list(table.index)
     x = np.arange(len(tasks))
     width = 0.8 / max(1, len(runs))
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(6, 1.6 * len(tasks) + 2), 7), sharex=True)
-    for i, run in enumerate(runs):
-        offset = (i - (len(runs) - 1) / 2) * width
-        acc = [100 * v if v is not None and v == v else 0.0 for v in table.loc[run, list(tasks)]]
-        miss = [
-            100 * v if v is not None and v == v else 0.0
-            for v in table.loc[run, [f"{t} no-answer" for t in tasks]]
-        ]
-        hatch = "//" if "(paper)" in run else None
-        top.bar(x + offset, acc, width, label=run, hatch=hatch)
-        bottom.bar(x + offset, miss, width, label=run, hatch=hatch)
-    top.set_ylabel(f"{metric} (%)")
-    bottom.set_ylabel("no answer (%)")
-    top.set_ylim(0, 100)
-    bottom.set_ylim(0, 100)
-    bottom.set_xticks(x, list(tasks))
-    top.legend(fontsize=8, loc="upper right")
-    title = f"treecot leaderboard: {metric} and no-answer rate (hatched: {PAPER_SOURCE})"
-    top.set_title("\n".join(textwrap.wrap(title, 80)), fontsize=9)
+    fig, axes = plt.subplots(
+        2, 1, figsize=(max(7.0, len(tasks) * (0.6 + 0.5 * len(runs)) + 2.5), 7.5), sharex=True
+    )
+    rate = _is_rate_column(table, metric, tasks)
+    panels = (
+        (axes[0], tasks, rate, f"{metric} (%)" if rate else metric),
+        (axes[1], [f"{t} no-answer" for t in tasks], True, "no answer (%)"),
+    )
+    for ax, columns, is_rate, ylabel in panels:
+        scale = 100.0 if is_rate else 1.0
+        cells = []  # (run index, x, value, interval, "<run>:<task>") of every bar
+        for i, run in enumerate(runs):
+            for j, (task, column) in enumerate(zip(tasks, columns)):
+                value = _cell(table.iloc[i][column]) if column in table.columns else None
+                ci = _interval(value, _sizes(table, task)[i]) if is_rate else None
+                cells.append((i, x[j] + (i - (len(runs) - 1) / 2) * width, value, ci, f"{run}:{task}"))
+        highest = max(
+            [scale * v for _, _, v, _, _ in cells if v is not None]
+            + [scale * ci[1] for *_, ci, _ in cells if ci is not None]
+            + [0.0]
+        )
+        top = max(10.0 if is_rate else 1.0, 1.15 * highest + (3.0 if is_rate else 0.0))
+        if is_rate:
+            top = min(top, max(110.0, 1.02 * highest))
+        pad = 0.015 * top
+        for i, pos, value, ci, name in cells:
+            color, hatch = f"C{i % 10}", "//" if "(paper)" in str(runs[i]) else None
+            if value is None:
+                ax.text(
+                    pos,
+                    pad,
+                    "n/a",
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    color="0.45",
+                    style="italic",
+                    rotation=90,
+                    gid=f"missing:{name}",
+                )
+                continue
+            height = scale * value
+            if height == 0:
+                ax.hlines(
+                    0,
+                    pos - width / 2,
+                    pos + width / 2,
+                    colors=color,
+                    linewidth=3,
+                    zorder=3,
+                    gid=f"zero:{name}",
+                )
+            else:
+                (bar,) = ax.bar(
+                    pos, height, width, color=color, hatch=hatch, edgecolor="white" if not hatch else "0.2"
+                )
+                bar.set_gid(f"bar:{name}")
+            if ci is not None:
+                low, high = scale * ci[0], scale * ci[1]
+                ax.errorbar(
+                    pos,
+                    height,
+                    yerr=[[height - low], [high - height]],
+                    fmt="none",
+                    ecolor="0.15",
+                    elinewidth=0.8,
+                    capsize=2,
+                    zorder=4,
+                )
+            label = "0" if height == 0 else (f"{height:.1f}" if abs(height) < 10 else f"{height:.0f}")
+            ax.text(
+                pos,
+                max(height, 0.0) + pad,
+                label,
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                zorder=5,
+                bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+                gid=f"label:{name}",
+            )
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(-0.03 * top, top)
+        limit = 100.0 if is_rate else top
+        ax.set_yticks([t for t in ax.get_yticks() if 0 <= t <= limit + 1e-9])
+        ax.set_ylim(-0.03 * top, top)
+        ax.axhline(0, color="0.3", linewidth=0.6, zorder=2)
+    ticks = []
+    for task in tasks:
+        sizes = sorted({n for n in _sizes(table, task) if n})
+        ticks.append(task + (f"\nn={'/'.join(map(str, sizes))}" if sizes else ""))
+    axes[1].set_xticks(x, ticks)
+    handles = [
+        Patch(facecolor=f"C{i % 10}", hatch="//" if "(paper)" in str(run) else None, label=str(run))
+        for i, run in enumerate(runs)
+    ]
+    longest = max((len(str(run)) for run in runs), default=0)
+    axes[1].legend(
+        handles=handles,
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16 if any("\n" in t for t in ticks) else -0.1),
+        ncol=max(1, min(len(runs), 3 if longest <= 30 else 2 if longest <= 45 else 1)),
+        frameon=False,
+    )  # below the plot (the saved PNG is cropped to include it), where it hides no bar
+    title = (
+        f"treecot leaderboard: {metric} and no-answer rate; error bars: 95% Wilson intervals; n/a: not "
+        f"reported; hatched: {PAPER_SOURCE}"
+    )
+    axes[0].set_title("\n".join(textwrap.wrap(title, 90)), fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def plot_comparison(table, tasks: Sequence[str], metric: str, output: str | os.PathLike) -> Path:
+    """Grouped bars of `table` (from `compare`): `metric` per task above, no-answer rate below, with 95%
+    Wilson error bars where ``table.attrs["n"]`` knows the problem counts; zeros are drawn (a line at 0
+    labelled "0"), missing values marked "n/a". Writes the PNG `output` and returns its path."""
+    import matplotlib.pyplot as plt
+
+    fig = _comparison_figure(table, tasks, metric)
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    fig.savefig(out, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return out
 
@@ -593,7 +867,7 @@ def leaderboard_from_args(args: argparse.Namespace) -> int:
             output=args.output,
             local_dir=args.local_dir,
         )
-        print(_markdown(table))
+        print(format_comparison(table))
         print(f"\nplot: {png}")
     else:
         df = reference(args.table)
