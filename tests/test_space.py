@@ -5,6 +5,7 @@ helpers (tagged sections, tree plot spec, path checks, leaderboard views)."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -528,6 +529,173 @@ def test_route_and_initial_view(data):
     assert out[5].value == 2 and "node 2" in out[11]
     bad = app.initial_trees("/etc", "main", "", "")
     assert "outside the data roots" in bad[2]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Trained models under the data roots (the playground's model menu)
+# ----------------------------------------------------------------------------------------------------
+
+TRAINED_PROMPT = "You are the trained treecot solver. Answer in <answer> tags."
+
+
+def fake_model(folder, provenance=None):
+    """A folder that looks like a saved model (discovery reads names and the provenance, never weights)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"")
+    if provenance is not None:
+        (folder / "treecot_provenance.json").write_text(json.dumps(provenance))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A data root holding the tiny model saved as a trained SFT model (with its provenance), and a folder
+    outside the root holding another model."""
+    from treecot.models import load_model
+
+    base = tmp_path_factory.mktemp("trained").resolve()
+    root = base / "outputs"
+    sft = root / "demo" / "models" / "sft"
+    model, tokenizer = load_model("tiny")
+    model.save_pretrained(sft)
+    tokenizer.save_pretrained(sft)
+    provenance = {
+        "dataset_repo": "outputs/demo/dataset",
+        "dataset_config": "sft",
+        "dataset_revision": "run-abc",
+        "base_model": "tiny",
+        "prompt_contract": {"schema_version": 1, "system_prompts": {"gsm8k": TRAINED_PROMPT}},
+    }
+    (sft / "treecot_provenance.json").write_text(json.dumps(provenance))
+    fake_model(root / "ablate" / "sweep" / "models" / "row-1")  # no provenance: the path alone
+    outside = fake_model(base / "elsewhere" / "model", provenance)
+    return {"root": root, "sft": sft, "outside": outside}
+
+
+def test_trained_models_are_listed_with_their_label(trained):
+    from treecot.space import build_app, discover_models
+
+    root, sft = trained["root"], trained["sft"]
+    found = discover_models([root])
+    assert [(m.label, m.path) for m in found] == [
+        ("ablate/sweep/models/row-1", root / "ablate" / "sweep" / "models" / "row-1"),
+        ("demo/models/sft (trained: sft on outputs/demo/dataset@run-abc)", sft),
+    ]
+    assert found[1].contract.system_prompt("gsm8k") == TRAINED_PROMPT and found[0].contract is None
+    config = SpaceConfig(data_roots=[root], model="tiny", models=("tiny",))
+    demo = build_app(config)
+    [menu] = [b for b in demo.blocks.values() if getattr(b, "label", "") and b.label.startswith("Model (")]
+    assert [tuple(c) for c in menu.choices] == [
+        ("tiny", "tiny"),
+        ("ablate/sweep/models/row-1", str(root / "ablate" / "sweep" / "models" / "row-1")),
+        ("demo/models/sft (trained: sft on outputs/demo/dataset@run-abc)", str(sft)),
+    ]
+    # Several roots: each label names its root. The listing is cached until refreshed.
+    app = SpaceApp(SpaceConfig(data_roots=[root, trained["outside"].parent], model="tiny"))
+    labels = [label for label, _ in app.model_choices()]
+    assert "outputs/demo/models/sft (trained: sft on outputs/demo/dataset@run-abc)" in labels
+    assert "elsewhere (trained: sft on outputs/demo/dataset@run-abc)" not in labels  # model/ is below it
+    assert any(label.startswith("elsewhere/model (trained") for label in labels)
+    new = fake_model(root / "demo" / "models" / "cdpo")
+    assert str(new) not in dict(map(reversed, app.model_choices()))
+    assert ("outputs/demo/models/cdpo", str(new)) in app.refresh_models("tiny").choices
+    shutil.rmtree(new)
+    assert str(new) not in dict(map(reversed, app.model_choices(refresh=True)))
+
+
+def test_a_trained_model_answers_with_its_trained_prompt(trained, monkeypatch):
+    from treecot.data.extract import DEFAULT_SYSTEM_PROMPT
+
+    app = SpaceApp(SpaceConfig(data_roots=[trained["root"]], model="tiny", max_new_tokens=8))
+    seen = []
+    stream = SpaceApp._stream
+
+    def spy(self, model, tokenizer, task, record, drawn, messages, *rest):
+        seen.append(messages)
+        yield from stream(self, model, tokenizer, task, record, drawn, messages, *rest)
+
+    monkeypatch.setattr(SpaceApp, "_stream", spy)
+
+    def ask(model, system_prompt="treecot", task="gsm8k"):
+        outputs = list(app.generate(model, task, "What is 2 + 2?", None, system_prompt, 4, 0.0))
+        return outputs[0][4], outputs[-1][4], seen[-1]
+
+    sft = str(trained["sft"])
+    first, last, messages = ask(sft)
+    assert "with the system prompt it was trained with" in first and "tokens in" in last
+    assert messages == [
+        {"role": "system", "content": TRAINED_PROMPT},
+        {"role": "user", "content": "What is 2 + 2?"},
+    ]
+    # A task the contract does not cover: the prompt a dataset of that task carries (as `treecot eval`).
+    from treecot.prompts import contract_system_prompt
+    from treecot.tasks import get_task
+
+    assert ask(sft, task="arithmetic")[2][0]["content"] == contract_system_prompt(get_task("arithmetic"))
+    # "task" is the task's own prompt; the base model keeps the tag guide.
+    assert ask(sft, "task")[2][0]["content"] == get_task("gsm8k").system_prompt
+    first, _, messages = ask("tiny")
+    assert "trained with" not in first and messages[0]["content"] == DEFAULT_SYSTEM_PROMPT
+    # The MCTS decode is prompted the same way.
+    import treecot.evaluation.decode as decode
+
+    prompts = []
+    real = decode.mcts_decode
+
+    def mcts_spy(*args, system_prompt=None, **kwargs):
+        prompts.append(system_prompt)
+        return real(*args, system_prompt=system_prompt, **kwargs)
+
+    monkeypatch.setattr(decode, "mcts_decode", mcts_spy)
+    for model in (sft, "tiny"):
+        list(app.generate(model, "gsm8k", "What is 2 + 2?", None, "treecot", 4, 0.7, True, 1))
+    assert prompts == [TRAINED_PROMPT, None]
+
+
+def test_models_outside_the_data_roots_are_never_listed_or_loaded(trained, tmp_path):
+    from treecot.space import discover_models, read_provenance, resolve_model
+
+    root = tmp_path / "root"
+    fake_model(root / "inside")
+    (root / "escape").symlink_to(trained["outside"], target_is_directory=True)  # a model outside
+    (root / "up").symlink_to(trained["outside"].parent, target_is_directory=True)  # a folder above it
+    leaky = fake_model(root / "leaky")  # its weights lead outside
+    (leaky / "model.safetensors").unlink()
+    (leaky / "model.safetensors").symlink_to(trained["outside"] / "model.safetensors")
+    prov = fake_model(root / "prov")  # its provenance leads outside: neither listed nor read
+    (prov / "treecot_provenance.json").symlink_to(trained["outside"] / "treecot_provenance.json")
+    (root / "loop").symlink_to(root, target_is_directory=True)  # a cycle is walked once
+    real_root = root.resolve()
+    found = discover_models([real_root])
+    assert [(m.label, m.path) for m in found] == [("inside", real_root / "inside")]
+    assert read_provenance(prov, [real_root]) == {}
+    assert read_provenance(trained["outside"], [trained["outside"]])["dataset_config"] == "sft"
+    config = SpaceConfig(data_roots=[root], model="tiny", models=("tiny",))
+    assert SpaceApp(config).model_choices() == [("tiny", "tiny"), ("inside", str(real_root / "inside"))]
+    for path in (trained["outside"], root / "escape", root / "up" / "model", leaky, prov):
+        with pytest.raises(SpaceError, match="outside the data roots"):
+            resolve_model(str(path), config)
+
+
+def test_model_discovery_is_bounded(tmp_path):
+    from treecot.space import MAX_LISTED_MODELS, discover_models
+
+    root = tmp_path.resolve()
+    for i in range(MAX_LISTED_MODELS + 5):
+        fake_model(root / "many" / f"m{i:03d}")
+    found = discover_models([root])
+    assert len(found) == MAX_LISTED_MODELS and found[0].label == "many/m000"
+    assert len(discover_models([root], max_models=3)) == 3
+    deep = fake_model(root / "a" / "b" / "c" / "d")  # 4 folders below the root
+    assert deep in [m.path for m in discover_models([root / "a"], max_depth=3)]
+    assert deep not in [m.path for m in discover_models([root / "a"], max_depth=2)]
+    assert discover_models([root], max_dirs=1) == []  # only the root itself was visited
+    checkpoint = fake_model(root / "a" / "b" / "c" / "d" / "checkpoint-10")  # inside a model: not walked
+    assert [m.path for m in discover_models([root / "a"])] == [deep] and checkpoint.exists()
+    hidden = fake_model(root / "h" / ".cache" / "m")
+    hub = fake_model(root / "h" / "models--me--model" / "snapshots" / "abc")
+    assert discover_models([root / "h"]) == [] and hidden.exists() and hub.exists()
 
 
 # ----------------------------------------------------------------------------------------------------

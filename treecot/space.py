@@ -14,10 +14,12 @@ Tabs (each reachable directly with ``?tab=trees|playground|leaderboard``):
    built from this tree with their shared prefix highlighted. ``?dataset=…&revision=…&problem=…&node=…``
    opens a tree directly.
 2. **Playground** — a model (default SmolLM2-135M-Instruct; any Hub id or a local directory under the
-   data roots) and a task; a question typed in or drawn from the task; the answer streams in with
+   data roots; the menu also lists the trained models found under the data roots, `discover_models`)
+   and a task; a question typed in or drawn from the task; the answer streams in with
    tagged reasoning nodes shown as collapsible sections; then the verifier's verdict and the
-   diagnostics. Optionally an MCTS decode (token-confidence value, small rollout budget) whose tree is
-   drawn like the Trees tab's.
+   diagnostics. A trained model is prompted with the system prompt it was trained with (the prompt
+   contract of its ``treecot_provenance.json``). Optionally an MCTS decode (token-confidence value, small
+   rollout budget) whose tree is drawn like the Trees tab's.
 3. **Leaderboard** — the leaderboard dataset as a sortable, filterable table with a bar chart of a
    chosen metric, two runs side by side, and the paper's reference rows on request.
 
@@ -28,7 +30,9 @@ queue with a size limit and a concurrency limit, and the file boundary:
   parquet file) goes through `open_checked`, which resolves all symlinks and ``..`` of that very file and
   refuses it unless it lies inside one of the roots, at open time (the opened descriptor is checked
   again); a symlink anywhere in a dataset that leads outside makes the whole load a refusal naming it. A
-  local model directory is refused when any file in it leads outside the roots.
+  local model directory is refused when any file in it leads outside the roots; the trained models the
+  playground lists are found by a bounded walk of the roots that resolves every folder and lists none
+  that leads outside (`discover_models`).
 * The Hub: a Hub id is read only with ``allow_hub=True`` (``treecot space --allow-hub``); off by default,
   because a Hub id reads the network or ``$TREECOT_CACHE/hub``, outside the roots. Hub ids the operator
   configured (`SpaceConfig.dataset`, ``.leaderboard``, ``.models``) are always read.
@@ -73,6 +77,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "LocalModel",
     "SpaceConfig",
     "SpaceError",
     "TreeSource",
@@ -80,6 +85,7 @@ __all__ = [
     "check_local_path",
     "check_model_dir",
     "default_data_roots",
+    "discover_models",
     "launch_space",
     "load_tree_source",
     "open_checked",
@@ -108,6 +114,23 @@ ALLOW_HUB_HINT = (
 )
 #: Most files and folders a local model directory may hold (each is resolved before the model loads).
 MAX_MODEL_DIR_ENTRIES = 10_000
+#: Trained-model discovery (`discover_models`): most models listed, most folders visited per scan, deepest
+#: folder looked at (levels below a data root) and most entries read from one folder.
+MAX_LISTED_MODELS = 50
+MAX_MODEL_SCAN_DIRS = 2_000
+MAX_MODEL_SCAN_DEPTH = 6
+MAX_MODEL_SCAN_ENTRIES = 2_000
+#: Largest ``treecot_provenance.json`` (bytes) the Space reads.
+MAX_PROVENANCE_BYTES = 1 << 20
+#: Files that make a folder a model: ``config.json`` with weights, or a LoRA adapter's config.
+_MODEL_WEIGHTS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+#: Folders discovery never walks into: hidden ones and the Hub cache's own layout (Hub ids, not trained runs).
+_SCAN_SKIP_PREFIXES = (".", "models--", "datasets--", "spaces--", "__pycache__")
 
 
 class SpaceError(ValueError):
@@ -134,8 +157,9 @@ class SpaceConfig:
     data_roots:        directories the app may read local datasets and models from (default
                        `default_data_roots()`); resolved (symlinks followed) once, at construction.
     model:             the playground's default model (an embedded name, a Hub id or a local directory).
-    models:            choices offered in the model menu (the default model is always first); users may
-                       type any other Hub id or a directory under the data roots.
+    models:            choices offered in the model menu (the default model is always first; the trained
+                       models found under the data roots follow, `discover_models`); users may type any
+                       other Hub id or a directory under the data roots.
     leaderboard:       the leaderboard dataset (Hub id or local folder) shown in the Leaderboard tab.
     dataset:           a dataset opened in the Trees tab when the page loads (None: empty).
     allow_hub:         whether users may open Hub ids (datasets, leaderboards, models); off by default:
@@ -1154,6 +1178,176 @@ def resolve_model(choice: str, config: SpaceConfig) -> str:
     return str(check_model_dir(path, config.roots, what=f"model directory {choice!r}"))
 
 
+@dataclass(frozen=True)
+class LocalModel:
+    """A model folder under the data roots, found by `discover_models` (nothing of it is loaded).
+
+    path:       the resolved folder: what the model menu sends and `resolve_model` accepts.
+    label:      its menu entry: the folder relative to its data root, then the training data and stage from
+                its ``treecot_provenance.json`` when it has one.
+    provenance: that file's content (empty when there is none or it cannot be read).
+    """
+
+    path: Path
+    label: str
+    provenance: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def contract(self):
+        """The prompt contract the model was trained with (`treecot.prompts.PromptContract`) or None."""
+        return _provenance_contract(self.provenance)
+
+
+def read_provenance(folder: str | os.PathLike, roots: Sequence[Path]) -> dict:
+    """The ``treecot_provenance.json`` of the model folder `folder`, read through `open_checked` (it must
+    resolve inside `roots`); empty when there is none or it cannot be read (leads outside the roots, larger
+    than `MAX_PROVENANCE_BYTES`, not a JSON object)."""
+    from treecot.evaluation.runner import PROVENANCE_FILE
+
+    path = Path(folder) / PROVENANCE_FILE
+    if not os.path.lexists(path):
+        return {}
+    try:
+        with open_checked(path, roots, PROVENANCE_FILE) as f:
+            raw = f.read(MAX_PROVENANCE_BYTES + 1)
+    except SpaceError as e:
+        logger.warning("treecot space: %s of %s not read: %s", PROVENANCE_FILE, folder, e)
+        return {}
+    if len(raw) > MAX_PROVENANCE_BYTES:
+        logger.warning("treecot space: %s of %s is too large; not read", PROVENANCE_FILE, folder)
+        return {}
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError:  # not UTF-8, not JSON
+        logger.warning("treecot space: %s of %s is not JSON; not read", PROVENANCE_FILE, folder)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _provenance_contract(provenance: dict):
+    """The `PromptContract` of a provenance record, or None (absent or malformed)."""
+    from treecot.prompts import PromptContract
+
+    data = provenance.get("prompt_contract") if isinstance(provenance, dict) else None
+    if not data:
+        return None
+    try:
+        return PromptContract.from_dict(data)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def trained_system_prompt(contract, task) -> str:
+    """The system prompt a model trained under `contract` is prompted with for `task`, as `treecot eval`
+    picks it: the contract's prompt of the task, else the prompt a dataset of that task would carry
+    (`treecot.prompts.contract_system_prompt`)."""
+    from treecot.prompts import contract_system_prompt
+
+    return contract.system_prompt(task.name) or contract_system_prompt(task)
+
+
+def _is_model_folder(names: set[str]) -> bool:
+    return ("config.json" in names and any(w in names for w in _MODEL_WEIGHTS)) or (
+        "adapter_config.json" in names
+    )
+
+
+def _model_label(folder: Path, roots: Sequence[Path], provenance: dict) -> str:
+    root = next(r for r in roots if folder == r or r in folder.parents)
+    rel = folder.relative_to(root).as_posix() if folder != root else ""
+    label = f"{root.name}/{rel}" if len(roots) > 1 or not rel else rel
+    if not provenance:
+        return label
+
+    def value(key: str) -> str:
+        item = provenance.get(key)
+        return _snippet(str(item), 80) if isinstance(item, (str, int, float)) and str(item).strip() else ""
+
+    data, revision, stage = value("dataset_repo"), value("dataset_revision"), value("dataset_config")
+    if data and revision:
+        data = f"{data}@{revision}"
+    detail = " on ".join(bit for bit in (stage, data) if bit)
+    return f"{label} (trained{': ' if stage else ' on ' if data else ''}{detail})"
+
+
+def discover_models(
+    roots: Sequence[Path],
+    *,
+    max_models: int = MAX_LISTED_MODELS,
+    max_dirs: int = MAX_MODEL_SCAN_DIRS,
+    max_depth: int = MAX_MODEL_SCAN_DEPTH,
+) -> list[LocalModel]:
+    """Model folders under `roots` (resolved), for the playground's menu; no model is loaded.
+
+    A model folder holds ``config.json`` with weights (``model.safetensors``, ``pytorch_model.bin`` or
+    their sharded indexes) or a LoRA ``adapter_config.json``; the list is sorted by label. The roots are
+    walked breadth first (the shallowest models are kept when the cap is hit), at most `max_depth` folders deep, visiting at most `max_dirs` folders (`MAX_MODEL_SCAN_ENTRIES`
+    entries each) and listing at most `max_models` models. Every folder is resolved (symlinks included)
+    and must lie inside the roots (`real_path`); a model folder is listed only when nothing in it leads
+    outside them (`check_model_dir`, as when it loads). Hidden folders, the Hub cache's own
+    ``models--*``/``datasets--*`` layout and the folders inside a model (its checkpoints) are not walked."""
+    import itertools
+    from collections import deque
+
+    found: list[LocalModel] = []
+    seen: set[Path] = set()
+    queue: deque[tuple[Path, int]] = deque()
+    for root in roots:
+        try:
+            real = _checked_dir(root, roots, "data root")
+        except SpaceError:
+            continue
+        if real not in seen:
+            seen.add(real)
+            queue.append((real, 0))
+    visited = 0
+    while queue and len(found) < max_models:
+        if visited >= max_dirs:
+            logger.warning("treecot space: model discovery stopped after %d folders", max_dirs)
+            break
+        folder, depth = queue.popleft()
+        visited += 1
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(itertools.islice(it, MAX_MODEL_SCAN_ENTRIES), key=lambda e: e.name)
+        except OSError:
+            continue
+        if _is_model_folder({e.name for e in entries}):
+            try:
+                check_model_dir(folder, roots, what="model directory")
+            except SpaceError as e:
+                logger.warning("treecot space: model folder %s not listed: %s", folder, e)
+                continue
+            provenance = read_provenance(folder, roots)
+            found.append(LocalModel(folder, _model_label(folder, roots, provenance), provenance))
+            continue
+        if depth >= max_depth:
+            continue
+        for entry in entries:
+            if entry.name.startswith(_SCAN_SKIP_PREFIXES):
+                continue
+            try:
+                if not (entry.is_symlink() or entry.is_dir(follow_symlinks=False)):
+                    continue
+                real = real_path(entry.path, roots, "folder")  # a link leading outside: never listed
+            except (OSError, SpaceError):
+                continue
+            if real not in seen and real.is_dir():
+                seen.add(real)
+                queue.append((real, depth + 1))
+    return sorted(found, key=lambda m: m.label)
+
+
+def _model_contract(name: str, config: SpaceConfig):
+    """The prompt contract of the model `resolve_model` returned, when it is a local folder whose
+    ``treecot_provenance.json`` (inside the data roots) carries one; else None."""
+    from treecot.models import known_models
+
+    if name in known_models() or is_hub_id(name) or not os.path.isdir(name):
+        return None
+    return _provenance_contract(read_provenance(name, config.roots))
+
+
 def _default_split(task) -> str:
     return "test" if "test" in task.splits else task.splits[0]
 
@@ -1499,6 +1693,8 @@ class SpaceApp:
     def __init__(self, config: SpaceConfig) -> None:
         self.config = config
         self._sources = _LRU(4)
+        self._local_models: list[LocalModel] | None = None
+        self._models_lock = threading.Lock()
 
     # -- helpers -------------------------------------------------------------------------------------
     def _deadline(self) -> float:
@@ -1668,6 +1864,30 @@ class SpaceApp:
             )
 
     # -- Playground ----------------------------------------------------------------------------------
+    def local_models(self, refresh: bool = False) -> list[LocalModel]:
+        """The model folders under the data roots (`discover_models`), scanned once and cached; `refresh`
+        scans again."""
+        with self._models_lock:
+            if self._local_models is None or refresh:
+                self._local_models = discover_models(self.config.roots)
+            return list(self._local_models)
+
+    def model_choices(self, refresh: bool = False) -> list[tuple[str, str]]:
+        """The model menu: the configured models, then the trained models found under the data roots
+        (labelled, sending their resolved folder)."""
+        choices = [(m, m) for m in self.config.models]
+        configured = {os.path.realpath(m) for m in self.config.models if os.path.isdir(m)}
+        choices += [
+            (m.label, str(m.path)) for m in self.local_models(refresh) if str(m.path) not in configured
+        ]
+        return choices
+
+    def refresh_models(self, current: str | None = None):
+        """The model menu scanned again (the Playground's refresh button); the current choice is kept."""
+        import gradio as gr
+
+        return gr.Dropdown(choices=self.model_choices(refresh=True), value=current or self.config.model)
+
     def draw_question(self, task_name: str, seed: Any = None):
         """→ (question, problem record, info). `seed` picks the problem (None or negative: random)."""
         from treecot.tasks import get_task
@@ -1741,6 +1961,7 @@ class SpaceApp:
     ) -> Iterator[tuple]:
         """Stream (answer HTML, raw text, verdict, diagnostics, status, MCTS tree plot)."""
         from treecot.data.extract import DEFAULT_SYSTEM_PROMPT
+        from treecot.prompts import with_system_prompt
         from treecot.tasks import get_task, make_problem
 
         start = time.monotonic()
@@ -1759,17 +1980,32 @@ class SpaceApp:
         if system_prompt not in ("treecot", "task"):
             raise SpaceError(f"system prompt must be 'treecot' or 'task', got {system_prompt!r}")
         name = resolve_model(model_choice, self.config)
-        yield "", "", "", None, f"loading model `{html.escape(name)}` …", None
+        # "treecot": the prompt a trained model was trained with (its treecot_provenance.json), else the
+        # tag guide; "task": the task's own prompt.
+        contract = _model_contract(name, self.config) if system_prompt == "treecot" else None
+        trained_prompt = trained_system_prompt(contract, task) if contract is not None else None
+        prompt_note = " with the system prompt it was trained with" if trained_prompt else ""
+        yield "", "", "", None, f"loading model `{html.escape(name)}`{prompt_note} …", None
         loaded = MODELS.cached(name) or _call_with_deadline(
             lambda: MODELS.load(name), deadline, self.config.request_timeout, "loading the model"
         )
         model, tokenizer = loaded
         messages = task.prompt(record)
         if system_prompt == "treecot":
-            messages = [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT}, *messages[1:]]
+            messages = with_system_prompt(messages, trained_prompt or DEFAULT_SYSTEM_PROMPT)
         if use_mcts:
             yield from self._mcts(
-                model, tokenizer, task, record, drawn, max_new, temp, n_rollouts, start, deadline
+                model,
+                tokenizer,
+                task,
+                record,
+                drawn,
+                max_new,
+                temp,
+                n_rollouts,
+                start,
+                deadline,
+                system_prompt=trained_prompt,
             )
             return
         yield from self._stream(
@@ -1872,7 +2108,21 @@ class SpaceApp:
             status += f" (hit the limit of {max_new} new tokens)"
         yield render_sections(text), text, verdict_md, diagnostics, status, None
 
-    def _mcts(self, model, tokenizer, task, record, drawn, max_new, temp, n_rollouts, start, deadline):
+    def _mcts(
+        self,
+        model,
+        tokenizer,
+        task,
+        record,
+        drawn,
+        max_new,
+        temp,
+        n_rollouts,
+        start,
+        deadline,
+        system_prompt: str | None = None,
+    ):
+        """An MCTS decode; `system_prompt` None: `mcts_decode`'s default (the task's contract prompt)."""
         from treecot.evaluation.decode import MCTSDecodeConfig, best_answers, mcts_decode
 
         try:
@@ -1894,7 +2144,7 @@ class SpaceApp:
         )
         yield "", "", "", None, f"MCTS decode: searching with {n_rollouts} rollouts …", None
         search_task = task if drawn else _unverified(task)
-        [result] = mcts_decode([record], search_task, generator, config)
+        [result] = mcts_decode([record], search_task, generator, config, system_prompt=system_prompt)
         tree = result.tree
         text = result.texts[0]
         best = best_answers(tree, 1)
@@ -2084,15 +2334,20 @@ def build_app(config: SpaceConfig | None = None) -> gr.Blocks:
                 )
                 with gr.Row():
                     model = gr.Dropdown(
-                        label="Model (name, Hub id or local folder)",
-                        choices=list(config.models),
+                        label="Model (name, Hub id or local folder; trained models under the data roots)",
+                        choices=app.model_choices(),
                         value=config.model,
                         allow_custom_value=True,
                         scale=3,
                     )
+                    models_btn = gr.Button("↻ Models", scale=0, min_width=80)
                     task = gr.Dropdown(label="Task", choices=task_names(), value="gsm8k", scale=2)
                     system_prompt = gr.Radio(
-                        label="System prompt", choices=["treecot", "task"], value="treecot", scale=2
+                        label="System prompt",
+                        choices=["treecot", "task"],
+                        value="treecot",
+                        info="treecot: the prompt a trained model was trained with, else the tag guide",
+                        scale=2,
                     )
                 question = gr.Textbox(label="Question", lines=4, max_length=config.max_input_chars)
                 with gr.Row():
@@ -2215,6 +2470,9 @@ def build_app(config: SpaceConfig | None = None) -> gr.Blocks:
             [task, seed],
             [question, problem_json, draw_info],
             api_name="draw_question",
+        )
+        models_btn.click(
+            _guarded(app.refresh_models), [model], [model], api_name="list_models", api_visibility="private"
         )
         run_btn.click(
             _guarded(app.generate),
