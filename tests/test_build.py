@@ -170,6 +170,7 @@ def test_distill_writes_sft_and_rejected_configs(tmp_path):
     card = (tmp_path / "distill" / "main" / "README.md").read_text()
     assert 'load_dataset("local/' not in card
     assert f"rejected = load_versioned({str(tmp_path / 'distill')!r}, 'rejected', revision='v1')" in card
+    assert "Made by `treecot distill`" in card and "Monte Carlo tree search" not in card, "its own story"
 
 
 def test_perturb_reads_a_dataset_and_writes_a_new_version(generated, tmp_path):

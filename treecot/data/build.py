@@ -459,6 +459,12 @@ def run_distill(
             "per problem, rejection-sampled with treecot's verifier (config `sft`); the failed traces are in "
             "config `rejected`."
         ),
+        "built_with": (
+            f"Made by `treecot distill` (treecot {__version__}) after SkyThought ([arXiv 2502.07374]"
+            "(https://arxiv.org/abs/2502.07374)): a teacher model samples long chain-of-thought traces, the task's "
+            "verifier keeps the correct ones (rejection sampling), optionally only for problems in a difficulty "
+            "range, and duplicates are dropped. No tree search was run."
+        ),
         "recipe": redact(recipe.to_dict()),
         "models": {"teacher": getattr(teacher, "model_id", spec.teacher.model)},
         "seeds": {"recipe": recipe.seed},
