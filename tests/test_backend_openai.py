@@ -32,6 +32,7 @@ from tests.servers.vllm_server import (  # noqa: F401  (vllm_server is a fixture
 )
 from treecot.backends.base import GenerationRequest, Generator
 from treecot.backends.openai_backend import (
+    SERVER_STOP_LIMIT,
     BackendError,
     BackendFeatureError,
     BackendHTTPError,
@@ -274,6 +275,31 @@ def test_stop_string_kept_by_server_is_removed_and_finish_reason_mapped(fake_ser
         [res] = gen.generate([GenerationRequest("p", stop=["</thinking>"])])
         assert res.completions[0].text == "step one"
         assert res.completions[0].finish_reason == ours
+
+
+def test_more_stop_strings_than_the_api_takes_are_applied_to_the_text(fake_server):
+    """The OpenAI API (and vLLM's server) take at most 4 stop strings; MCTS sends one per node tag. The first
+    4 go to the server, the others end the text here, and what followed them is dropped from the
+    completion: its tokens, log-probs and the finish reason."""
+    bodies = []
+
+    def reply(path, body, i):
+        bodies.append(body)
+        return 200, completion_body(
+            ["a b </t5> c d"], finish="length", logprobs="completions", token_ids=True
+        )
+
+    stops = [f"</t{i}>" for i in range(1, 7)]
+    [res] = gen_for(fake_server(reply)).generate([GenerationRequest("p", stop=stops, logprobs=0)])
+    assert bodies[0]["stop"] == stops[:SERVER_STOP_LIMIT] == stops[:4]
+    c = res.completions[0]
+    assert c.text == "a b " and c.finish_reason == "stop"
+    assert c.n_tokens == 2 and c.token_logprobs == [-0.5, -0.5] and res.extra["token_ids"] == [[0, 1]]
+    # a stop string the server was sent: nothing to redo
+    [res] = gen_for(fake_server(ok(["a b"], finish="stop", logprobs="completions"))).generate(
+        [GenerationRequest("p", stop=stops, logprobs=0)]
+    )
+    assert res.completions[0].text == "a b" and res.completions[0].token_logprobs == [-0.5, -0.5]
 
 
 def test_token_count_sources_in_order_of_preference(fake_server):

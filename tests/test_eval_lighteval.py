@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers.vllm_server import vllm_server  # noqa: F401  (a session-scoped fixture)
 from treecot.evaluation.lighteval_tasks import EVAL_TASKS
 
 MAX_NEW_TOKENS = 12
@@ -473,3 +474,70 @@ def test_decoding_shows_steps_not_only_batches(tmp_path, capsys):
         "tiny", "arithmetic", limit=1, max_new_tokens=3, output_dir=tmp_path / "quiet", progress=False
     )
     assert run.summary["tasks"]["arithmetic"]["n"] == 1
+
+
+def _texts(out: Path) -> list[list[str]]:
+    return [list(d["model_response"]["text"]) for d in _details_of(out)]
+
+
+def test_a_generation_backend_decodes_behind_lightevals_model_interface(tiny_dir, tmp_path):
+    """`backend` other than the default hands the Docs to a treecot `Generator` (here the in-process one,
+    standing in for a server): same prompts, same greedy texts and scores as lighteval's own model; the
+    summary names the backend; bad settings are named before anything loads."""
+    from treecot.backends.transformers_backend import TransformersGenerator
+    from treecot.evaluation.runner import run_eval
+
+    common = dict(limit=3, max_new_tokens=12, batch_size=1, progress=False)
+    own = run_eval(str(tiny_dir), "arithmetic", output_dir=tmp_path / "own", **common)
+    gen = TransformersGenerator.from_pretrained(str(tiny_dir), dtype="float32", max_batch_size=1, seed=0)
+    via = run_eval(
+        str(tiny_dir), "arithmetic", output_dir=tmp_path / "via", backend="vllm", generator=gen, **common
+    )
+    assert _texts(tmp_path / "via") == _texts(tmp_path / "own")
+    assert via.summary["tasks"] == own.summary["tasks"]
+    assert own.summary["backend"] == "transformers" and via.summary["backend"] == "vllm"
+    assert via.summary["model_revision"] == own.summary["model_revision"], (
+        "the weights are named all the same"
+    )
+    with pytest.raises(ValueError, match="base_url: required for the openai backend"):
+        run_eval(str(tiny_dir), "arithmetic", backend="openai", output_dir=tmp_path / "x")
+    with pytest.raises(ValueError, match="unknown backend setting 'base_uri'"):
+        run_eval(str(tiny_dir), "arithmetic", backend="openai", backend_settings={"base_uri": "h"})
+    with pytest.raises(ValueError, match="need backend 'openai' or 'vllm'"):
+        run_eval(str(tiny_dir), "arithmetic", backend_settings={"base_url": "http://127.0.0.1:1/v1"})
+    with pytest.raises(ValueError, match="tensor_parallel_size: a vLLM engine setting"):
+        run_eval(str(tiny_dir), "arithmetic", backend="openai",
+                 backend_settings={"base_url": "http://127.0.0.1:1/v1", "tensor_parallel_size": 2})  # fmt: skip
+
+
+@pytest.mark.slow
+def test_eval_through_a_real_vllm_server_equals_in_process(vllm_server, tmp_path):  # noqa: F811
+    """`treecot eval --backend openai` against the real vLLM CPU server: greedy texts and scores equal to
+    the in-process evaluation of the same float32 weights; Test@N and MCTS decode run through it too."""
+    from treecot.evaluation.decode import MCTSDecodeConfig
+    from treecot.evaluation.runner import eval_main, run_eval
+
+    model = str(vllm_server.model_dir)
+    common = dict(limit=4, max_new_tokens=48, dtype="float32", progress=False)
+    local = run_eval(model, "arithmetic", batch_size=1, output_dir=tmp_path / "local", **common)
+    code = eval_main(
+        [model, "--tasks", "arithmetic", "--limit", "4", "--max-new-tokens", "48", "--dtype", "float32",
+         "--backend", "openai", "--base-url", vllm_server.base_url, "--served-model", vllm_server.model,
+         "--output-dir", str(tmp_path / "served"), "--no-progress"]
+    )  # fmt: skip
+    assert code == 0
+    served = json.loads((tmp_path / "served" / "summary.json").read_text())
+    assert _texts(tmp_path / "served") == _texts(tmp_path / "local")
+    assert served["tasks"] == local.summary["tasks"]
+    assert served["backend"] == "openai" and served["backend_settings"]["base_url"] == vllm_server.base_url
+    settings = {"base_url": vllm_server.base_url, "served_model": vllm_server.model}
+    sampled = run_eval(model, "arithmetic", limit=2, samples=3, max_new_tokens=16, backend="openai",
+                       backend_settings=settings, output_dir=tmp_path / "n", progress=False)  # fmt: skip
+    assert (
+        all(len(t) == 3 for t in _texts(tmp_path / "n"))
+        and "pass@3" in sampled.summary["tasks"]["arithmetic"]
+    )
+    config = MCTSDecodeConfig(max_rollouts=2, max_depth=3, max_node_tokens=16, seed=0)
+    tree = run_eval(model, "arithmetic", limit=1, mcts=True, mcts_config=config, backend="openai",
+                    backend_settings=settings, output_dir=tmp_path / "mcts", progress=False)  # fmt: skip
+    assert tree.summary["mode"] == "mcts" and tree.summary["mcts"]["stats"]["llm_calls"] > 0

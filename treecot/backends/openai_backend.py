@@ -145,6 +145,11 @@ def parse_logprobs(logprobs: Any, k: int) -> tuple[list[float] | None, list[list
     return tokens, top
 
 
+#: The most stop strings the OpenAI API (and vLLM's server, which enforces it) accepts per request. A request
+#: with more sends the first ones; the rest are applied to the returned text (`OpenAIGenerator._parse`).
+SERVER_STOP_LIMIT = 4
+
+
 def cut_at_stop(text: str, stop: list[str]) -> str:
     """``text`` up to the earliest stop string (servers that keep the stop string in the text)."""
     cut = len(text)
@@ -382,7 +387,7 @@ class OpenAIGenerator:
             "top_p": req.top_p,
         }
         if req.stop:
-            payload["stop"] = list(req.stop)
+            payload["stop"] = list(req.stop)[:SERVER_STOP_LIMIT]
         if seed is not None:
             payload["seed"] = seed
         if req.logprobs is not None:
@@ -409,7 +414,11 @@ class OpenAIGenerator:
                 text = ch["message"].get("content")
             if not isinstance(text, str):
                 raise BackendError(f"{url} returned a choice without text: {str(ch)[:300]}")
-            text = cut_at_stop(text, req.stop)
+            sent = cut_at_stop(text, req.stop[:SERVER_STOP_LIMIT])
+            text = cut_at_stop(sent, req.stop)
+            # A stop string the server was not sent (beyond the API's limit) ended the text here: what the
+            # server generated after it is not part of the completion (tokens, log-probs, finish reason).
+            cut_here = len(text) < len(sent)
             token_lps, top_lps = parse_logprobs(ch.get("logprobs"), k)
             if req.logprobs is not None and token_lps is None:
                 raise BackendFeatureError(
@@ -423,8 +432,16 @@ class OpenAIGenerator:
                     "tokens' log-probs",
                 )
             ids = ch.get("token_ids")
+            if cut_here:
+                kept = len(self.tokenizer.encode(text, add_special_tokens=False))
+                ids = ids[:kept] if isinstance(ids, list) else ids
+                token_lps = token_lps[:kept] if token_lps is not None else None
+                top_lps = top_lps[:kept] if top_lps is not None else None
+                ch = {**ch, "finish_reason": "stop"}
             token_ids.append([int(t) for t in ids] if isinstance(ids, list) else None)
-            if isinstance(ids, list):
+            if cut_here:
+                n_tokens = len(token_lps) if token_lps is not None else kept
+            elif isinstance(ids, list):
                 n_tokens = len(ids)
             elif token_lps is not None:
                 n_tokens = len(token_lps)

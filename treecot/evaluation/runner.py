@@ -55,7 +55,7 @@ import sys
 import tempfile
 import types
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -267,6 +267,78 @@ def _lighteval_classes() -> dict[str, type]:
         def cleanup(self):  # the model belongs to the caller: keep it alive
             return None
 
+    class BackendModel(LightevalModel):
+        """A lighteval model that answers each Doc through a treecot `Generator` (the `openai` backend: any
+        OpenAI-compatible server; `vllm`: vLLM's offline engine; `transformers`: in-process). The prompt is
+        the Doc's chat messages under the generator's chat template, exactly as the in-process model renders
+        them; all Docs go to the generator in one call, which batches (vLLM) or keeps `concurrency` requests
+        in flight (servers). Greedy unless sampling settings are given; samples are seeded per Doc."""
+
+        def __init__(self, generator, tokenizer, config, *, temperature: float, top_p: float, seed: int):
+            self.config = config
+            self.generator = generator
+            self._tokenizer = tokenizer
+            self.temperature = float(temperature)
+            self.top_p = float(top_p)
+            self.seed = int(seed)
+            self._cache = _RegistryOnlyCache()
+
+        @property
+        def tokenizer(self):
+            return self._tokenizer
+
+        @property
+        def add_special_tokens(self) -> bool:
+            return False
+
+        @property
+        def max_length(self) -> int:
+            return int(getattr(self._tokenizer, "model_max_length", 0) or 0) or 1 << 20
+
+        def greedy_until(self, docs):
+            from treecot.backends.base import GenerationRequest
+
+            requests = []
+            for i, doc in enumerate(docs):
+                messages = json.loads((doc.specific or {})["messages"])
+                n = max(1, int(getattr(doc, "num_samples", 1) or 1))
+                requests.append(
+                    GenerationRequest(
+                        prompt=self.generator.apply_chat_template(messages),
+                        n=n,
+                        max_tokens=int(doc.generation_size),
+                        stop=list(doc.stop_sequences or []),
+                        temperature=self.temperature,
+                        top_p=self.top_p if self.temperature > 0 else 1.0,
+                        seed=self.seed + i if self.temperature > 0 else None,
+                    )
+                )
+            results = self.generator.generate(requests)
+            ends = {self._tokenizer.eos_token_id, self._tokenizer.pad_token_id} - {None}
+
+            def tokens(result, j: int, text: str) -> list[int]:
+                # The ids the model generated when the backend returns them (counted like lighteval's own
+                # model: up to the first EOS); re-encoding the text can count differently.
+                ids = (result.extra or {}).get("token_ids")
+                if ids and j < len(ids) and ids[j] is not None:
+                    seq = list(ids[j])
+                    return seq[: next((k for k, t in enumerate(seq) if t in ends), len(seq))]
+                return self._tokenizer.encode(text, add_special_tokens=False)
+
+            return [
+                ModelResponse(
+                    text=[c.text for c in r.completions],
+                    output_tokens=[tokens(r, j, c.text) for j, c in enumerate(r.completions)],
+                )
+                for r in results
+            ]
+
+        def loglikelihood(self, docs):
+            raise NotImplementedError("treecot's tasks are generative: no log-likelihood requests")
+
+        def loglikelihood_rolling(self, docs):
+            raise NotImplementedError("treecot's tasks are generative: no log-likelihood requests")
+
     class MCTSDecodeModel(LightevalModel):
         """A lighteval model that answers each Doc by confidence-valued MCTS (`decode.mcts_decode`)."""
 
@@ -389,6 +461,7 @@ def _lighteval_classes() -> dict[str, type]:
         TreecotPromptManager=TreecotPromptManager,
         TreecotTransformersModel=TreecotTransformersModel,
         MCTSDecodeModel=MCTSDecodeModel,
+        BackendModel=BackendModel,
         TreecotRegistry=TreecotRegistry,
         TreecotPipeline=TreecotPipeline,
     )
@@ -460,6 +533,13 @@ def model_slug(model: str) -> str:
     base = path.name if (str(model).startswith((".", "/", "~")) or path.exists()) else str(model)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "--", base).strip("-.")
     return slug or "model"
+
+
+def _local_weights(model: str) -> bool:
+    """Whether `model_revision` can name `model`'s weights without loading them (embedded, tiny, a folder)."""
+    from treecot.models import EMBEDDED, TINY
+
+    return model in EMBEDDED or model == TINY or Path(str(model)).expanduser().is_dir()
 
 
 def model_revision(model: str, loaded: Any = None) -> str:
@@ -683,6 +763,9 @@ def run_eval(
     prompt_revision: str | None = None,
     split: str | None = None,
     offset: int = 0,
+    backend: str = "transformers",
+    backend_settings: Mapping[str, Any] | None = None,
+    generator: Any = None,
 ) -> EvalRun:
     """Evaluate `model` on treecot's `tasks` with lighteval (CPU, offline) and write the outputs.
 
@@ -719,6 +802,18 @@ def run_eval(
         prompt_from, prompt_revision: read the system prompts from this treecot dataset (its rows' prompt
             contract) at this revision instead.
 
+        backend: who decodes. "transformers" (default): the model in this process, through lighteval's own
+            transformers model. "openai": an OpenAI-compatible server (vLLM, SGLang, llama.cpp's server;
+            `backend_settings` needs its ``base_url``); "vllm": vLLM's offline engine (GPU). Both go through
+            treecot's `Generator` behind lighteval's model interface, so tasks, metrics and outputs are
+            lighteval's as with the default; `model` then names the weights (for the tokenizer, the chat
+            template and the summary) and need not fit in this process.
+        backend_settings: the model settings of a generation recipe (`treecot.recipe.ModelSpec` fields):
+            ``base_url``, ``served_model`` (default `model`), ``api_key_env``, ``concurrency``, ``timeout``,
+            ``tokenizer``; for vllm ``tensor_parallel_size``, ``gpu_memory_utilization``,
+            ``max_model_len``, ``enable_prefix_caching``, ``quantization``, ``engine_kwargs``.
+        generator: an already built `Generator` for `model` (with a backend other than "transformers").
+
     A `treecot.prompts.BudgetWarning` is issued when `max_new_tokens` is below the 95th percentile of the
     training responses' lengths of a task (from the prompt contract); the summary records it.
     """
@@ -742,6 +837,11 @@ def run_eval(
         raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature} and {top_p}")
     if samples > 1 and temperature == 0 and not mcts:
         raise ValueError("Test@N with samples > 1 needs temperature > 0 (identical greedy samples otherwise)")
+    spec = _backend_spec(model, backend, backend_settings, dtype, batch_size)
+    if generator is not None and spec is None:
+        raise ValueError(
+            "a prebuilt generator needs backend 'openai' or 'vllm' (the default decodes in-process)"
+        )
     out = Path(output_dir) if output_dir is not None else Path("outputs") / "eval" / model_slug(model)
     check_output_dir(out, model, mcts=mcts)
     from treecot.models import resolve_device
@@ -787,7 +887,40 @@ def run_eval(
             budget_warnings=budget_warnings,
             split=split,
             offset=offset,
+            backend_spec=spec,
+            generator=generator,
         )
+
+
+def _backend_spec(
+    model: str, backend: str, settings: Mapping[str, Any] | None, dtype: str | None, batch_size: int
+):
+    """The `ModelSpec` of a generation backend (None for the default in-process lighteval model); a bad
+    setting raises a ValueError naming it before anything loads."""
+    from treecot.recipe import BACKENDS, ModelSpec, RecipeError
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    settings = dict(settings or {})
+    if backend == "transformers":
+        if settings:
+            raise ValueError(
+                f"backend settings ({', '.join(sorted(settings))}) need backend 'openai' or 'vllm'; the "
+                "default decodes in-process"
+            )
+        return None
+    known = {f.name for f in fields(ModelSpec)} - {"model", "backend"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"unknown backend setting {unknown[0]!r}; choose from {', '.join(sorted(known))}")
+    settings.setdefault("dtype", dtype if dtype in ("float32", "bfloat16", "float16") else "bfloat16")
+    settings.setdefault("max_batch_size", batch_size)
+    spec = ModelSpec(model=model, backend=backend, **settings)
+    try:
+        spec.validate("eval")
+    except RecipeError as err:
+        raise ValueError(str(err)) from None
+    return spec
 
 
 def check_output_dir(out: Path, model: str, *, mcts: bool = False) -> None:
@@ -869,11 +1002,23 @@ def _run(
         split=s["split"],
         offset=s["offset"],
     )
-    if loaded is None:
+    spec, backend_gen = s.pop("backend_spec"), s.pop("generator")
+    s["backend"] = "transformers" if spec is None else spec.backend
+    if spec is not None:  # a server or vLLM decodes: only the tokenizer is needed here
+        from treecot.backends import make_generator
+        from treecot.models import load_tokenizer
+
+        hf_model = None
+        tokenizer = load_tokenizer(spec.tokenizer or model)
+        backend_gen = backend_gen or make_generator(spec, seed=s["seed"])
+        revision = model_revision(model) if _local_weights(model) else f"served:{spec.served_model or model}"
+        s["backend_settings"] = {k: v for k, v in spec.to_dict().items() if k not in ("model", "backend")}
+    elif loaded is None:
         hf_model, tokenizer = load_model(model, dtype=s["dtype"], device=s["device"])
     else:
         hf_model, tokenizer = loaded
-    revision = model_revision(model, hf_model)
+    if spec is None:
+        revision = model_revision(model, hf_model)
 
     import lighteval
     from lighteval.logging.evaluation_tracker import EvaluationTracker
@@ -887,8 +1032,10 @@ def _run(
         tokenizer=_tokenizer_source(model),
         model_revision=revision,
         batch_size=s["batch_size"],
-        device=str(next(hf_model.parameters()).device),
-        dtype=str(next(hf_model.parameters()).dtype).removeprefix("torch."),
+        device=str(next(hf_model.parameters()).device) if hf_model is not None else "cpu",
+        dtype=str(next(hf_model.parameters()).dtype).removeprefix("torch.")
+        if hf_model is not None
+        else spec.dtype,
         add_special_tokens=False,
         model_parallel=False,
         generation_parameters=GenerationParameters(
@@ -899,13 +1046,17 @@ def _run(
         from treecot.backends.transformers_backend import TransformersGenerator
 
         # dtype=None: the generator must not cast the caller's model in place.
-        generator = TransformersGenerator(
+        generator = backend_gen or TransformersGenerator(
             hf_model, tokenizer, dtype=None, max_batch_size=s["batch_size"], seed=s["seed"], model_id=model
         )
         trees_path = out / "mcts_trees.jsonl"
         trees_path.unlink(missing_ok=True)
         lm = classes["MCTSDecodeModel"](
             generator, tokenizer, config, s["mcts_config"], s["samples"], trees_path, prompts.system_prompts
+        )
+    elif backend_gen is not None:
+        lm = classes["BackendModel"](
+            backend_gen, tokenizer, config, temperature=s["temperature"], top_p=s["top_p"], seed=s["seed"]
         )
     else:
         lm = classes["TreecotTransformersModel"].wrap(hf_model, config)
@@ -1068,6 +1219,8 @@ def build_summary(
         "split": settings.get("split"),  # None: each task's evaluation split (`EVAL_TASKS`)
         "offset": int(settings.get("offset") or 0),
         "dtype": settings["dtype"],
+        "backend": settings.get("backend", "transformers"),
+        "backend_settings": settings.get("backend_settings"),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "treecot_version": treecot.__version__,
         "lighteval_version": lighteval_version,
@@ -1175,7 +1328,41 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     )
     parser.add_argument("--prompt-revision", default=None, help="revision of --prompt-from")
     parser.add_argument("--no-progress", action="store_true")
+    served = parser.add_argument_group(
+        "backend",
+        "decode with a generation backend instead of in-process (the settings a generation recipe's "
+        "model takes; MODEL then names the weights: tokenizer, chat template, summary)",
+    )
+    served.add_argument(
+        "--backend",
+        choices=("transformers", "openai", "vllm"),
+        default="transformers",
+        help="transformers: in-process; openai: an OpenAI-compatible server (vLLM, SGLang, llama.cpp); "
+        "vllm: vLLM's offline engine (GPU)",
+    )
+    served.add_argument("--base-url", default=None, help="openai: the server, e.g. http://127.0.0.1:8000/v1")
+    served.add_argument(
+        "--served-model", default=None, help="openai: the model name the server knows (default MODEL)"
+    )
+    served.add_argument(
+        "--api-key-env", default=None, help="openai: environment variable holding the API key"
+    )
+    served.add_argument(
+        "--concurrency", type=int, default=None, help="openai: requests in flight (default 8)"
+    )
+    served.add_argument(
+        "--timeout", type=float, default=None, help="openai: seconds per request (default 600)"
+    )
+    served.add_argument("--tensor-parallel-size", type=int, default=None, help="vllm: GPUs per engine")
+    served.add_argument(
+        "--gpu-memory-utilization", type=float, default=None, help="vllm: share of GPU memory"
+    )
+    served.add_argument("--max-model-len", type=int, default=None, help="vllm: context length")
     return parser
+
+
+_BACKEND_OPTIONS = ("base_url", "served_model", "api_key_env", "concurrency", "timeout", "tensor_parallel_size",
+                    "gpu_memory_utilization", "max_model_len")  # fmt: skip
 
 
 def eval_from_args(args: argparse.Namespace) -> EvalRun:
@@ -1212,6 +1399,8 @@ def eval_from_args(args: argparse.Namespace) -> EvalRun:
         system_prompt=args.system_prompt,
         prompt_from=args.prompt_from,
         prompt_revision=args.prompt_revision,
+        backend=args.backend,
+        backend_settings={k: getattr(args, k) for k in _BACKEND_OPTIONS if getattr(args, k) is not None},
     )
     print(format_markdown(run.summary))
     print(f"lighteval results: {run.results_path}\nsummary: {run.summary_path}\ntable: {run.markdown_path}")
