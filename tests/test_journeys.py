@@ -394,7 +394,9 @@ def test_compare_on_the_leaderboard(capsys):
         assert doc[:3] == ["leaderboard", "push", "outputs/eval/smollm2-135m-instruct"]
         assert "`--local-dir DIR` uses a local folder" in README
         for folder in (base, sft, cdpo, cdpo):  # pushing the same run twice does not duplicate it
-            assert "pushed to" in cli(capsys, "leaderboard", "push", folder, "--local-dir", lb)
+            assert "wrote the local leaderboard" in cli(
+                capsys, "leaderboard", "push", folder, "--local-dir", lb
+            )
         rows = load_versioned(lb, "results", split="train").to_pandas()
         per_model = rows.groupby("model").size()
         assert len(per_model) == 3 and per_model.nunique() == 1, per_model

@@ -428,7 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("space", help="launch the Gradio Space (trees, playground, leaderboard) locally")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=7860)
-    s.add_argument("--data-root", action="append", help="a folder the Trees tab may read (repeatable)")
+    s.add_argument(
+        "--data-root",
+        action="append",
+        help="a folder the app may read (repeatable; default: outputs/ and $TREECOT_CACHE/hub)",
+    )
     s.add_argument("--model", default="smollm2-135m-instruct", help="the playground's model at start")
     s.add_argument("--leaderboard", help="leaderboard dataset (Hub id or local folder)")
     s.add_argument("--dataset", help="dataset opened in the Trees tab at start")

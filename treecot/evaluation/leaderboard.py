@@ -856,7 +856,8 @@ def leaderboard_from_args(args: argparse.Namespace) -> int:
     """Run a parsed `add_leaderboard_arguments` command; prints its result."""
     if args.leaderboard_command == "push":
         result = push(args.results, args.repo, local_dir=args.local_dir)
-        print(f"pushed to {result.repo_id} ({result.revision}): {result.url_or_path}")
+        where = "wrote the local leaderboard" if result.local else f"pushed to {result.repo_id}"
+        print(f"{where} ({result.revision}): {result.url_or_path}")
     elif args.leaderboard_command == "compare":
         tasks = [t.strip() for t in args.tasks.split(",")] if args.tasks else None
         table, png = compare(
