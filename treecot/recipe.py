@@ -259,7 +259,8 @@ ENGINE_OWNED_KWARGS = ("model", "tokenizer", "dtype", "seed")
 class ModelSpec:
     """model: embedded name, local dir or Hub id (for `openai`: the served model name, defaults to this);
     backend: transformers | openai | vllm; dtype: inference dtype (transformers: bfloat16 default);
-    base_url / api_key_env / served_model: OpenAI-compatible server settings; tokenizer: where the chat
+    base_url / api_key_env / served_model: OpenAI-compatible server settings (base_url may list several
+    servers of the same model: sticky per tree, spread by load, failover; `treecot.backends.multi`); tokenizer: where the chat
     template comes from (default: `model`); max_batch_size: rows decoded together (transformers);
     concurrency / timeout: HTTP backend limits.
 
@@ -278,7 +279,7 @@ class ModelSpec:
     model: str = "smollm2-135m-instruct"
     backend: str = "transformers"
     dtype: str = "bfloat16"
-    base_url: str | None = None
+    base_url: str | list[str] | None = None
     api_key_env: str = "OPENAI_API_KEY"
     served_model: str | None = None
     tokenizer: str | None = None
@@ -291,6 +292,13 @@ class ModelSpec:
     enable_prefix_caching: bool | None = None
     quantization: str | None = None
     engine_kwargs: dict[str, Any] | None = None
+
+    def base_urls(self) -> list[str]:
+        """The servers of this model: `base_url` as a list (several: requests spread over them, sticky per
+        tree, failing over when one dies; `treecot.backends.multi`)."""
+        if self.base_url is None:
+            return []
+        return list(self.base_url) if isinstance(self.base_url, list) else [self.base_url]
 
     def engine_settings(self) -> dict[str, Any]:
         """The vLLM engine settings that are set (not null, not an empty engine_kwargs)."""
@@ -309,6 +317,14 @@ class ModelSpec:
             raise RecipeError(
                 f"{where}.base_url: required for the openai backend (e.g. http://127.0.0.1:8000/v1)"
             )
+        for i, url in enumerate(self.base_urls()):
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                at = f"{where}.base_url" + (f"[{i}]" if isinstance(self.base_url, list) else "")
+                raise RecipeError(f"{at}: expected an http(s) URL such as http://127.0.0.1:8000/v1, got "
+                                  f"{short_repr(url)}")  # fmt: skip
+        urls = self.base_urls()
+        if len(set(urls)) != len(urls):
+            raise RecipeError(f"{where}.base_url: lists a server twice")
         check_count(
             self.max_batch_size, f"{where}.max_batch_size", MAX_BATCH_SIZE, "treecot.recipe.MAX_BATCH_SIZE"
         )

@@ -28,14 +28,24 @@ def make_generator(spec: ModelSpec, seed: int = 0) -> Generator:
 
         from treecot.backends.openai_backend import OpenAIGenerator
 
-        return OpenAIGenerator(
-            spec.base_url,
-            spec.served_model or spec.model,
-            tokenizer=spec.tokenizer or spec.model,
-            concurrency=spec.concurrency,
-            timeout=spec.timeout,
-            api_key=os.environ.get(spec.api_key_env),
-        )
+        servers = []
+        for url in spec.base_urls():
+            servers.append(
+                OpenAIGenerator(
+                    url,
+                    spec.served_model or spec.model,
+                    # one tokenizer for every server of the model
+                    tokenizer=servers[0].tokenizer if servers else spec.tokenizer or spec.model,
+                    concurrency=spec.concurrency,
+                    timeout=spec.timeout,
+                    api_key=os.environ.get(spec.api_key_env),
+                )
+            )
+        if len(servers) == 1:
+            return servers[0]
+        from treecot.backends.multi import MultiServerGenerator
+
+        return MultiServerGenerator(servers)
     if spec.backend == "vllm":
         from treecot.backends.vllm_backend import VLLMGenerator
 

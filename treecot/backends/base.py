@@ -25,6 +25,9 @@ class GenerationRequest:
     logprobs:     None = no log-probs; 0 = log-prob of each sampled token; k > 0 = also the top-k
                   alternatives' log-probs per position (Marco-o1 v1 token-confidence value).
     seed:         per-request seed (None = backend default stream).
+    affinity:     requests with the same affinity (one search tree: its problem id) go to the same server
+                  when a backend spreads requests over several (`treecot.backends.multi`), so that server's
+                  prefix cache keeps serving the tree; other backends ignore it.
     """
 
     prompt: str | list[int]
@@ -35,6 +38,7 @@ class GenerationRequest:
     top_p: float = 0.9
     logprobs: int | None = None
     seed: int | None = None
+    affinity: str | None = None
 
 
 @dataclass

@@ -75,6 +75,11 @@ class BackendError(RuntimeError):
     """A generation server failed (after retries) or answered something that is not a completion."""
 
 
+class BackendUnavailable(BackendError):
+    """The server could not be reached or kept failing (connection errors, timeouts, HTTP 5xx) through every
+    retry: the server's fault, not the request's. `MultiServerGenerator` sends such requests elsewhere."""
+
+
 class BackendHTTPError(BackendError):
     """The server rejected a request with an HTTP error; ``message`` is the server's own explanation."""
 
@@ -541,7 +546,7 @@ class OpenAIGenerator:
                     error = f"HTTP {resp.status_code}: {message}"
                     retry_after = _retry_after(resp)
             if attempt == self.max_retries:
-                raise BackendError(
+                raise BackendUnavailable(
                     f"{method} {url} failed after {attempt + 1} attempt(s); last error: {error}"
                 )
             delay = min(MAX_BACKOFF, max(self.backoff * 2**attempt, retry_after or 0.0))

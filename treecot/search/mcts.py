@@ -498,6 +498,7 @@ class MCTS:
                 top_p=cfg.top_p,
                 logprobs=logprobs,
                 seed=self.rng.getrandbits(31) if cfg.seed_requests else None,
+                affinity=self.problem_id,  # one tree, one server (several servers: treecot.backends.multi)
             )
             exp = ExpansionRequest(self.problem_id, t.role, request, node.id, child_type, prefill)
             plan.append(_PlanItem(child_type, k, exp))

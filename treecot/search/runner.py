@@ -460,6 +460,9 @@ def run_generate(
                         release = getattr(gens[role], "release", None)
                         if callable(release):  # evict the finished problem's prefix caches
                             release(prompt)
+                        end = getattr(gens[role], "end_affinity", None)
+                        if callable(end):  # several servers: the tree no longer counts on its server
+                            end(str(tree.problem.get("id", "")))
                     st = tree.stats
                     counters["rollouts"] += int(st.get("rollouts", 0))
                     counters["correct"] += int(st.get("correct_paths", 0))
