@@ -1,4 +1,4 @@
-"""The paper's Table 5 ablation on this CPU: `python -m benchmarks.ablation` (about 3 hours on 2 cores).
+"""The paper's Table 5 ablation on this CPU: `python -m benchmarks.ablation` (about 4 hours on 2 cores).
 
 Runs (or resumes: every stage of `treecot ablate` is kept under `--output-dir`) the CPU ablation recipe
 `recipes/smollm2-135m-instruct/ablate/config_arithmetic.yaml` and writes `benchmarks/results/ablation.json`:

@@ -1,6 +1,6 @@
 """`treecot ablate RECIPE.yaml`: the paper's Table 5 (Marco-o1 v2) on one dataset, as one resumable command.
 
-    treecot ablate recipes/smollm2-135m-instruct/ablate/config_arithmetic.yaml      # CPU, about 3 h on 2 cores
+    treecot ablate recipes/smollm2-135m-instruct/ablate/config_arithmetic.yaml      # CPU, about 4 h on 2 cores
     treecot ablate recipes/llama-3.1-8b-instruct/ablate/config_gsm8k.yaml           # the paper's setup (GPUs)
 
 Stages: ``generate`` (MCTS trees) → ``build`` (configs ``sft``, ``dpo`` = shortest correct path per problem,
