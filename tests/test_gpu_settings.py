@@ -336,3 +336,25 @@ def test_real_accelerate_launch_with_num_processes_on_cpu_fails_with_one_line(tm
     lines = [line for line in stderr.splitlines() if line.startswith("treecot generate: error:")]
     assert lines == [f"treecot generate: error: {SINGLE_PROCESS_LAUNCH}"], stderr[-3000:]
     assert not (tmp_path / "trees").exists()
+
+
+def test_the_prepared_gpu_check_uses_options_that_exist():
+    """`scripts/gpu_check.sh` runs only on GPU machines: keep its commands in step with the CLI here."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.sh"
+    text = script.read_text()
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    from treecot.cli import build_parser
+
+    eval_parser = build_parser()._subparsers._group_actions[0].choices["eval"]
+    known = {o for a in eval_parser._actions for o in a.option_strings}
+    used = set(re.findall(r"(--[a-z][a-z-]+)", text.split("== 2.")[0].split("COMMON=(")[1]))
+    used |= set(re.findall(r"(--[a-z][a-z-]+)", text.split("== 2.")[1].split("PYCODE")[0]))
+    assert used and used <= known, sorted(used - known)
+    assert (
+        "tests/test_backend_vllm.py" in text
+        and (script.parent.parent / "tests" / "test_backend_vllm.py").is_file()
+    )
