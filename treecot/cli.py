@@ -149,8 +149,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise CLIError(str(e)) from None
     except AttributeError:
         raise CLIError(f"{args.recipe}: the recipe has no 'generate' section") from None
+    if args.actors < 1:
+        raise CLIError(f"--actors {args.actors}: need at least one actor")
     try:
-        run_generate(recipe, shard, progress=not args.no_progress)
+        run_generate(recipe, shard, progress=not args.no_progress, engine=args.engine, ray_actors=args.actors)
     except RecipeError as e:
         raise CLIError(str(e)) from None
     return 0
@@ -369,6 +371,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, help="override problems.limit")
     s.add_argument("--output-dir", help="override generate.output_dir")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: search in this process; ray: on a pool of Ray actors, each with its own models (the "
+        "`ray` extra; connects to $RAY_ADDRESS, else starts a local cluster)",
+    )
+    s.add_argument(
+        "--actors", type=int, default=2, help="--engine ray: number of actors (default 2; one per GPU group)"
+    )
     s.set_defaults(func=cmd_generate)
 
     s = sub.add_parser("show-tree", help="print a search tree as an indented view and optionally plot it")

@@ -70,6 +70,10 @@ SINGLE_PROCESS_LAUNCH = (
 )
 
 
+#: Search engines of `run_generate`: this process, or a pool of Ray actors (`treecot.search.ray_engine`).
+ENGINES = ("local", "ray")
+
+
 @dataclass(frozen=True)
 class Shard:
     index: int = 0
@@ -382,10 +386,14 @@ def run_generate(
     *,
     generators: dict[str, Any] | None = None,
     progress: bool = True,
+    engine: str = "local",
+    ray_actors: int = 2,
 ) -> dict:
     """Run (or resume) the recipe's MCTS generation for one shard; returns the stats summary.
 
     generators: pre-built {"A": …, "B": …} (tests, notebooks); default: built from the recipe.
+    engine: "local" (this process searches) or "ray" (`ray_actors` Ray actors search, each with its own
+    generators built from the recipe; `treecot.search.ray_engine`); the shard file and stats are the same.
     """
     from treecot.prompts import contract_system_prompt
     from treecot.search.mcts import MCTSConfig, config_hash, render_chat_prompts, run_search
@@ -397,6 +405,19 @@ def run_generate(
     if recipe.generate is None:
         raise RecipeError("generate: the recipe has no 'generate' section")
     spec = recipe.generate
+    if engine not in ENGINES:
+        raise RecipeError(f"engine: {engine!r} is not an engine; choose one of {', '.join(ENGINES)}")
+    if engine == "ray":
+        from treecot.search.ray_engine import require_ray
+
+        if generators is not None:
+            raise RecipeError("engine ray: pre-built generators cannot be sent to Ray actors; each actor "
+                              "builds its own from the recipe's models (leave generators out)")  # fmt: skip
+        if isinstance(ray_actors, bool) or not isinstance(ray_actors, int) or ray_actors < 1:
+            raise RecipeError(
+                f"engine ray: the number of actors must be a positive integer, got {ray_actors!r}"
+            )
+        require_ray()  # a missing extra fails before anything is read or written
     shard = shard or Shard.from_environment() or Shard()
     task = get_task(recipe.problems.task)
     patterns = spec.load_patterns() if spec.patterns else patterns_for_task(task)
@@ -440,7 +461,8 @@ def run_generate(
         t0 = time.perf_counter()
         written: list[dict] = []
         if todo:
-            gens = generators or _load_generators(recipe)
+            # The ray engine's actors hold the generators (and release their caches): none here.
+            gens = {} if engine == "ray" else generators or _load_generators(recipe)
             bar = None
             if progress:
                 from tqdm.auto import tqdm
@@ -489,17 +511,33 @@ def run_generate(
                     )
 
                 try:
-                    run_search(
-                        todo,
-                        task,
-                        patterns,
-                        gens,
-                        config,
-                        progress=on_tree,
-                        max_in_flight=spec.problems_in_flight,
-                        on_step=on_step,
-                        system_prompt=system_prompt,
-                    )
+                    if engine == "ray":
+                        from treecot.search.ray_engine import run_search_ray
+
+                        run_search_ray(
+                            todo,
+                            recipe,
+                            task=task.name,
+                            patterns=patterns,
+                            config=config,
+                            on_tree=on_tree,
+                            num_actors=ray_actors,
+                            problems_per_actor=spec.problems_in_flight,
+                            system_prompt=system_prompt,
+                            on_batch=lambda: on_step([]),  # the live counts move per finished batch
+                        )
+                    else:
+                        run_search(
+                            todo,
+                            task,
+                            patterns,
+                            gens,
+                            config,
+                            progress=on_tree,
+                            max_in_flight=spec.problems_in_flight,
+                            on_step=on_step,
+                            system_prompt=system_prompt,
+                        )
                 finally:
                     if bar is not None:
                         bar.close()
