@@ -69,6 +69,12 @@ HEADLINES: dict[str, list[tuple[str, str, object]]] = {
         ("agreement_corrected", "report: with PlanBench's classified extraction errors set right", None),
         ("disagreements_unreviewed", "0 disagreements left unclassified", lambda v: v == 0),
     ],
+    "scale": [
+        ("local_tokens_per_s", "report: in-process backend", None),
+        ("server_tokens_per_s", "report: one vLLM CPU server over HTTP", None),
+        ("ray_tokens_per_s", "report: Ray, 2 actors sharing that server", None),
+        ("local_over_server_tokens_per_s", "report (about 2 when the issue was filed)", None),
+    ],
     "ablation": [
         ("base_data_prompt_arithmetic_accuracy", "report (base, data prompt)", None),
         ("sft_arithmetic_accuracy", "report (SFT on the MCTS data)", None),
