@@ -9,6 +9,8 @@ import shutil
 
 import pytest
 
+import treecot.space as space_module
+
 pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
 
@@ -599,9 +601,54 @@ def test_trained_models_are_listed_with_their_label(trained):
     assert any(label.startswith("elsewhere/model (trained") for label in labels)
     new = fake_model(root / "demo" / "models" / "cdpo")
     assert str(new) not in dict(map(reversed, app.model_choices()))
+    # a refresh within MODEL_RESCAN_SECONDS of the last scan keeps the listing (any visitor can press it)
+    assert str(new) not in dict(map(reversed, app.model_choices(refresh=True)))
+    app._models_scanned -= space_module.MODEL_RESCAN_SECONDS
     assert ("outputs/demo/models/cdpo", str(new)) in app.refresh_models("tiny").choices
     shutil.rmtree(new)
+    app._models_scanned -= space_module.MODEL_RESCAN_SECONDS
     assert str(new) not in dict(map(reversed, app.model_choices(refresh=True)))
+
+
+def test_an_adapter_whose_base_lies_outside_the_data_roots_is_not_listed_or_loaded(trained, tmp_path):
+    """A LoRA folder loads its base model from ``adapter_config.json``: a base outside the data roots (or a
+    Hub id the app may not open) would be read through it, so such an adapter is neither listed nor loaded;
+    a base inside the roots, an embedded name or an allowed Hub id is fine."""
+    from treecot.space import check_adapter_base, discover_models, resolve_model
+
+    root = tmp_path / "outputs"
+    cases = {
+        "out": str(trained["outside"]),  # a model folder outside the roots
+        "hub": "someone/private-model",
+        "inside": str(trained["sft"]),  # inside the roots, below
+        "embedded": "smollm2-135m-instruct",
+    }
+    (root / "base").mkdir(parents=True)
+    shutil.copytree(trained["sft"], root / "base" / "sft")
+    cases["inside"] = str(root / "base" / "sft")
+    for name, base in cases.items():
+        folder = root / "adapters" / name
+        folder.mkdir(parents=True)
+        (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base}))
+    config = SpaceConfig(data_roots=[root], model="tiny")
+    listed = {m.path.name for m in discover_models([root], hub_allowed=config.hub_allowed)}
+    assert {"inside", "embedded"} <= listed and not {"out", "hub"} & listed, listed
+    for name, why in (("out", "outside the data roots"), ("hub", "Hub id this app may not open")):
+        with pytest.raises(SpaceError, match=why):
+            resolve_model(str(root / "adapters" / name), config)
+    assert resolve_model(str(root / "adapters" / "embedded"), config).endswith("embedded")
+    allowed = SpaceConfig(data_roots=[root], model="tiny", allow_hub=True)
+    check_adapter_base(root / "adapters" / "hub", [root.resolve()], allowed.hub_allowed)
+
+
+def test_model_discovery_reads_a_bounded_number_of_entries(tmp_path):
+    from treecot.space import discover_models
+
+    root = tmp_path / "outputs"
+    for i in range(6):
+        fake_model(root / f"run{i}" / "model")
+    assert len(discover_models([root])) == 6
+    assert len(discover_models([root], max_entries=12)) < 6, "the scan stops at its entry budget"
 
 
 def test_a_trained_model_answers_with_its_trained_prompt(trained, monkeypatch):

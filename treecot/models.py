@@ -208,6 +208,12 @@ def embedded_tokenizer_dir(name: str = DEFAULT_MODEL) -> Path:
     return _atomic_build(target, build)
 
 
+def embedded_model_paths() -> dict[str, Path]:
+    """Where each embedded model's safetensors directory is cached (converted or not): the folders a
+    trained adapter names as its base when it was trained from an embedded model."""
+    return {name: cache_dir() / "models" / _cache_key(spec) for name, spec in EMBEDDED.items()}
+
+
 def embedded_model_dir(name: str = DEFAULT_MODEL) -> Path:
     """Convert an embedded GGUF to a safetensors model directory once and return the cached directory.
 

@@ -120,6 +120,10 @@ MAX_LISTED_MODELS = 50
 MAX_MODEL_SCAN_DIRS = 2_000
 MAX_MODEL_SCAN_DEPTH = 6
 MAX_MODEL_SCAN_ENTRIES = 2_000
+#: Most directory entries one discovery scan reads in all; and the shortest time between two scans (the
+#: refresh button of any visitor starts one).
+MAX_MODEL_SCAN_TOTAL = 50_000
+MODEL_RESCAN_SECONDS = 10.0
 #: Largest ``treecot_provenance.json`` (bytes) the Space reads.
 MAX_PROVENANCE_BYTES = 1 << 20
 #: Files that make a folder a model: ``config.json`` with weights, or a LoRA adapter's config.
@@ -438,6 +442,41 @@ def check_model_dir(path: Path, roots: Sequence[Path], what: str = "model direct
                 seen.add(real)
                 stack.append((real, f"{shown}/"))
     return base
+
+
+def check_adapter_base(
+    folder: Path, roots: Sequence[Path], hub_allowed, what: str = "model directory"
+) -> None:
+    """A LoRA adapter folder loads its base model from the path or Hub id in its ``adapter_config.json``
+    (``base_model_name_or_path``): refuse (`SpaceError`) a base that is a folder outside `roots` (other than
+    an embedded model's own cache folder) or a Hub id `hub_allowed` does not allow. No adapter: nothing to
+    check."""
+    config_path = Path(folder) / "adapter_config.json"
+    if not os.path.lexists(config_path):
+        return
+    try:
+        data = json.loads(_read_checked_text(config_path, roots, f"{what}: adapter_config.json"))
+    except ValueError:
+        raise SpaceError(f"{what}: adapter_config.json is not JSON") from None
+    base = data.get("base_model_name_or_path") if isinstance(data, dict) else None
+    if not isinstance(base, str) or not base.strip():
+        raise SpaceError(f"{what}: adapter_config.json names no base model")
+    from treecot.models import embedded_model_paths, known_models
+
+    if base in known_models():
+        return
+    looks_local = base.startswith((".", "/", "~")) or os.path.exists(base)
+    if looks_local:
+        real = Path(os.path.realpath(os.path.expanduser(base)))
+        if real in {Path(os.path.realpath(p)) for p in embedded_model_paths().values()}:
+            return
+        try:
+            check_model_dir(real, roots, what=f"{what}: its base model")
+        except SpaceError:
+            raise SpaceError(f"{what}: its base model {base!r} is outside the data roots") from None
+        return
+    if not is_hub_id(base) or not hub_allowed(base):
+        raise SpaceError(f"{what}: its base model {base!r} is a Hub id this app may not open")
 
 
 def _text(value: Any, what: str) -> str:
@@ -1175,7 +1214,9 @@ def resolve_model(choice: str, config: SpaceConfig) -> str:
     path = check_local_path(choice, config.roots, what="model")
     if not path.is_dir():
         raise SpaceError(f"model directory {choice!r} does not exist")
-    return str(check_model_dir(path, config.roots, what=f"model directory {choice!r}"))
+    folder = check_model_dir(path, config.roots, what=f"model directory {choice!r}")
+    check_adapter_base(folder, config.roots, config.hub_allowed, what=f"model directory {choice!r}")
+    return str(folder)
 
 
 @dataclass(frozen=True)
@@ -1233,7 +1274,7 @@ def _provenance_contract(provenance: dict):
         return None
     try:
         return PromptContract.from_dict(data)
-    except (AttributeError, TypeError, ValueError):
+    except (AttributeError, TypeError, ValueError, ArithmeticError):  # e.g. "p95": Infinity
         return None
 
 
@@ -1276,6 +1317,8 @@ def discover_models(
     max_models: int = MAX_LISTED_MODELS,
     max_dirs: int = MAX_MODEL_SCAN_DIRS,
     max_depth: int = MAX_MODEL_SCAN_DEPTH,
+    max_entries: int = MAX_MODEL_SCAN_TOTAL,
+    hub_allowed=None,
 ) -> list[LocalModel]:
     """Model folders under `roots` (resolved), for the playground's menu; no model is loaded.
 
@@ -1284,7 +1327,9 @@ def discover_models(
     walked breadth first (the shallowest models are kept when the cap is hit), at most `max_depth` folders deep, visiting at most `max_dirs` folders (`MAX_MODEL_SCAN_ENTRIES`
     entries each) and listing at most `max_models` models. Every folder is resolved (symlinks included)
     and must lie inside the roots (`real_path`); a model folder is listed only when nothing in it leads
-    outside them (`check_model_dir`, as when it loads). Hidden folders, the Hub cache's own
+    outside them (`check_model_dir`, as when it loads) and, for an adapter, when its base model is one the
+    app may open (`check_adapter_base`; `hub_allowed`: default none). The whole scan reads at most
+    `max_entries` directory entries, model folders' own checks included. Hidden folders, the Hub cache's own
     ``models--*``/``datasets--*`` layout and the folders inside a model (its checkpoints) are not walked."""
     import itertools
     from collections import deque
@@ -1300,10 +1345,13 @@ def discover_models(
         if real not in seen:
             seen.add(real)
             queue.append((real, 0))
-    visited = 0
+    visited = read = 0
+    allowed = hub_allowed or (lambda name: False)
     while queue and len(found) < max_models:
-        if visited >= max_dirs:
-            logger.warning("treecot space: model discovery stopped after %d folders", max_dirs)
+        if visited >= max_dirs or read >= max_entries:
+            logger.warning(
+                "treecot space: model discovery stopped after %d folders (%d entries)", visited, read
+            )
             break
         folder, depth = queue.popleft()
         visited += 1
@@ -1312,10 +1360,16 @@ def discover_models(
                 entries = sorted(itertools.islice(it, MAX_MODEL_SCAN_ENTRIES), key=lambda e: e.name)
         except OSError:
             continue
+        read += len(entries)
         if _is_model_folder({e.name for e in entries}):
             try:
+                if (
+                    sum(1 for _ in os.scandir(folder)) + read > max_entries
+                ):  # its check walks it: budget first
+                    raise SpaceError("over the discovery's entry budget")
                 check_model_dir(folder, roots, what="model directory")
-            except SpaceError as e:
+                check_adapter_base(folder, roots, allowed)
+            except (SpaceError, OSError) as e:
                 logger.warning("treecot space: model folder %s not listed: %s", folder, e)
                 continue
             provenance = read_provenance(folder, roots)
@@ -1694,6 +1748,7 @@ class SpaceApp:
         self.config = config
         self._sources = _LRU(4)
         self._local_models: list[LocalModel] | None = None
+        self._models_scanned = float("-inf")
         self._models_lock = threading.Lock()
 
     # -- helpers -------------------------------------------------------------------------------------
@@ -1868,8 +1923,10 @@ class SpaceApp:
         """The model folders under the data roots (`discover_models`), scanned once and cached; `refresh`
         scans again."""
         with self._models_lock:
-            if self._local_models is None or refresh:
-                self._local_models = discover_models(self.config.roots)
+            stale = time.monotonic() - self._models_scanned >= MODEL_RESCAN_SECONDS
+            if self._local_models is None or (refresh and stale):
+                self._local_models = discover_models(self.config.roots, hub_allowed=self.config.hub_allowed)
+                self._models_scanned = time.monotonic()
             return list(self._local_models)
 
     def model_choices(self, refresh: bool = False) -> list[tuple[str, str]]:
