@@ -247,6 +247,14 @@ def test_a_correct_answer_that_breaks_the_prompts_format_is_not_clean():
         r"\boxed{16} Ben has 16 shells.",
     ):
         assert task.answer_format_problems(fine) == [], fine
+    for fine in (r"The answer is: $\boxed{16}$.", r"\[\boxed{16}\]", r"\(\boxed{16}\) apples"):
+        assert task.answer_format_problems(fine) == [], f"math mode around the box is fine: {fine}"
+    assert task.answer_format_problems("\\boxed{\u0661\u0666}") == ["not a number: \u0661\u0666"], (
+        "ASCII digits"
+    )
+    aime = get_task("aime24")
+    assert aime.answer_format_problems(r"\boxed{35}") == []
+    assert aime.answer_format_problems(r"\boxed{-5}") == ["not an integer from 0 to 999: -5"]
     assert get_task("math500").answer_format_problems(r"The answer is: \boxed{\frac{1}{2}}") == [], (
         "MATH answers may be expressions"
     )

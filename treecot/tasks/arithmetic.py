@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from datasets import Dataset
 
 from treecot.tasks.base import make_problem
-from treecot.tasks.math import GSM8K_SYSTEM_PROMPT, MathTask
+from treecot.tasks.math import GSM8K_SYSTEM_PROMPT, PLAIN_NUMBER, MathTask
 
 _NAMES = ("Sam", "Mia", "Tom", "Ava", "Leo", "Zoe", "Ben", "Ivy", "Max", "Lily", "Noah", "Emma")
 _ITEMS = ("apples", "pencils", "stickers", "marbles", "cookies", "books", "shells", "cards", "toy cars")
@@ -93,7 +93,7 @@ class ArithmeticTask(MathTask):
 
     name = "arithmetic"
     system_prompt = GSM8K_SYSTEM_PROMPT
-    numeric_answer = True
+    answer_number = PLAIN_NUMBER
     splits = ("train", "test")
     #: Default number of problems per split.
     default_sizes: dict[str, int] = {"train": 2000, "test": 500}

@@ -143,7 +143,11 @@ _SENTENCE_NUMBER = re.compile(r"(?<![\w.,])[+-]?\d+(?:[.,]\d+)*(?![\w])")
 
 
 #: A plain number as the GSM8K-style prompts ask for it inside the box (no units, no separators).
-_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+#: An AIME answer: an integer from 0 to 999.
+AIME_INTEGER = re.compile(r"[0-9]{1,3}")
+#: Math-mode delimiters that may wrap the box: opener → closer (`$\boxed{x}$`, `\[\boxed{x}\]`).
+_MATH_WRAPPERS = {"$$": "$$", "$": "$", "\\[": "\\]", "\\(": "\\)"}
 #: What may not follow the box in an answer section: LaTeX commands, braces, brackets of math mode, tags.
 _FORMAT_TAIL_BAD = re.compile(r"[\\{}<>$]")
 
@@ -908,8 +912,9 @@ class MathTask(Task):
     domain = "math"
     system_prompt = MATH_SYSTEM_PROMPT
     splits: tuple[str, ...] = ("test",)
-    #: The system prompt asks for a single number inside the box (GSM8K, AIME, arithmetic).
-    numeric_answer: bool = False
+    #: What the system prompt allows inside the box, when it asks for a number (GSM8K and arithmetic: a
+    #: plain number; AIME: an integer from 0 to 999); None: any expression (MATH).
+    answer_number: re.Pattern | None = None
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         if not isinstance(timeout, (int, float)) or timeout <= 0:
@@ -950,9 +955,15 @@ class MathTask(Task):
             return ["no box"]
         out = [] if len(boxes) == 1 else [f"boxes: {len(boxes)}"]
         start, end, content, _ = boxes[-1]
-        if self.numeric_answer and not _PLAIN_NUMBER.fullmatch(content):
-            out.append(f"not a number: {_short(content)}")
+        if self.answer_number is not None and not self.answer_number.fullmatch(content):
+            out.append(f"not {'an integer from 0 to 999' if self.answer_number is AIME_INTEGER else 'a number'}: "
+                       f"{_short(content)}")  # fmt: skip
         tail = text[end:]
+        head = text[:start].rstrip()
+        for opener, closer in _MATH_WRAPPERS.items():  # the box in math mode: its closing delimiter is fine
+            if head.endswith(opener) and tail.lstrip().startswith(closer):
+                tail = tail.lstrip()[len(closer) :]
+                break
         if _FORMAT_TAIL_BAD.search(tail):
             out.append(f"after the box: {_short(tail.strip())}")
         return out
@@ -986,7 +997,7 @@ class GSM8KTask(MathTask):
 
     name = "gsm8k"
     system_prompt = GSM8K_SYSTEM_PROMPT
-    numeric_answer = True
+    answer_number = PLAIN_NUMBER
     splits = ("train", "test")
 
 
@@ -1008,7 +1019,7 @@ class AIME24Task(MathTask):
 
     name = "aime24"
     system_prompt = AIME_SYSTEM_PROMPT
-    numeric_answer = True
+    answer_number = AIME_INTEGER
 
 
 class AIME25Task(MathTask):
@@ -1016,4 +1027,4 @@ class AIME25Task(MathTask):
 
     name = "aime25"
     system_prompt = AIME_SYSTEM_PROMPT
-    numeric_answer = True
+    answer_number = AIME_INTEGER
