@@ -295,6 +295,18 @@ def test_more_stop_strings_than_the_api_takes_are_applied_to_the_text(fake_serve
     c = res.completions[0]
     assert c.text == "a b " and c.finish_reason == "stop"
     assert c.n_tokens == 2 and c.token_logprobs == [-0.5, -0.5] and res.extra["token_ids"] == [[0, 1]]
+    # the count comes from the generated tokens (wholly before the cut), not from re-encoding the cut text,
+    # which a tokenizer may split differently ("a b c" is 3 words; the model wrote "a", " b", " c</", "t5>")
+    body = completion_body(["a b c</t5>"], finish="length")
+    body["choices"][0]["logprobs"] = {
+        "tokens": ["a", " b", " c</", "t5>"],
+        "token_logprobs": [-0.1, -0.2, -0.3, -0.4],
+    }
+    [res] = gen_for(fake_server(lambda p, b, i: (200, body))).generate(
+        [GenerationRequest("p", stop=stops, logprobs=0)]
+    )
+    assert res.completions[0].text == "a b c"
+    assert res.completions[0].n_tokens == 2 and res.completions[0].token_logprobs == [-0.1, -0.2]
     # a stop string the server was sent: nothing to redo
     [res] = gen_for(fake_server(ok(["a b"], finish="stop", logprobs="completions"))).generate(
         [GenerationRequest("p", stop=stops, logprobs=0)]

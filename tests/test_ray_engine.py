@@ -190,7 +190,13 @@ def test_actor_resources_follow_the_models(monkeypatch):
 
     vllm = {"model": "m", "backend": "vllm", "tensor_parallel_size": 2}
     assert options({"A": vllm}) == {"num_gpus": 2}, "roles sharing one engine share its GPUs"
-    assert options({"A": vllm, "B": {**vllm, "model": "other"}}) == {"num_gpus": 4}
+    with pytest.raises(ray_engine.RayEngineError, match="2 different models that each need a GPU"):
+        options({"A": vllm, "B": {**vllm, "model": "other"}})  # both engines would start on one GPU
+    with pytest.raises(ray_engine.RayEngineError, match="one actor holds one GPU model"):
+        options({"A": vllm, "B": {"model": "tiny"}}, 8)
+    assert options({"A": vllm, "B": {"model": "tiny"}}) == {"num_gpus": 2}, (
+        "no GPU in the cluster: tiny on CPU"
+    )
     assert options({"A": {"model": "tiny"}}) == {} and options({"A": {"model": "tiny"}}, 8) == {"num_gpus": 1}
     server = {
         "model": "m",

@@ -371,3 +371,14 @@ def test_show_tree_main_reports_bad_files(tmp_path):
     empty.write_text("\n")
     with pytest.raises(ValueError, match="holds no trees"):
         find_tree(empty)
+
+
+def test_the_header_shows_a_problems_fields_without_terminal_controls():
+    from treecot.search.show import format_tree
+
+    tree = Tree(
+        problem={"id": "p\x1b[2J1", "task": "gsm8k\u202e", "question": "q", "reference": "1", "meta": {}}
+    )
+    header = format_tree(tree).splitlines()[0]
+    assert "\x1b" not in header and "\u202e" not in header
+    assert "p\\x1b[2J1" in header and "\\u202e" in header

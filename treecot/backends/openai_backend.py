@@ -155,6 +155,26 @@ def parse_logprobs(logprobs: Any, k: int) -> tuple[list[float] | None, list[list
 SERVER_STOP_LIMIT = 4
 
 
+def _tokens_within(logprobs: Any, n_chars: int) -> int | None:
+    """How many of a choice's generated tokens lie wholly within its first `n_chars` characters, from the
+    token strings of its ``logprobs`` (completions or chat format); None without them. Re-encoding the cut
+    text can split it differently from how it was generated."""
+    if not isinstance(logprobs, dict):
+        return None
+    tokens = logprobs.get("tokens")
+    if tokens is None and isinstance(logprobs.get("content"), list):
+        tokens = [t.get("token") if isinstance(t, dict) else None for t in logprobs["content"]]
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        return None
+    end = kept = 0
+    for token in tokens:
+        end += len(token)
+        if end > n_chars:
+            break
+        kept += 1
+    return kept
+
+
 def cut_at_stop(text: str, stop: list[str]) -> str:
     """``text`` up to the earliest stop string (servers that keep the stop string in the text)."""
     cut = len(text)
@@ -438,7 +458,9 @@ class OpenAIGenerator:
                 )
             ids = ch.get("token_ids")
             if cut_here:
-                kept = len(self.tokenizer.encode(text, add_special_tokens=False))
+                kept = _tokens_within(ch.get("logprobs"), len(text))
+                if kept is None:  # no token strings: count the kept text's tokens
+                    kept = len(self.tokenizer.encode(text, add_special_tokens=False))
                 ids = ids[:kept] if isinstance(ids, list) else ids
                 token_lps = token_lps[:kept] if token_lps is not None else None
                 top_lps = top_lps[:kept] if top_lps is not None else None

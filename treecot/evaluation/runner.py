@@ -1003,6 +1003,7 @@ def _run(
         offset=s["offset"],
     )
     spec, backend_gen = s.pop("backend_spec"), s.pop("generator")
+    owned = False
     s["backend"] = "transformers" if spec is None else spec.backend
     if spec is not None:  # a server or vLLM decodes: only the tokenizer is needed here
         from treecot.backends import make_generator
@@ -1010,6 +1011,7 @@ def _run(
 
         hf_model = None
         tokenizer = load_tokenizer(spec.tokenizer or model)
+        owned = backend_gen is None  # built here: closed here (thread pools, HTTP sessions, an engine)
         backend_gen = backend_gen or make_generator(spec, seed=s["seed"])
         revision = model_revision(model) if _local_weights(model) else f"served:{spec.served_model or model}"
         s["backend_settings"] = {k: v for k, v in spec.to_dict().items() if k not in ("model", "backend")}
@@ -1080,7 +1082,12 @@ def _run(
     )
     transformers.set_seed(s["seed"])
     torch.manual_seed(s["seed"])
-    pipeline.evaluate()
+    try:
+        pipeline.evaluate()
+    finally:
+        close = getattr(backend_gen, "close", None)
+        if spec is not None and owned and callable(close):
+            close()
 
     def write(where: Path) -> EvalRun:
         return _write_outputs(

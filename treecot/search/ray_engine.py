@@ -123,6 +123,14 @@ def default_actor_options(recipe: Recipe, cluster_gpus: float = 0.0) -> dict[str
     each), one GPU for in-process transformers models when the cluster has GPUs, none for server clients;
     and the API-key variables of the models that the driver has set."""
     specs = _role_specs(recipe)
+    on_gpu = [s for s in specs if s.backend == "vllm" or (s.backend == "transformers" and cluster_gpus >= 1)]
+    if len(on_gpu) > 1:
+        # Inside one actor every engine would start on the first GPU Ray gives it (nothing splits them).
+        raise RayEngineError(
+            f"engine ray: roles A and B name {len(on_gpu)} different models that each need a GPU "
+            f"({', '.join(s.model for s in on_gpu)}); one actor holds one GPU model: give A and B the same "
+            "model, or serve one of them (backend openai)"
+        )
     gpus = sum(spec.tensor_parallel_size or 1 for spec in specs if spec.backend == "vllm")
     if not gpus and cluster_gpus >= 1 and any(spec.backend == "transformers" for spec in specs):
         gpus = 1

@@ -60,7 +60,8 @@ def _visible(word: str) -> str:
     """`word` as written, except characters a terminal would act on (controls), shown as `\\xNN` escapes."""
     if word.isprintable():
         return word
-    return "".join(ascii(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in word)
+    # controls and format characters (bidirectional overrides) as escapes
+    return "".join(ascii(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf") else c for c in word)
 
 
 def _snippet(text: str, words: int) -> str:
@@ -102,11 +103,12 @@ def format_tree(tree: Tree, words: int = 12, max_nodes: int | None = None) -> st
     problem, stats = tree.problem, tree.stats
     answers = tree.answer_nodes()
     lines = [
-        f"problem {problem.get('id', '?')} ({problem.get('task', '?')})  reference: "
+        f"problem {_snippet(str(problem.get('id', '?')), 3)} ({_snippet(str(problem.get('task', '?')), 3)})  reference: "
         + _snippet(str(problem.get("reference", "")), 20),
         "question: " + _snippet(str(problem.get("question", "")), 30),
         f"{_count(stats.get('rollouts', 0), 'rollout')}, {_count(len(tree.correct_answers()), 'correct path')} "
-        f"of {_count(len(answers), 'answer')}, {_count(len(tree), 'node')}, stop: {stats.get('stop_reason')}",
+        f"of {_count(len(answers), 'answer')}, {_count(len(tree), 'node')}, "
+        f"stop: {_snippet(str(stats.get('stop_reason')), 3)}",
     ]
     shown = 0
 
