@@ -180,3 +180,15 @@ def test_a_search_survives_a_server_dying_mid_run(vllm_server, tmp_path):  # noq
     assert summary["new_trees"] == 4 and len(trees) == 4
     assert len({t["problem"]["id"] for t in trees}) == 4, "no tree written twice"
     assert forwarded["n"] > 3, "the proxy died mid-run (its later requests were dropped and went elsewhere)"
+
+
+def test_requests_that_fail_on_two_servers_are_raised_not_moved_on(servers):
+    """A request that makes every server fail (say it crashes them) must not take down a third one."""
+
+    def dies(path, body, i):
+        return 500, {"error": {"message": "engine died"}}
+
+    gen = multi(servers(dies), servers(dies), servers(echo("c")))
+    with pytest.raises(BackendUnavailable, match="failed on two servers"):
+        gen.generate([req("t1")])
+    assert len(gen.stats["dead_servers"]) == 1, "one server dropped; the requests are blamed after the second"

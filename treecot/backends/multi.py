@@ -15,7 +15,8 @@ A recipe gets one by listing several servers for a role (`base_url: [http://a:80
   reassigned, and the requests it failed are sent to the live servers. The search state lives in the
   caller, so a tree continues on its new server (its prefix cache cold there): nothing is lost and nothing is
   written twice. A request the server rejects (HTTP 4xx) is the request's fault and is raised as before.
-  With every server dead, the last error is raised.
+  With every server dead, the last error is raised; requests that fail on a second server too are raised
+  (a request that crashes servers would otherwise take every one down).
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ class MultiServerGenerator:
     def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         results: list[GenerationResult | None] = [None] * len(requests)
         pending = list(range(len(requests)))
+        failed_on: Counter = Counter()  # request index → servers that failed it
         while pending:
             batch: Counter = Counter()
             groups: dict[int, list[int]] = defaultdict(list)
@@ -126,6 +128,13 @@ class MultiServerGenerator:
                 try:
                     out = future.result()
                 except BackendUnavailable as err:
+                    if any(failed_on[k] for k in groups[i]):
+                        # the same requests failed on a second server: blame the requests, not the servers
+                        raise BackendUnavailable(
+                            f"{len(groups[i])} request(s) failed on two servers ({err}); not moving them to a third"
+                        ) from err
+                    for k in groups[i]:
+                        failed_on[k] += 1
                     self._mark_dead(i, err)
                     with self._lock:
                         self.stats["failovers"] += len(groups[i])
