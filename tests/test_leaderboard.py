@@ -278,7 +278,10 @@ def test_compare_accepts_the_names_a_user_has(tmp_path, capsys):
     assert resolved("HuggingFaceTB--SmolLM2-135M-Instruct") == hub  # the default eval folder of a Hub id
     argv = ["--repo", "me/names", "--local-dir", store, "--output", str(tmp_path / "cli.png")]
     assert lb.leaderboard_main(["compare", "cdpo-demo", "smollm2-135m-instruct", *argv]) == 0
-    assert "| gsm8k | outputs/smollm2-135m-instruct/cdpo-demo | 10 |" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert "| gsm8k | outputs/smollm2-135m-instruct/cdpo-demo | 10 |" in out.out
+    # a partial name says which stored run it stood for
+    assert "'cdpo-demo' → 'outputs/smollm2-135m-instruct/cdpo-demo'" in out.err
     with pytest.raises(ValueError, match=r"no run of .*cdpo-demo.* has a revision starting with 'zzz'"):
         resolved("cdpo-demo@zzz")
 
@@ -291,6 +294,7 @@ def test_compare_accepts_the_names_a_user_has(tmp_path, capsys):
     assert "\n" not in str(err.value)
     assert resolved("smollm2-135m-instruct/cdpo-demo") == stored
     assert resolved("other-base/cdpo-demo") == ["outputs/other-base/cdpo-demo"]
+    capsys.readouterr()
     assert lb.leaderboard_main(["compare", "cdpo-demo", *argv]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()  # one line: the candidates
     assert "ambiguous" in line and "outputs/other-base/cdpo-demo" in line and "smollm2-135m" in line

@@ -438,6 +438,8 @@ def _match_model(entry: str, models: Sequence[str]) -> str:
         for q in queries:
             hits = sorted(name for name, m in stored.items() if test(m, q))
             if len(hits) == 1:
+                if hits[0] != entry:  # say which stored run a partial name stood for
+                    print(f"[treecot leaderboard] {entry!r} → {hits[0]!r}", file=sys.stderr)
                 return hits[0]
             if hits:
                 raise ValueError(
