@@ -339,8 +339,9 @@ def _lighteval_classes() -> dict[str, type]:
         def loglikelihood_rolling(self, docs):
             raise NotImplementedError("treecot's tasks are generative: no log-likelihood requests")
 
-    class MCTSDecodeModel(LightevalModel):
-        """A lighteval model that answers each Doc by confidence-valued MCTS (`decode.mcts_decode`)."""
+    class MCTSDecodeModel(BackendModel):
+        """A lighteval model that answers each Doc by confidence-valued MCTS (`decode.mcts_decode`) with
+        `generator` (in-process or a backend's)."""
 
         def __init__(
             self,
@@ -368,16 +369,9 @@ def _lighteval_classes() -> dict[str, type]:
             }
 
         @property
-        def tokenizer(self):
-            return self._tokenizer
-
-        @property
-        def add_special_tokens(self) -> bool:
-            return False
-
-        @property
         def max_length(self) -> int:
-            return int(getattr(self.generator.model.config, "max_position_embeddings", 2048))
+            config = getattr(getattr(self.generator, "model", None), "config", None)  # in-process only
+            return int(getattr(config, "max_position_embeddings", 0) or 0) or super().max_length
 
         def greedy_until(self, docs):
             from treecot.evaluation import eval_task
@@ -415,16 +409,6 @@ def _lighteval_classes() -> dict[str, type]:
                         with open(self.trees_path, "a", encoding="utf-8") as f:
                             f.write(result.tree.to_json() + "\n")
             return responses
-
-        def loglikelihood(self, docs):
-            raise NotImplementedError(
-                "MCTS decode only serves generative tasks (treecot's tasks are generative)"
-            )
-
-        def loglikelihood_rolling(self, docs):
-            raise NotImplementedError(
-                "MCTS decode only serves generative tasks (treecot's tasks are generative)"
-            )
 
     class TreecotRegistry(Registry):
         """A lighteval `Registry` over treecot's task configs only (no built-in task module is imported)."""
