@@ -13,7 +13,13 @@ import pytest
 import requests
 
 from tests.servers.vllm_server import vllm_server  # noqa: F401  (a session-scoped fixture)
-from tests.test_backend_openai import DROP, FakeServer, WordTokenizer, completion_body
+from tests.test_backend_openai import (  # noqa: F401  (fake_server is a fixture)
+    DROP,
+    FakeServer,
+    WordTokenizer,
+    completion_body,
+    fake_server,
+)
 from treecot.backends.base import GenerationRequest
 from treecot.backends.multi import MultiServerGenerator
 from treecot.backends.openai_backend import (
@@ -25,17 +31,20 @@ from treecot.backends.openai_backend import (
 from treecot.recipe import ModelSpec, RecipeError
 
 
-@pytest.fixture
-def servers():
-    made: list[FakeServer] = []
+def drops_after(n: int, reply):
+    """A server reply that answers with `reply` `n` times, then drops every connection (a server killed)."""
+    calls = {"n": 0}
+    lock = threading.Lock()
 
-    def make(reply):
-        made.append(FakeServer(reply))
-        return made[-1]
+    def answer(path, body, i):
+        with lock:
+            calls["n"] += 1
+            if calls["n"] > n:
+                return DROP
+        return reply(path, body, i)
 
-    yield make
-    for s in made:
-        s.close()
+    answer.calls = calls
+    return answer
 
 
 def echo(tag: str):
@@ -55,8 +64,8 @@ def req(affinity: str | None, prompt: str = "p") -> GenerationRequest:
     return GenerationRequest(prompt, max_tokens=4, temperature=0.0, affinity=affinity)
 
 
-def test_requests_stick_to_their_trees_server_and_trees_spread_by_load(servers):
-    a, b = servers(echo("a")), servers(echo("b"))
+def test_requests_stick_to_their_trees_server_and_trees_spread_by_load(fake_server):  # noqa: F811  (the imported fixture)
+    a, b = fake_server(echo("a")), fake_server(echo("b"))
     gen = multi(a, b)
     first = gen.generate([req("t1"), req("t2"), req("t3"), req("t4")])
     where = {t: r.completions[0].text for t, r in zip(("t1", "t2", "t3", "t4"), first)}
@@ -76,18 +85,9 @@ def test_requests_stick_to_their_trees_server_and_trees_spread_by_load(servers):
     assert gen.apply_chat_template([{"role": "user", "content": "q"}]).startswith("<user>q")
 
 
-def test_a_dead_server_moves_its_trees_and_nothing_is_lost(servers, caplog):
-    calls = {"n": 0}
-    lock = threading.Lock()
-
-    def dies_after_two(path, body, i):
-        with lock:
-            calls["n"] += 1
-            if calls["n"] > 2:
-                return DROP
-        return 200, completion_body(["b"])
-
-    a, b = servers(echo("a")), servers(dies_after_two)
+def test_a_dead_server_moves_its_trees_and_nothing_is_lost(fake_server, caplog):  # noqa: F811  (the imported fixture)
+    dies_after_two = drops_after(2, lambda path, body, i: (200, completion_body(["b"])))
+    a, b = fake_server(echo("a")), fake_server(dies_after_two)
     gen = multi(a, b)
     first = gen.generate([req("t1"), req("t2")])
     assert sorted(r.completions[0].text for r in first) == ["a", "b"]
@@ -105,16 +105,16 @@ def test_a_dead_server_moves_its_trees_and_nothing_is_lost(servers, caplog):
         gen.generate([req("t9")])
 
 
-def test_a_request_the_server_rejects_is_not_failed_over(servers):
-    bad = servers(lambda path, body, i: (400, {"error": {"message": "prompt too long"}}))
-    ok = servers(echo("ok"))
+def test_a_request_the_server_rejects_is_not_failed_over(fake_server):  # noqa: F811  (the imported fixture)
+    bad = fake_server(lambda path, body, i: (400, {"error": {"message": "prompt too long"}}))
+    ok = fake_server(echo("ok"))
     gen = multi(bad, ok)
     with pytest.raises(BackendHTTPError, match="prompt too long"):
         gen.generate([req("t1"), req("t2")])
     assert gen.stats["dead_servers"] == []
 
 
-def test_a_recipe_lists_several_servers(tmp_path):
+def test_a_recipe_lists_several_fake_server(tmp_path):
     from treecot.backends import make_generator
 
     spec = ModelSpec(
@@ -142,19 +142,13 @@ def test_a_search_survives_a_server_dying_mid_run(vllm_server, tmp_path):  # noq
     from treecot.recipe import load_recipe
     from treecot.search.runner import iter_tree_dicts, run_generate, tree_files
 
-    forwarded = {"n": 0}
-    lock = threading.Lock()
-
-    def proxy(path, body, i):
-        with lock:
-            forwarded["n"] += 1
-            if forwarded["n"] > 2:
-                return DROP  # killed mid-run
+    def forward(path, body, i):
         resp = requests.post(
             normalize_base_url(vllm_server.base_url) + path.removeprefix("/v1"), json=body, timeout=120
         )
         return resp.status_code, json.loads(resp.text)
 
+    proxy = drops_after(2, forward)  # killed mid-run
     dying = FakeServer(proxy)
     try:
         model = {"model": str(vllm_server.model_dir), "backend": "openai", "served_model": vllm_server.model,
@@ -179,16 +173,16 @@ def test_a_search_survives_a_server_dying_mid_run(vllm_server, tmp_path):  # noq
     trees = list(iter_tree_dicts(tree_files(tmp_path / "trees")))
     assert summary["new_trees"] == 4 and len(trees) == 4
     assert len({t["problem"]["id"] for t in trees}) == 4, "no tree written twice"
-    assert forwarded["n"] > 3, "the proxy died mid-run (its later requests were dropped and went elsewhere)"
+    assert proxy.calls["n"] > 3, "the proxy died mid-run (its later requests were dropped and went elsewhere)"
 
 
-def test_requests_that_fail_on_two_servers_are_raised_not_moved_on(servers):
+def test_requests_that_fail_on_two_servers_are_raised_not_moved_on(fake_server):  # noqa: F811  (the imported fixture)
     """A request that makes every server fail (say it crashes them) must not take down a third one."""
 
     def dies(path, body, i):
         return 500, {"error": {"message": "engine died"}}
 
-    gen = multi(servers(dies), servers(dies), servers(echo("c")))
+    gen = multi(fake_server(dies), fake_server(dies), fake_server(echo("c")))
     with pytest.raises(BackendUnavailable, match="failed on two servers"):
         gen.generate([req("t1")])
     assert len(gen.stats["dead_servers"]) == 1, "one server dropped; the requests are blamed after the second"
