@@ -36,10 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks` and `treecot` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks._common import write_results  # noqa: E402
+from benchmarks._common import write_results
 
 COMMAND = "python -m benchmarks.eval"
 MODEL = "smollm2-135m-instruct"

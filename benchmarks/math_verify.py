@@ -49,9 +49,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks` and `treecot` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 COMMAND = "python -m benchmarks.math_verify"
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "math_verify"

@@ -66,14 +66,9 @@ answers through a forced `The answer is: \\boxed{` prefill, CoT must write the f
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks` and `treecot` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks._common import TimedTask, write_results  # noqa: E402
+from benchmarks._common import TimedTask, write_results
 
 COMMAND = "python -m benchmarks.mcts"
 MODEL = "smollm2-135m-instruct"

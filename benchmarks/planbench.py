@@ -40,10 +40,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks` and `treecot` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks._common import write_results  # noqa: E402
+from benchmarks._common import write_results
 
 COMMAND = "python -m benchmarks.planbench --planbench $TREECOT_PLANBENCH"
 RESULTS_GLOB = "llm_planning_analysis/results/blocksworld/*/task_1_plan_generation*.json"

@@ -41,15 +41,11 @@ The counts are small (the 135M model rarely answers GSM8K correctly): read the s
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks` and `treecot` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks._common import TimedTask, write_results  # noqa: E402
+from benchmarks._common import TimedTask, write_results
 
 COMMAND = "python -m benchmarks.reflection"
 MODEL = "smollm2-135m-instruct"

@@ -29,12 +29,8 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks` and `treecot` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks._common import write_results  # noqa: E402
+from benchmarks._common import write_results
 
 COMMAND = "python -m benchmarks.verifiers"
 N_COMPLETIONS = 1000
