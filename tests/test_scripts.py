@@ -161,7 +161,7 @@ def test_every_recipe_parses_with_its_script(recipe, gpu_bf16, tmp_path):
 def test_placeholders_are_named_for_every_field():
     from types import SimpleNamespace
 
-    from treecot.scripts import check_placeholders, recipe_file_from_argv
+    from treecot.scripts.utils import check_placeholders, recipe_file_from_argv
 
     check_placeholders(SimpleNamespace(dataset_name="me/data", hub_model_id=None))
     for field in ("dataset_name", "model_name_or_path", "ref_model_name_or_path", "hub_model_id"):
@@ -213,7 +213,7 @@ def test_missing_config_exits_with_one_line(tmp_path, script, data_files, monkey
     import datasets
 
     from treecot.data.hub import push_dataset
-    from treecot.scripts import dataset_configs
+    from treecot.scripts.utils import dataset_configs
 
     kept = "sft" if script is dpo_script else "dpo"
     rows = [json.loads(line) for line in data_files[kept].read_text().splitlines()]
@@ -254,7 +254,7 @@ def test_dataset_configs_of_a_hub_id_without_a_token_read_its_local_layout(tmp_p
 
     import treecot.data.hub as hub
     from treecot.data.hub import push_dataset
-    from treecot.scripts import dataset_configs
+    from treecot.scripts.utils import dataset_configs
 
     monkeypatch.setattr(hub, "_online_configured", lambda token, endpoint: False)
     monkeypatch.setattr(hub, "default_local_dir", lambda repo_id: tmp_path / "cache" / repo_id)
@@ -276,10 +276,35 @@ def test_dataset_configs_of_a_hub_id_without_a_token_read_its_local_layout(tmp_p
 
 
 # ---------------------------------------------------------------------------------------------- runs
+def test_script_arguments_extend_trls_and_refuse_streaming(tmp_path, data_files):
+    from trl import ScriptArguments
+
+    from treecot.scripts.utils import TrainScriptArguments
+
+    assert issubclass(sft_script.SFTScriptArguments, TrainScriptArguments)
+    assert issubclass(TrainScriptArguments, ScriptArguments), "a TRL user's dataset keys work unchanged"
+    recipe = _recipe(tmp_path, "sft", dataset_name=str(data_files["sft"]), dataset_streaming=True)
+    with pytest.raises(ValueError, match="dataset_streaming is not supported"):
+        sft_script.main(["--config", str(recipe)])
+
+
 def test_sft_script_runs_in_process(tmp_path, data_files):
-    recipe = _recipe(tmp_path, "sft", dataset_name=str(data_files["sft"]), length_ranks=["all"], max_steps=1)
+    recipe = _recipe(
+        tmp_path,
+        "sft",
+        dataset_name=str(data_files["sft"]),
+        length_ranks=["all"],
+        max_steps=1,
+        ignore_bias_buffers=True,
+    )
+    import torch
+
     trainer = sft_script.main(["--config", str(recipe)])
     assert trainer.state.global_step == 1
+    bool_buffers = [n for n, b in trainer.model.named_buffers() if b.dtype == torch.bool]
+    assert trainer.model._ddp_params_and_buffers_to_ignore == bool_buffers, (
+        "TRL's ignore_bias_buffers is honoured"
+    )
     assert (tmp_path / "out-sft" / "model.safetensors").is_file()
     config = json.loads((tmp_path / "out-sft" / "config.json").read_text())
     assert config["use_cache"] is True, (
@@ -345,7 +370,7 @@ def test_hub_token_serves_the_run_from_the_environment(monkeypatch):
 
     from huggingface_hub import get_token
 
-    from treecot.scripts import hub_token_outside_args
+    from treecot.scripts.utils import hub_token_outside_args
 
     monkeypatch.setenv("HF_TOKEN", "hf_before")
     args = SimpleNamespace(hub_token="hf_for_this_run")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from trl import ModelConfig, TrlParser, get_peft_config
 
-from treecot.scripts import (
+from treecot.scripts.utils import (
     TrainScriptArguments,
     check_placeholders,
     dataset_contract,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from trl import ModelConfig, TrlParser, get_peft_config
 
-from treecot.scripts import (
+from treecot.scripts.utils import (
     TrainScriptArguments,
     check_placeholders,
     dataset_contract,

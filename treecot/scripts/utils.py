@@ -1,8 +1,8 @@
-"""Training entry points, run with `accelerate launch -m treecot.scripts.sft --config recipes/…/config_demo.yaml`
-(and `treecot.scripts.dpo`). Arguments come from a YAML recipe and/or the command line (command line wins),
-parsed by TRL's `TrlParser`; an unknown key fails with its name.
+"""What the training scripts (`treecot.scripts.sft`, `treecot.scripts.dpo`) share.
 
-This module holds what both scripts share: resolving treecot's model names and loading a treecot dataset config.
+Arguments come from a YAML recipe and/or the command line (command line wins), parsed by TRL's `TrlParser`; an
+unknown key fails with its name. This module resolves treecot's model names, loads a treecot dataset config, and
+runs the shared tail of a training (card, provenance, save, push).
 
 A Hub token given as `hub_token` (`--hub_token`, or the recipe) never reaches a saved file: transformers pickles
 the training arguments into `training_args.bin` (next to the model and in every checkpoint), so the scripts move
@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trl import ScriptArguments
+
 __all__ = [
     "with_config_option",
     "TrainScriptArguments",
@@ -30,9 +32,11 @@ __all__ = [
     "describe_run",
     "finish_training",
     "hub_token_outside_args",
+    "ignore_bool_buffers",
     "load_policy",
     "load_training_datasets",
     "recipe_file_from_argv",
+    "run_training",
     "write_provenance",
 ]
 
@@ -43,10 +47,10 @@ _PLACEHOLDER_FIELDS = ("dataset_name", "model_name_or_path", "ref_model_name_or_
 
 
 @dataclass
-class TrainScriptArguments:
-    """Dataset arguments shared by the treecot training scripts.
+class TrainScriptArguments(ScriptArguments):
+    """TRL's `ScriptArguments` for treecot datasets, shared by the training scripts.
 
-    Parameters:
+    Args:
         dataset_name (`str`):
             A treecot dataset: a Hub id or a local folder in the layout written by `treecot.data.hub` (its
             `dataset_config` is loaded at `dataset_revision`), or a `.jsonl` / `.json` / `.parquet` file of rows.
@@ -58,6 +62,11 @@ class TrainScriptArguments:
             Split to train on.
         dataset_test_split (`str`, *optional*, defaults to `"test"`):
             Split to evaluate on when `eval_strategy` is not `"no"`.
+        dataset_streaming (`bool`, *optional*, defaults to `False`):
+            Not supported: treecot datasets are loaded in memory (setting it is an error).
+        ignore_bias_buffers (`bool`, *optional*, defaults to `False`):
+            Leave the model's boolean buffers out of DDP's synchronisation (TRL's fix for DDP errors on LM
+            bias/mask buffers).
     """
 
     dataset_name: str | None = field(
@@ -70,8 +79,6 @@ class TrainScriptArguments:
         default=None, metadata={"help": "Dataset config (default: 'sft' for sft, 'dpo' for dpo)."}
     )
     dataset_revision: str | None = field(default=None, metadata={"help": "Dataset branch, tag or commit."})
-    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
-    dataset_test_split: str = field(default="test", metadata={"help": "Split to evaluate on."})
 
 
 def load_training_datasets(
@@ -82,6 +89,8 @@ def load_training_datasets(
     A file path is read with the matching `datasets` builder (its only split is the train split); anything else
     goes through `treecot.data.hub.load_versioned`.
     """
+    if args.dataset_streaming:
+        raise ValueError("dataset_streaming is not supported: treecot datasets are loaded in memory")
     if not args.dataset_name:
         raise ValueError("dataset_name is required (a treecot dataset id, folder, or a .jsonl/.parquet file)")
     config = args.dataset_config or default_config
@@ -412,6 +421,8 @@ def run_training(
     prompts = {t: p for t, p in ((contract or {}).get("system_prompts") or {}).items() if p}
     if prompts:  # the card's usage snippet prompts the model as it was trained
         trainer.model_card_info["system_prompts"] = prompts
+    if getattr(script_args, "ignore_bias_buffers", False):
+        ignore_bool_buffers(trainer.model)
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     write_provenance(
         trainer, training_args.output_dir, recipe_file, contract
@@ -425,6 +436,16 @@ def run_training(
     )
     end_training(trainer)
     return trainer
+
+
+def ignore_bool_buffers(model: Any) -> None:
+    """Leave `model`'s boolean buffers out of DDP's parameter/buffer synchronisation (as TRL's DPO script does
+    for `ignore_bias_buffers`, see huggingface/transformers#22482)."""
+    import torch
+
+    model._ddp_params_and_buffers_to_ignore = [
+        name for name, buffer in model.named_buffers() if buffer.dtype == torch.bool
+    ]
 
 
 def with_config_option(parser):
