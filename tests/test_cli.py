@@ -306,3 +306,26 @@ def test_leaderboard_and_eval_commands_are_wired(capsys):
         main(["eval", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "planbench_zeroshot: its zero-shot prompt" in help_text and "$TREECOT_PLANBENCH" in help_text
+
+
+@pytest.mark.parametrize("command", ["sft", "dpo"])
+def test_training_subcommands_hand_their_flags_to_the_trl_script(command, monkeypatch, capsys):
+    import importlib
+
+    script = importlib.import_module(f"treecot.scripts.{command}")
+    seen = {}
+    monkeypatch.setattr(script, "main", lambda argv, prog=None: seen.update(argv=argv, prog=prog))
+    flags = ["--config", "recipe.yaml", "--learning_rate", "1e-5", "--help-me-not"]
+    assert main([command, *flags]) == 0
+    assert seen == {"argv": flags, "prog": f"treecot {command}"}, "every flag reaches the script's TrlParser"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert f"    {command}  " in capsys.readouterr().out
+
+
+def test_training_subcommand_help_is_the_scripts_trl_parser(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["dpo", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: treecot dpo") and "--cdpo_epsilon" in out and "--config YAML" in out

@@ -4,7 +4,7 @@
 One module-scoped working directory is the current directory for the whole walk, so the README's relative
 paths (`outputs/gsm8k-mcts/trees`, `outputs/eval/…`) are used as written; `recipes` in it links to the
 repository's `recipes/`. The CLI runs in-process (`treecot.cli.main`), the training scripts too
-(`treecot.scripts.sft.main` / `.dpo.main`). Each test is one journey of the README's "User journeys" table;
+(`treecot sft` / `treecot dpo` through `treecot.cli.main`). Each test is one journey of the README's "User journeys" table;
 a later journey reads what an earlier one wrote (`STATE`) and is skipped when that is missing.
 
 Walked (README order):
@@ -311,22 +311,22 @@ def test_train_balanced_sft_then_cdpo(capsys):
     from treecot.scripts import dpo, sft
 
     shorten = ["--max_steps", "1", "--logging_steps", "1", "--disable_tqdm", "true"]
-    with step("python -m treecot.scripts.sft --help (and .dpo)"):
-        assert "`python -m treecot.scripts.sft --help`\n(and `.dpo`) lists `--config YAML`" in README
+    with step("treecot sft --help (and dpo)"):
+        assert "`treecot sft --help` (and `dpo`) lists\n`--config YAML`" in README
         for script, option in ((sft, "--length_ranks"), (dpo, "--cdpo_epsilon")):
             capsys.readouterr()
             with pytest.raises(SystemExit):
                 script.main(["--help"])
             text = capsys.readouterr().out
             assert "--config" in text and "--learning_rate" in text and option in text
-    with step("python -m treecot.scripts.sft (CPU command, tiny, 1 step)"):
-        argv = documented("python -m treecot.scripts.sft --config recipes/smollm2-135m-instruct/sft")
-        assert argv[:2] == ["-m", "treecot.scripts.sft"]
-        argv = argv[2:]
+    with step("treecot sft (CPU command, tiny, 1 step)"):
+        argv = documented("treecot sft --config recipes/smollm2-135m-instruct/sft")
+        assert argv[0] == "sft"
+        argv = argv[1:]
         assert argv == ["--config", "recipes/smollm2-135m-instruct/sft/config_demo.yaml",
                         "--dataset_name", "outputs/gsm8k-mcts/dataset", "--dataset_revision", "v1",
                         "--output_dir", "outputs/smollm2-135m-instruct/sft-gsm8k-mcts"]  # fmt: skip
-        sft.main([*argv, "--model_name_or_path", "tiny", *shorten])
+        assert main(["sft", *argv, "--model_name_or_path", "tiny", *shorten]) == 0
         out = Path("outputs/smollm2-135m-instruct/sft-gsm8k-mcts")
         assert (out / "config.json").exists()
         card = (out / "README.md").read_text()  # data, recipe, hyperparameters
@@ -334,10 +334,10 @@ def test_train_balanced_sft_then_cdpo(capsys):
         assert "recipes/smollm2-135m-instruct/sft/config_demo.yaml" in card
         provenance = json.loads((out / "treecot_provenance.json").read_text())
         assert provenance["prompt_contract"]["system_prompts"]["gsm8k"] == STATE["system_prompt"]
-    with step("python -m treecot.scripts.dpo (CPU command, from the SFT folder, 1 step)"):
-        argv = documented("python -m treecot.scripts.dpo --config recipes/smollm2-135m-instruct/cdpo")[2:]
+    with step("treecot dpo (CPU command, from the SFT folder, 1 step)"):
+        argv = documented("treecot dpo --config recipes/smollm2-135m-instruct/cdpo")[1:]
         assert argv[argv.index("--model_name_or_path") + 1] == str(out)
-        dpo.main([*argv, *shorten])
+        assert main(["dpo", *argv, *shorten]) == 0
         cdpo = Path(argv[argv.index("--output_dir") + 1])
         assert cdpo == Path("outputs/smollm2-135m-instruct/cdpo-gsm8k-mcts")
         assert (cdpo / "config.json").exists()

@@ -4,6 +4,8 @@
     treecot sources                     problem sets with their row counts
     treecot verify --task gsm8k --problem-json P.json --completion-file C.txt
     treecot demo                        the end-to-end demo on the embedded default model (offline)
+    treecot sft --config RECIPE.yaml    balanced SFT (same as `accelerate launch -m treecot.scripts.sft …`)
+    treecot dpo --config RECIPE.yaml    cDPO (same as `accelerate launch -m treecot.scripts.dpo …`)
 
 Each subcommand lives in a small function below; heavy imports happen inside them so that
 `treecot --help` stays instant.
@@ -291,6 +293,23 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- training
+
+#: Training subcommands: `treecot sft …` runs `treecot.scripts.sft.main(…)` with the rest of the command line,
+#: parsed by the script's own `TrlParser` (as `trl sft …` does), so every recipe key is a `--key value` flag.
+TRAINING_COMMANDS = {
+    "sft": "balanced SFT on a treecot dataset's `sft` config (TRL recipe; `treecot sft --help` lists every key)",
+    "dpo": "cDPO / DPO on a treecot dataset's `dpo` config (TRL recipe; `treecot dpo --help` lists every key)",
+}
+
+
+def cmd_train(command: str, argv: list[str]) -> int:
+    import importlib
+
+    importlib.import_module(f"treecot.scripts.{command}").main(argv, prog=f"treecot {command}")
+    return 0
+
+
 # --------------------------------------------------------------------------- plumbing
 
 
@@ -481,25 +500,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--fresh", action="store_true", help="delete the previous output of this recipe and start over"
     )
     s.set_defaults(func=cmd_ablate)
+
+    for command, summary in TRAINING_COMMANDS.items():  # listed here; `main` hands their flags to the script
+        sub.add_parser(command, help=summary, add_help=False)
     _use_formatter(p, DefaultsHelpFormatter)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
+    if argv and argv[0] in TRAINING_COMMANDS:
+        command, run = argv[0], lambda: cmd_train(argv[0], argv[1:])
+    else:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 0
+        command, run = args.command, lambda: args.func(args)
     try:
-        return args.func(args) or 0
+        return run() or 0
     except CLIError as e:
         message = str(e)
     except Exception as e:
         message = environment_error(e)
         if message is None:
             raise  # not the user's environment: a bug keeps its traceback
-    print(f"treecot {args.command}: error: {message}", file=sys.stderr)
+    print(f"treecot {command}: error: {message}", file=sys.stderr)
     return 2
 
 

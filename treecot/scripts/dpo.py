@@ -48,8 +48,9 @@ class DPOScriptArguments(TrainScriptArguments):
     )
 
 
-def make_parser() -> TrlParser:
-    return with_config_option(TrlParser((DPOScriptArguments, CDPOConfig, ModelConfig)))
+def make_parser(prog: str | None = None) -> TrlParser:
+    """The script's `TrlParser` (`prog`: the name its usage line shows, e.g. `treecot dpo`)."""
+    return with_config_option(TrlParser((DPOScriptArguments, CDPOConfig, ModelConfig), prog=prog))
 
 
 def _reference(script_args: DPOScriptArguments, model_args: ModelConfig, training_args: CDPOConfig):
@@ -113,10 +114,10 @@ def train(
         )
 
 
-def main(argv: Sequence[str] | None = None):
+def main(argv: Sequence[str] | None = None, prog: str | None = None):
     """Parse `argv` (default: `sys.argv[1:]`; `--config recipe.yaml` plus overrides) and train."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    script_args, training_args, model_args = make_parser().parse_args_and_config(args=argv)
+    script_args, training_args, model_args = make_parser(prog).parse_args_and_config(args=argv)
     return train(script_args, training_args, model_args, recipe_file=recipe_file_from_argv(argv))
 
 

@@ -37,8 +37,9 @@ class SFTScriptArguments(TrainScriptArguments):
     """Dataset arguments of the SFT script (`dataset_config` defaults to `"sft"`)."""
 
 
-def make_parser() -> TrlParser:
-    return with_config_option(TrlParser((SFTScriptArguments, BalancedSFTConfig, ModelConfig)))
+def make_parser(prog: str | None = None) -> TrlParser:
+    """The script's `TrlParser` (`prog`: the name its usage line shows, e.g. `treecot sft`)."""
+    return with_config_option(TrlParser((SFTScriptArguments, BalancedSFTConfig, ModelConfig), prog=prog))
 
 
 def train(
@@ -78,10 +79,10 @@ def train(
         )
 
 
-def main(argv: Sequence[str] | None = None):
+def main(argv: Sequence[str] | None = None, prog: str | None = None):
     """Parse `argv` (default: `sys.argv[1:]`; `--config recipe.yaml` plus overrides) and train."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    script_args, training_args, model_args = make_parser().parse_args_and_config(args=argv)
+    script_args, training_args, model_args = make_parser(prog).parse_args_and_config(args=argv)
     return train(script_args, training_args, model_args, recipe_file=recipe_file_from_argv(argv))
 
 
