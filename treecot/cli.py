@@ -456,6 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_leaderboard_arguments(s)
     s.set_defaults(func=cmd_leaderboard)
 
+    from treecot.space.config import SpaceConfig  # the Space's defaults
+
     s = sub.add_parser("space", help="launch the Gradio Space (trees, playground, leaderboard) locally")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=7860)
@@ -464,14 +466,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="a folder the app may read (repeatable; default: outputs/ and $TREECOT_CACHE/hub)",
     )
-    s.add_argument("--model", default="smollm2-135m-instruct", help="the playground's model at start")
+    s.add_argument("--model", default=SpaceConfig.model, help="the playground's model at start")
     s.add_argument("--leaderboard", help="leaderboard dataset (Hub id or local folder)")
     s.add_argument("--dataset", help="dataset opened in the Trees tab at start")
-    s.add_argument("--max-input-chars", type=int, default=4000)
-    s.add_argument("--max-new-tokens", type=int, default=512)
-    s.add_argument("--timeout", type=float, default=120.0, help="time limit per request (s)")
-    s.add_argument("--concurrency", type=int, default=1, help="requests served at once")
-    s.add_argument("--max-queue", type=int, default=32, help="queued requests at most")
+    s.add_argument("--max-input-chars", type=int, default=SpaceConfig.max_input_chars)
+    s.add_argument("--max-new-tokens", type=int, default=SpaceConfig.max_new_tokens)
+    s.add_argument(
+        "--timeout", type=float, default=SpaceConfig.request_timeout, help="time limit per request (s)"
+    )
+    s.add_argument(
+        "--concurrency", type=int, default=SpaceConfig.concurrency_limit, help="requests served at once"
+    )
+    s.add_argument(
+        "--max-queue", type=int, default=SpaceConfig.max_queue_size, help="queued requests at most"
+    )
     s.add_argument(
         "--allow-hub", action="store_true",
         help="let visitors open Hub ids (datasets, leaderboards, models) besides the ones given here",

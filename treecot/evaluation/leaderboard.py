@@ -37,7 +37,7 @@ import os
 import re
 import sys
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,8 @@ __all__ = [
     "push",
     "reference",
     "rows_from_summary",
+    "run_label",
+    "wide_table",
 ]
 
 DEFAULT_REPO = "treecot/leaderboard"
@@ -457,7 +459,7 @@ def _resolve(entry: str, board, paper) -> tuple[str, list[dict[str, Any]]]:
     """(label, rows) of one compare entry: a summary path, "paper:<model text>", or a model in the board."""
     if _is_summary_path(entry):
         rows = rows_from_summary(entry)
-        return _label(rows[0]), rows
+        return run_label(rows[0]), rows
     if entry.startswith("paper:"):
         text = entry[len("paper:") :].strip().lower()
         hits = paper[paper["model"].str.lower() == text]
@@ -483,16 +485,75 @@ def _resolve(entry: str, board, paper) -> tuple[str, list[dict[str, Any]]]:
         )
     latest = max(rows, key=lambda r: (r["date"], r["run_id"]))["run_id"]
     rows = [r for r in rows if r["run_id"] == latest]
-    return _label(rows[0]), rows
+    return run_label(rows[0]), rows
 
 
-def _label(row: Mapping[str, Any]) -> str:
+def run_label(row: Mapping[str, Any]) -> str:
+    """The name a run goes by in tables: its model, with ``[MCTS]`` or ``[N=<samples>]`` when not greedy."""
     label = str(row["model"])
     if row.get("mode") == "mcts":
         label += " [MCTS]"
     elif int(row.get("samples") or 1) > 1:
         label += f" [N={row['samples']}]"
     return label
+
+
+def wide_table(
+    runs: Mapping[str, Iterable[Mapping[str, Any]]], metric: str, tasks: Sequence[str] | None = None
+):
+    """Leaderboard rows pivoted to one row per run: a metric per task, then the no-answer rate per task.
+
+    The one pivot of leaderboard rows, shared by `compare` and the Space's Leaderboard tab.
+
+    Args:
+        runs: run label -> the run's rows (`COLUMNS`). A row of another metric, of a task not in `tasks` or
+            without a value is left out; a later row of the same task replaces an earlier one.
+        metric: the metric shown ("accuracy", "test@8", …).
+        tasks: the tasks shown, in this order (default: every task a run has a value for, in the order
+            first seen); a task no run has a value for gets no column.
+
+    Returns:
+        A `pandas.DataFrame` indexed by run label (``run``, in the order of `runs`): one column per task
+        holding `metric` as stored (rates are fractions; NaN where the run has no value), then one
+        ``<task> no-answer`` column per task where some run reports that rate. ``attrs["n"]`` maps each
+        task column to the runs' problem counts (None where unknown, e.g. the paper's).
+    """
+    import pandas as pd
+
+    values: dict[str, dict[str, float]] = {}
+    no_answer: dict[str, dict[str, float | None]] = {}
+    sizes: dict[str, dict[str, int | None]] = {}
+    seen: list[str] = []
+    for label, rows in runs.items():
+        values[label], no_answer[label], sizes[label] = {}, {}, {}
+        for row in rows:
+            task = row["task"]
+            value = _cell(row["value"])
+            if (tasks and task not in tasks) or row["metric"] != metric or value is None:
+                continue
+            if task not in seen:
+                seen.append(task)
+            values[label][task] = value
+            no_answer[label][task] = _cell(row.get("no_answer_rate"))  # None, not NaN, where unreported
+            n = _cell(row.get("n"))
+            sizes[label][task] = int(n) if n is not None and n > 0 else None
+    if tasks:
+        seen = [t for t in dict.fromkeys(tasks) if t in seen]
+    labels = list(runs)
+    table = pd.DataFrame(
+        {
+            **{t: [values[r].get(t) for r in labels] for t in seen},
+            **{
+                f"{t} no-answer": [no_answer[r].get(t) for r in labels]
+                for t in seen
+                if any(no_answer[r].get(t) is not None for r in labels)
+            },
+        },
+        index=labels,
+    )
+    table.index.name = "run"
+    table.attrs["n"] = {t: [sizes[r].get(t) for r in labels] for t in seen}
+    return table
 
 
 def compare(
@@ -522,8 +583,6 @@ def compare(
     per run, error bars; no-answer rates in a second panel) is written to `output` (default
     ``leaderboard_compare.png``).
     """
-    import pandas as pd
-
     if not entries:
         raise ValueError("compare needs at least one run (a summary path, a model name or 'paper:…')")
     needs_board = any(not _is_summary_path(e) and not e.startswith("paper:") for e in entries)
@@ -538,43 +597,15 @@ def compare(
         while label in runs:
             label, i = f"{base} #{i}", i + 1
         runs[label] = rows
-    values: dict[str, dict[str, float]] = {}
-    no_answer: dict[str, dict[str, float | None]] = {}
-    sizes: dict[str, dict[str, int | None]] = {}
-    seen: list[str] = []
-    for label, rows in runs.items():
-        values[label], no_answer[label], sizes[label] = {}, {}, {}
-        for row in rows:
-            task = row["task"]
-            value = _cell(row["value"])
-            if (tasks and task not in tasks) or row["metric"] != metric or value is None:
-                continue
-            if task not in seen:
-                seen.append(task)
-            values[label][task] = value
-            no_answer[label][task] = _cell(row.get("no_answer_rate"))  # None, not NaN, where unreported
-            n = _cell(row.get("n"))
-            sizes[label][task] = int(n) if n is not None and n > 0 else None
-    if not seen:
+    table = wide_table(runs, metric, tasks)
+    sizes = table.attrs["n"]
+    if not sizes:
         raise ValueError(f"no run has metric {metric!r}" + (f" for tasks {list(tasks)}" if tasks else ""))
-    if tasks:
-        seen = [t for t in dict.fromkeys(tasks) if t in seen]
-    common = [t for t in seen if all(t in values[r] for r in runs)]
-    order = common + [t for t in seen if t not in common]
-    labels = list(runs)
-    table = pd.DataFrame(
-        {
-            **{t: [values[r].get(t) for r in labels] for t in order},
-            **{
-                f"{t} no-answer": [no_answer[r].get(t) for r in labels]
-                for t in order
-                if any(no_answer[r].get(t) is not None for r in labels)
-            },
-        },
-        index=labels,
-    )
-    table.index.name = "run"
-    table.attrs.update(metric=metric, n={t: [sizes[r].get(t) for r in labels] for t in order})
+    common = [t for t in sizes if table[t].notna().all()]
+    order = common + [t for t in sizes if t not in common]
+    missing = [f"{t} no-answer" for t in order if f"{t} no-answer" in table.columns]
+    table = table.reindex(columns=[*order, *missing])
+    table.attrs = {"metric": metric, "n": {t: sizes[t] for t in order}}
     png = plot_comparison(table, order, metric, output or "leaderboard_compare.png")
     return table, png
 

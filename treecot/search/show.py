@@ -132,7 +132,7 @@ def format_tree(tree: Tree, words: int = 12, max_nodes: int | None = None) -> st
     return "\n".join(lines)
 
 
-def _layout(tree: Tree) -> dict[int, tuple[float, float]]:
+def tree_layout(tree: Tree) -> dict[int, tuple[float, float]]:
     """Leaves spread left to right in depth-first order; a parent sits above the middle of its children."""
     pos: dict[int, tuple[float, float]] = {}
     next_x = 0.0
@@ -192,7 +192,7 @@ def tree_figure(tree: Tree, title: str | None = None):
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    pos = _layout(tree)
+    pos = tree_layout(tree)
     n_leaves = sum(1 for n in tree.nodes if not n.children)
     depth = max(n.depth for n in tree.nodes)
     width = min(max(6.0, 0.35 * n_leaves + 2.0), 60.0)
