@@ -8,15 +8,14 @@ import pytest
 
 from treecot import tasks as tasks_pkg
 from treecot.backends.base import Completion
+from treecot.tasks.answers import extract_answer, split_sections
 from treecot.tasks.base import Task, Verdict, make_problem
 from treecot.tasks.diagnostics import (
     DiagnosticsConfig,
     approx_token_count,
     approx_tokens,
     diagnose,
-    extract_answer,
     find_loops,
-    split_sections,
     summarize,
 )
 
@@ -503,7 +502,7 @@ def test_real_math_task_verifies_when_a_problem_is_given():
 
 
 def test_real_instruction_task_sections_match_its_checkers():
-    from treecot.tasks.instructions import extract_response
+    from treecot.tasks.answers import extract_response
 
     texts = [
         HEALTHY_PATH,

@@ -353,7 +353,7 @@ def test_xxhash_shim_hashes_strings_like_bytes():
     import xxhash
     from lighteval.logging import info_loggers
 
-    from treecot.evaluation.runner import shim_xxhash
+    from treecot.evaluation.lighteval_compat import shim_xxhash
 
     shim_xxhash()
     assert info_loggers.xxhash.xxh64("abc").hexdigest() == xxhash.xxh64(b"abc").hexdigest()
@@ -451,10 +451,25 @@ def test_noise_a_user_cannot_act_on_is_left_out(tmp_path):
             log.removeHandler(handler)
 
 
+def test_compat_refuses_an_unsupported_lighteval():
+    """The workarounds rely on lighteval 0.13's private internals: another release is named and refused."""
+    from treecot.evaluation.lighteval_compat import (
+        SUPPORTED_LIGHTEVAL,
+        UnsupportedLightevalVersion,
+        check_lighteval_version,
+    )
+
+    assert check_lighteval_version().startswith(SUPPORTED_LIGHTEVAL + ".")
+    assert check_lighteval_version("0.13.2") == "0.13.2"
+    with pytest.raises(UnsupportedLightevalVersion, match=r"lighteval 0\.9\.2 is installed"):
+        check_lighteval_version("0.9.2")
+
+
 def test_decoding_shows_steps_not_only_batches(tmp_path, capsys):
     """lighteval's bar counts batches ("Greedy generation 0/1" for minutes on a CPU); treecot's counts the
     decoding steps of the batch in flight."""
-    from treecot.evaluation.runner import _DecodeSteps, run_eval
+    from treecot.evaluation.lighteval_compat import _DecodeSteps
+    from treecot.evaluation.runner import run_eval
 
     steps = []
     real_update = _DecodeSteps.put

@@ -12,6 +12,7 @@ import pytest
 
 from treecot.tasks import get_task, make_problem
 from treecot.tasks import nltk_data as nd
+from treecot.tasks.answers import extract_response
 from treecot.tasks.base import MalformedProblemError, Verdict
 from treecot.tasks.instructions import (
     EXTRA_CONFLICTS,
@@ -23,7 +24,6 @@ from treecot.tasks.instructions import (
     MultiIFTask,
     build_checker,
     check_instructions,
-    extract_response,
     generate_ifeval_problems,
     generate_multi_turn_problems,
     hub_ifeval_rows,

@@ -20,6 +20,7 @@ import pytest
 from treecot.tasks import MalformedProblemError, Verdict, get_task, make_problem
 from treecot.tasks import math as M
 from treecot.tasks._timeout import CheckTimeout, TimeoutWorker, WorkerError
+from treecot.tasks.answers import MAX_BOXES_PER_ANSWER
 from treecot.tasks.math import (
     check_equivalence,
     extract_answer,
@@ -975,7 +976,7 @@ def test_several_boxes_are_one_answer(text, expected):
 def test_a_run_of_boxes_is_bounded():
     text = ", ".join(f"\\boxed{{{i}}}" for i in range(1000))
     parts = extract_answer(text).split(", ")
-    assert len(parts) == M.MAX_BOXES_PER_ANSWER and parts[-1] == "999"
+    assert len(parts) == MAX_BOXES_PER_ANSWER and parts[-1] == "999"
 
 
 def test_several_boxes_against_a_single_reference():

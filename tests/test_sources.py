@@ -5,11 +5,11 @@ import re
 import pytest
 
 from treecot.tasks import problem_id
+from treecot.tasks.answers import last_boxed
 from treecot.tasks.sources import (
     SOURCES,
     SourceNotAvailableError,
     gsm8k_gold,
-    last_boxed,
     load_source,
     math_gold,
 )

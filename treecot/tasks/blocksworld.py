@@ -12,7 +12,8 @@ Public helpers reused elsewhere in treecot:
 
 - `generate_instance(n_blocks, rng)`: a random initial state and goal (uniform random towers).
 - `parse_plan(text)`: a tolerant reader of the *final* plan of an answer, written in English or PDDL
-  (after ``</think>``; the last ``<answer>``, ``[PLAN]`` block or list under a plan heading; see its doc).
+  (after ``</think>``; the last ``<answer>``, ``[PLAN]`` block or list under a plan heading; see its doc;
+  the thinking and the answer tag are read by `treecot.tasks.answers`: `after_thinking`, `answer_tag`).
 - `focus_on_problem(completion, question)`: the part of a PlanBench-style one-shot continuation that
   answers the question's own problem; `resolve_initials(actions, blocks)`: "Stack R on B" → colours.
 - `simulate(init, plan, goal)`: executes a plan and names the first failing step and why.
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING
 
+from treecot.tasks.answers import after_thinking, answer_tag
 from treecot.tasks.base import MalformedProblemError, Task, Verdict, make_problem, problem_meta
 
 if TYPE_CHECKING:
@@ -969,13 +971,10 @@ class ParsedPlan:
         return [a.pddl for a in self.actions]
 
 
-_ANSWER_TAG_RE = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.IGNORECASE | re.DOTALL)
 _ANSWER_IS_RE = re.compile(r"the\s+(?:final\s+)?(?:answer|plan)\s+is\s*:?", re.IGNORECASE)
 _MAX_ANSWER_IS_TRIES = 4
 _PLAN_OPEN_RE = re.compile(r"\[plan\]", re.IGNORECASE)
 _PLAN_CLOSE_RE = re.compile(r"\[plan[ _-]?end\]", re.IGNORECASE)
-_THINK_OPEN_RE = re.compile(r"<think>", re.IGNORECASE)
-_THINK_CLOSE_RE = re.compile(r"</think>", re.IGNORECASE)
 #: List markers: "1.", "1)", "(1)", "Step 1:", "Action 2 -", bullets. Matched after emphasis is removed.
 _MARKER_RE = re.compile(
     r"^(?:(?:step|action|move)\s*(?P<n1>\d+)\s*[:.)-]?\s*|(?P<n2>\d+)\s*[.):-]\s*|\((?P<n3>\d+)\)\s*|(?P<bullet>[-*•>+]+)\s+)"
@@ -1257,16 +1256,6 @@ def _read_free_text(text: str) -> ParsedPlan:
     return _block_plan([_completed(blocks, plain[-1])] if plain else [], "text")
 
 
-def _after_thinking(text: str) -> str | None:
-    """What follows the last ``</think>``; None when a ``<think>`` block is never closed (no answer yet)."""
-    closes = list(_THINK_CLOSE_RE.finditer(text))
-    if closes:
-        return text[closes[-1].end() :]
-    if _THINK_OPEN_RE.search(text):
-        return None
-    return text
-
-
 def parse_plan(text: str) -> ParsedPlan:
     """Read the final plan from model output, tolerantly.
 
@@ -1298,12 +1287,11 @@ def parse_plan(text: str) -> ParsedPlan:
     action. Lines of the chosen plan that start with an action verb but cannot be read are reported in
     `unparsed` (not for the last-resort reading of free text).
     """
-    body = _after_thinking(text)
+    body = after_thinking(text)
     if body is None:
         return ParsedPlan(actions=[], section="thinking")
-    tags = list(_ANSWER_TAG_RE.finditer(body))
-    if tags:
-        section = tags[-1].group(1)
+    section = answer_tag(body, unclosed=True)
+    if section is not None:
         return _read_after_answer_is(section, "answer_tag") or _read_section(section, "answer_tag")
     first_close = _PLAN_CLOSE_RE.search(body)
     first_open = _PLAN_OPEN_RE.search(body)

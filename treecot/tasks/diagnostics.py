@@ -13,17 +13,17 @@ rates that evaluation and leaderboards report.
 
 Definitions (every threshold lives in `DiagnosticsConfig`):
 
-- **Sections.** The *answer section* is the content of the last `<answer>` tag (treecot's tagged paths;
-  an unclosed tag runs to the end of the text), else the text after the last `</think>` or
-  `<|end_of_thought|>` (R1 / Sky-T1 style; a `<|begin_of_solution|>` wrapper is removed). An opened but
-  never closed `<think>` means there is no answer section. Untagged plain text is all answer for
-  instruction tasks (the response itself is what the checkers read); for other tasks the answer
-  section starts at the line holding the last final-answer statement (`\\boxed{…}`, "the answer is",
-  "final answer") and the whole text is the answer section if there is none. The *thinking section*
-  is everything before the answer section.
+- **Sections** (`treecot.tasks.answers.split_sections`). The *answer section* is the content of the
+  last `<answer>` tag (treecot's tagged paths; an unclosed tag runs to the end of the text), else the
+  text after the last `</think>` or `<|end_of_thought|>` (R1 / Sky-T1 style; a `<|begin_of_solution|>`
+  wrapper is removed). An opened but never closed `<think>` means there is no answer section. Untagged
+  plain text is all answer for instruction tasks (the response itself is what the checkers read); for
+  other tasks the answer section starts at the line holding the last final-answer statement
+  (`\\boxed{…}`, "the answer is", "final answer") and the whole text is the answer section if there is
+  none. The *thinking section* is everything before the answer section.
 - **No answer.** With a task and a problem, `not task.verify(completion, problem).answered`. Otherwise
-  `extract_answer` finds nothing in the answer section (instruction tasks: the answer section is
-  empty).
+  `treecot.tasks.answers.extract_answer` finds nothing in the answer section (instruction tasks: the
+  answer section is empty).
 - **Token limit.** `finish_reason == "length"`, or `n_tokens >= max_tokens`.
 - **Tokens.** `n_tokens`, `thinking_tokens` and `answer_tokens` are counted with `tokenizer.encode`
   when a tokenizer is given. Without one they use `approx_token_count`: one token per run of word
@@ -57,6 +57,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from treecot.tasks.answers import extract_answer, split_sections
+
 if TYPE_CHECKING:
     from treecot.backends.base import Completion
     from treecot.tasks.base import Task
@@ -67,9 +69,7 @@ __all__ = [
     "approx_token_count",
     "approx_tokens",
     "diagnose",
-    "extract_answer",
     "find_loops",
-    "split_sections",
     "summarize",
 ]
 
@@ -87,18 +87,6 @@ DEFAULT_REFLECTION_MARKERS: tuple[str, ...] = (
 )
 
 _TOKEN_RE = re.compile(r"\w{1,16}|[^\w\s]{1,4}")
-_ANSWER_OPEN_RE = re.compile(r"<answer>", re.IGNORECASE)
-_ANSWER_CLOSE_RE = re.compile(r"</answer>", re.IGNORECASE)
-_THINK_END_RE = re.compile(r"</think>|<\|end_of_thought\|>", re.IGNORECASE)
-_THINK_OPEN_RE = re.compile(r"<think>|<\|begin_of_thought\|>", re.IGNORECASE)
-_SOLUTION_WRAP_RE = re.compile(r"<\|(?:begin|end)_of_solution\|>", re.IGNORECASE)
-_BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_ANSWER_IS_RE = re.compile(
-    r"(?:the\s+(?:final\s+)?answer\s+is|final\s+answer)\s*(?:is)?\s*[:=]?[ \t]*([^\n]*)", re.IGNORECASE
-)
-_FINAL_STATEMENT_RE = re.compile(
-    r"\\(?:boxed|fbox)\s*\{|the\s+(?:final\s+)?answer\s+is|final\s+answer", re.IGNORECASE
-)
 
 # Odd multiplier: invertible modulo 2**64, so window hashes come from one cumulative sum.
 _HASH_BASE = np.uint64(0x9E3779B97F4A7C15)
@@ -185,85 +173,6 @@ def _counter(tokenizer: Any):
         return len(tokenizer.encode(text, add_special_tokens=False)) if text else 0
 
     return count
-
-
-# --------------------------------------------------------------------------------------------------
-# sections and answer extraction
-
-
-def split_sections(text: str, instructions: bool = False) -> tuple[str, str | None]:
-    """Split a completion into `(thinking, answer)` as defined in the module docstring.
-
-    `answer` is None when the text has no answer section (an unclosed `<think>`, or nothing after the
-    thinking); it is the empty string when an answer section exists but is empty.
-    """
-    opens = list(_ANSWER_OPEN_RE.finditer(text))
-    if opens:
-        last = opens[-1]
-        close = _ANSWER_CLOSE_RE.search(text, last.end())
-        answer = text[last.end() : close.start() if close else len(text)]
-        return text[: last.start()], answer
-    ends = list(_THINK_END_RE.finditer(text))
-    if ends:
-        last = ends[-1]
-        answer = _SOLUTION_WRAP_RE.sub("", text[last.end() :])
-        return text[: last.start()], answer if answer.strip() else None
-    if _THINK_OPEN_RE.search(text):
-        return text, None
-    if instructions:
-        return "", text
-    finals = list(_FINAL_STATEMENT_RE.finditer(text))
-    if not finals:
-        return "", text
-    line_start = text.rfind("\n", 0, finals[-1].start()) + 1
-    return text[:line_start], text[line_start:]
-
-
-def _boxed_contents(text: str) -> list[str]:
-    """Contents of every balanced `\\boxed{…}` / `\\fbox{…}` in `text`, in order (one linear pass)."""
-    starts = [m.end() - 1 for m in _BOXED_RE.finditer(text)]  # positions of the opening braces
-    if not starts:
-        return []
-    wanted = set(starts)
-    match: dict[int, int] = {}
-    stack: list[int] = []
-    for m in re.finditer(r"(?<!\\)[{}]", text):
-        pos = m.start()
-        if text[pos] == "{":
-            stack.append(pos)
-        elif stack:
-            opened = stack.pop()
-            if opened in wanted:
-                match[opened] = pos
-    return [text[s + 1 : match[s]] for s in starts if s in match]
-
-
-def extract_answer(text: str) -> str | None:
-    """Task-agnostic final answer of `text`, or None.
-
-    Looks in the answer section (see `split_sections`) for, in order: the last non-empty balanced
-    `\\boxed{…}`; the last "the answer is: X" / "final answer: X" (to the end of its line); the raw
-    content of an `<answer>` tag. The last two are skipped when they hold a `\\boxed{` (an empty or
-    unclosed box, e.g. from a truncated output, is no answer). Task verifiers (`Task.verify`) are more precise; this is the
-    fallback when no problem is at hand.
-    """
-    _, section = split_sections(text)
-    if section is None:
-        return None
-    boxed = [b.strip() for b in _boxed_contents(section)]
-    boxed = [b for b in boxed if b]
-    if boxed:
-        return boxed[-1]
-    # A box that is empty or never closed (truncated output) is no answer, whatever surrounds it.
-    for m in reversed(list(_ANSWER_IS_RE.finditer(section))):
-        value = m.group(1).strip().rstrip(".").strip()
-        if value and not _BOXED_RE.search(value):
-            return value
-    if _ANSWER_OPEN_RE.search(text):
-        value = section.strip()
-        if value and not _BOXED_RE.search(value):
-            return value
-    return None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ a prompt is followed when all its instructions are. `score_ifeval` turns verdict
 numbers (prompt / instruction level × strict / loose). A checker that raises counts as "not followed"
 with the exception as reason. langdetect (used by the language and case checkers) is seeded so that
 verdicts are reproducible. The response checked is the content of the last ``<answer>`` tag when
-there is one (treecot's tagged paths), else the text after the last ``</think>``, else the whole text.
+there is one (treecot's tagged paths), else the text after the last ``</think>``, else the whole text
+(`treecot.tasks.answers.extract_response`).
 
 Problems (`treecot.tasks.base.make_problem`) carry ``reference`` = JSON
 ``{"instruction_id_list": [...], "kwargs": [...]}`` (Multi-IF: a JSON list of such objects, one per
@@ -31,11 +32,11 @@ import functools
 import json
 import logging
 import random
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from treecot.tasks.answers import extract_response
 from treecot.tasks.base import MalformedProblemError, Task, Verdict, make_problem, problem_meta
 from treecot.tasks.nltk_data import ensure_nltk_data, missing_resources, offline_nltk
 
@@ -113,34 +114,6 @@ def ifeval_conflicts() -> dict[str, frozenset[str]]:
 
 
 # --------------------------------------------------------------------------- running checkers
-
-_ANSWER_OPEN_RE = re.compile(r"<answer>", re.IGNORECASE)
-_ANSWER_CLOSE_RE = re.compile(r"</answer>", re.IGNORECASE)
-_THINK_END_RE = re.compile(r"</think>|<\|end_of_thought\|>", re.IGNORECASE)
-_THINK_OPEN_RE = re.compile(r"<think>|<\|begin_of_thought\|>", re.IGNORECASE)
-_SOLUTION_WRAP_RE = re.compile(r"<\|(?:begin|end)_of_solution\|>", re.IGNORECASE)
-
-
-def extract_response(completion: str) -> str:
-    """The part of `completion` the instruction checkers read (stripped of surrounding whitespace).
-
-    The content of the last ``<answer>`` tag (an unclosed tag runs to the end); else the text after the
-    last ``</think>`` / ``<|end_of_thought|>``; an opened but never closed ``<think>`` means no response
-    (``""``); else the whole text. Same sections as `treecot.tasks.diagnostics.split_sections`.
-    """
-    if not isinstance(completion, str):
-        return ""
-    opens = list(_ANSWER_OPEN_RE.finditer(completion))
-    if opens:
-        start = opens[-1].end()
-        close = _ANSWER_CLOSE_RE.search(completion, start)
-        return completion[start : close.start() if close else len(completion)].strip()
-    ends = list(_THINK_END_RE.finditer(completion))
-    if ends:
-        return _SOLUTION_WRAP_RE.sub("", completion[ends[-1].end() :]).strip()
-    if _THINK_OPEN_RE.search(completion):
-        return ""
-    return completion.strip()
 
 
 def loose_variants(response: str) -> list[str]:
@@ -1097,7 +1070,6 @@ __all__ = [
     "base_tasks",
     "build_checker",
     "check_instructions",
-    "extract_response",
     "generate_ifeval_problems",
     "generate_multi_turn_problems",
     "ifbench_registry",

@@ -9,7 +9,8 @@
 Answers are read from the last brace-balanced ``\\boxed{}`` (or ``\\fbox{}``) together with the boxes
 right before it that only separators divide from it (``\\boxed{1}, \\boxed{2}`` is the one answer
 ``1, 2``), unless a "The answer is …" written as math follows them; else the last
-``<answer>…</answer>``; else the last "The answer is …" / "Final answer: …" (`extract_answer`).
+``<answer>…</answer>``; else the last "The answer is …" / "Final answer: …" (`extract_answer`). Boxes and
+``<answer>`` tags are read by `treecot.tasks.answers` (`final_boxes`, `answer_tag`).
 
 Equivalence (`check_equivalence`, `is_equivalent`) is decided in order of cost:
 
@@ -52,6 +53,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from treecot.tasks._timeout import CheckTimeout, TimeoutWorker, WorkerError
+from treecot.tasks.answers import answer_tag, boxes, final_boxes
 from treecot.tasks.base import MalformedProblemError, Task, Verdict
 
 if TYPE_CHECKING:
@@ -109,21 +111,6 @@ NO_ANSWER_REASON = "no answer found: no \\boxed{}, <answer> tag or 'The answer i
 # Answer extraction
 # ---------------------------------------------------------------------------------------------------
 
-#: At most this many boxes of a final run (``\boxed{1}, \boxed{2}, …``) are read as one answer.
-MAX_BOXES_PER_ANSWER = 64
-
-# One pass over the text: escaped backslashes and braces, `\boxed{`, `\boxed 5`, plain braces.
-_BOX_TOKENS = re.compile(r"\\\\|\\[{}]|\\(?:boxed|fbox)\s*\{|\\(?:boxed|fbox)[ \t]+([^\s{}$\\]+)|[{}]")
-# What may stand between the boxes of one answer: spaces, punctuation, math delimiters, LaTeX spacing,
-# "and" / "or" (also inside \text{}), and the left-hand side of an assignment (`y_2 =`, `\alpha =`).
-_BOX_GAP = re.compile(
-    r"(?:\s|[,;.&~]|\$|\\[()\[\],;:! ]|\\\\|\\q?quad(?![A-Za-z])"
-    r"|(?<![A-Za-z])(?:and|or)(?![A-Za-z])"
-    r"|\\(?:text|textbf|textit|textrm|textnormal|mathrm|mbox)\s*\{\s*(?:and|or|,|;)?\s*\}"
-    r"|(?:(?<![A-Za-z\\])[A-Za-z]|\\[A-Za-z]+)(?:_\{?\w+\}?)?\s*=(?!=))*",
-    re.IGNORECASE,
-)
-_MAX_GAP_CHARS = 200
 #: Longer final-answer sentences are kept whole (the sentence rules stay linear-time on hostile input).
 _MAX_SENTENCE_CHARS = 500
 _ANSWER_PHRASE = re.compile(
@@ -150,77 +137,6 @@ AIME_INTEGER = re.compile(r"[0-9]{1,3}")
 _MATH_WRAPPERS = {"$$": "$$", "$": "$", "\\[": "\\]", "\\(": "\\)"}
 #: What may not follow the box in an answer section: LaTeX commands, braces, brackets of math mode, tags.
 _FORMAT_TAIL_BAD = re.compile(r"[\\{}<>$]")
-
-
-def _boxes(text: str) -> list[tuple[int, int, str, bool]]:
-    """``(start, end, content, nested)`` of every non-empty, brace-balanced ``\\boxed{…}`` /
-    ``\\fbox{…}`` (also ``\\boxed 5``), in the order they close; linear time."""
-    starts = [i for i in (text.find("\\boxed"), text.find("\\fbox")) if i != -1]
-    if not starts:
-        return []
-    # Braces before the first box cannot change which boxes balance: a box closes when the depth comes
-    # back to its own outer depth, which only depends on what follows it.
-    depth = 0
-    open_boxes: list[tuple[int, int, int]] = []  # (depth outside the box, content start, box start)
-    found: list[tuple[int, int, str, bool]] = []
-    for match in _BOX_TOKENS.finditer(text, min(starts)):
-        token = match.group(0)
-        if match.group(1) is not None:  # `\boxed 5`: the next token, without braces
-            found.append((match.start(), match.end(), match.group(1), bool(open_boxes)))
-        elif token[0] == "\\" and len(token) == 2:  # \\, \{ or \}: not grouping braces
-            continue
-        elif token == "{":
-            depth += 1
-        elif token == "}":
-            if depth == 0:
-                continue  # a stray closing brace
-            depth -= 1
-            if open_boxes and open_boxes[-1][0] == depth:
-                _, content_start, box_start = open_boxes.pop()
-                content = text[content_start : match.start()].strip()
-                if content:
-                    found.append((box_start, match.end(), content, bool(open_boxes)))
-        else:  # `\boxed{`
-            open_boxes.append((depth, match.end(), match.start()))
-            depth += 1
-    return found
-
-
-def _final_boxes(text: str) -> tuple[int, list[str]] | None:
-    """The answer given in boxes: the last box (the innermost, if boxes nest) and the boxes right before
-    it that only spaces, punctuation, "and" / "or", math delimiters or ``x_2 =`` separate from it
-    (``\\boxed{-2} \\quad \\text{and} \\quad \\boxed{1}``). Returns (where the last box ends, contents in
-    order), or None without a box."""
-    boxes = _boxes(text)
-    if not boxes:
-        return None
-    last = max(boxes, key=lambda b: b[0])
-    if last[3]:  # nested inside another box: that box's content, not a run
-        return last[1], [last[2]]
-    top = sorted((b for b in boxes if not b[3]), key=lambda b: b[0])
-    run = [top[-1]]
-    for prev in reversed(top[:-1]):
-        if len(run) >= MAX_BOXES_PER_ANSWER:
-            break
-        gap = text[prev[1] : run[-1][0]]
-        if len(gap) > _MAX_GAP_CHARS or not _BOX_GAP.fullmatch(gap):
-            break
-        run.append(prev)
-    return last[1], [b[2] for b in reversed(run)]
-
-
-def _last_answer_tag(text: str) -> str | None:
-    """Content of the last non-empty ``<answer>…</answer>``."""
-    end = text.rfind("</answer>")
-    while end != -1:
-        start = text.rfind("<answer>", 0, end)
-        if start == -1:
-            return None
-        content = text[start + len("<answer>") : end].strip()
-        if content:
-            return content
-        end = text.rfind("</answer>", 0, start)
-    return None
 
 
 def _answer_phrase(text: str, start: int = 0) -> tuple[str, bool] | None:
@@ -321,14 +237,14 @@ def extract_answer(text: str) -> str | None:
     """
     if not isinstance(text, str) or not text:
         return None
-    boxed = _final_boxes(text)
+    boxed = final_boxes(text)
     if boxed is not None:
         end, parts = boxed
         later = _answer_phrase(text, end)
         if later is not None and later[1]:
             return later[0]
         return ", ".join(parts)
-    tagged = _last_answer_tag(text)
+    tagged = answer_tag(text)
     if tagged is not None:
         found = _answer_phrase(tagged)
         return found[0] if found else tagged
@@ -950,11 +866,11 @@ class MathTask(Task):
         tags (``"after the box: \\rightarrow 22}"``). The verifier may still accept such an answer
         (``\\boxed{9+7}`` equals 16); as training text it teaches the student to break the format."""
         text = answer if isinstance(answer, str) else ""
-        boxes = [b for b in _boxes(text) if not b[3]]
-        if not boxes:
+        found = [b for b in boxes(text) if b.content and not b.nested]
+        if not found:
             return ["no box"]
-        out = [] if len(boxes) == 1 else [f"boxes: {len(boxes)}"]
-        start, end, content, _ = boxes[-1]
+        out = [] if len(found) == 1 else [f"boxes: {len(found)}"]
+        start, end, content, _ = found[-1]
         if self.answer_number is not None and not self.answer_number.fullmatch(content):
             out.append(f"not {'an integer from 0 to 999' if self.answer_number is AIME_INTEGER else 'a number'}: "
                        f"{_short(content)}")  # fmt: skip

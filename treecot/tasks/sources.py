@@ -18,10 +18,10 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from treecot.tasks.answers import last_boxed
 from treecot.tasks.base import make_problem
 
 logger = logging.getLogger(__name__)
@@ -115,31 +115,6 @@ def source_names() -> list[str]:
 
 
 # --------------------------------------------------------------------------- gold-answer normalisation
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last brace-balanced `\\boxed{…}` (or `\\fbox{…}`) in `text`, else None."""
-    if not text:
-        return None
-    matches = list(re.finditer(r"\\(?:boxed|fbox)(?:\s*\{|\s+([^\s${}]+))", text))
-    for m in reversed(matches):
-        if m.group(1) is not None:  # `\boxed 2`: the next token, no braces
-            return m.group(1)
-        start = m.end()
-        depth, i = 1, start
-        while i < len(text):
-            c = text[i]
-            if c == "\\" and i + 1 < len(text):  # skip escaped braces \{ \}
-                i += 2
-                continue
-            if c == "{":
-                depth += 1
-            elif c == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[start:i].strip()
-            i += 1
-    return None
 
 
 def gsm8k_gold(answer_text: str) -> str:
