@@ -249,7 +249,7 @@ def test_config_errors_are_named(tmp_path):
         load_ablation_config(zeroshot)
     bad = json.loads(json.dumps(cfg))
     bad["ablation"]["select"]["budget"] = 3
-    with pytest.raises(DemoError, match="ablation.select: unknown field 'budget'"):
+    with pytest.raises(DemoError, match=r"ablation\.select\.budget: unknown field"):
         load_ablation_config(bad)
     bad = json.loads(json.dumps(cfg))
     bad["eval"]["max_new_tokens"] = "lots"

@@ -49,7 +49,6 @@ from treecot.demo import (
     Demo,
     DemoConfig,
     DemoError,
-    _fields,
     _jsonable,
     _resolve_file,
     check_eval_stage,
@@ -114,14 +113,12 @@ class AblationConfig(DemoConfig):
 
 
 def load_ablation_config(source: str | os.PathLike | Mapping[str, Any], **overrides: Any) -> AblationConfig:
-    """Read and validate an ablation recipe (a YAML path or a mapping); `overrides` replace top-level keys."""
+    """Read and validate an ablation recipe (a YAML path or a mapping); `overrides` are nested fields laid
+    over it (`output_dir=…`, `ablation={"rows": ["dpo"]}`)."""
     from treecot.demo import _validate_slices, read_config
 
-    data, path, where, train, ev = read_config(source, AblationConfig, "ablation recipe", overrides)
-    spec = AblationSpec(**_fields(AblationSpec, data.pop("ablation", None) or {}, f"{where}: ablation"))
-    if spec.select is not None:
-        spec.select = SelectSpec(**_fields(SelectSpec, spec.select, f"{where}: ablation.select"))
-    cfg = AblationConfig(**data, train=train, eval=ev, ablation=spec, path=path)
+    cfg, where = read_config(source, AblationConfig, "ablation recipe", overrides)
+    path, spec, ev = cfg.path, cfg.ablation, cfg.eval
     _validate_slices(cfg, where)
     for stage in ("sft", "dpo"):
         if stage not in cfg.train:
@@ -581,9 +578,11 @@ def run_ablation(
     fresh: bool = False,
     generators: Mapping[str, Any] | None = None,
     progress: bool = True,
+    overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the ablation of `config`; returns each stage's recorded outputs."""
-    cfg = load_ablation_config(config, output_dir=output_dir)
+    """Run (or resume) the ablation of `config`; returns each stage's recorded outputs. `overrides`: nested
+    fields laid over the recipe (`treecot ablate R --ablation.rows '[dpo]'`: `{"ablation": {"rows": ["dpo"]}}`)."""
+    cfg = load_ablation_config(config, **{**(overrides or {}), "output_dir": output_dir})
     if fresh:
         fresh_start(cfg.out)
     print(f"[treecot ablate] {cfg.path or 'inline config'} → {cfg.out}/ (rerun to resume, --fresh to start over)",

@@ -125,6 +125,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- generate / show-tree
 
 
+def _overrides(args: argparse.Namespace, error: type[Exception]) -> dict:
+    """The command line's `--dotted.field value` overrides of a config (`treecot.configs.parse_overrides`)."""
+    from treecot.configs import parse_overrides
+
+    return parse_overrides(getattr(args, "overrides", None) or [], error)
+
+
 def _override_limit(recipe, limit: int | None):
     """`recipe` with `problems.limit` set to `--limit` (when given), checked by the recipe's own rules."""
     from treecot.recipe import RecipeError
@@ -144,7 +151,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     try:
         shard = Shard.parse(args.shard) if args.shard else None
-        recipe = _override_limit(load_recipe(args.recipe), args.limit)
+        recipe = _override_limit(load_recipe(args.recipe, _overrides(args, RecipeError)), args.limit)
         if args.output_dir:
             recipe.generate.output_dir = args.output_dir
     except (RecipeError, ValueError) as e:
@@ -175,10 +182,11 @@ def cmd_show_tree(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from treecot.data.build import run_build
-    from treecot.recipe import RecipeError
+    from treecot.recipe import RecipeError, load_recipe
 
     try:
-        run_build(args.recipe, push_to_hub=args.push_to_hub, tag=args.tag, force=args.force)
+        recipe = load_recipe(args.recipe, _overrides(args, RecipeError))
+        run_build(recipe, push_to_hub=args.push_to_hub, tag=args.tag, force=args.force)
     except (RecipeError, ValueError) as e:
         raise CLIError(str(e)) from None
     return 0
@@ -189,7 +197,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from treecot.recipe import RecipeError, load_recipe
 
     try:
-        recipe = _override_limit(load_recipe(args.recipe), args.limit)
+        recipe = _override_limit(load_recipe(args.recipe, _overrides(args, RecipeError)), args.limit)
         run_distill(recipe, push_to_hub=args.push_to_hub, tag=args.tag, force=args.force)
     except (RecipeError, ValueError) as e:
         raise CLIError(str(e)) from None
@@ -273,7 +281,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from treecot.recipe import RecipeError
 
     try:
-        run_demo(args.config, output_dir=args.output_dir, fresh=args.fresh)
+        run_demo(
+            args.config, output_dir=args.output_dir, fresh=args.fresh, overrides=_overrides(args, DemoError)
+        )
     except (DemoError, RecipeError) as e:
         print(f"treecot demo: error: {e}", file=sys.stderr)
         return 2
@@ -286,7 +296,9 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from treecot.recipe import RecipeError
 
     try:
-        run_ablation(args.recipe, output_dir=args.output_dir, fresh=args.fresh)
+        run_ablation(
+            args.recipe, output_dir=args.output_dir, fresh=args.fresh, overrides=_overrides(args, DemoError)
+        )
     except (DemoError, RecipeError) as e:
         print(f"treecot ablate: error: {e}", file=sys.stderr)
         return 2
@@ -294,6 +306,13 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- training
+
+#: How a config's fields are set on the command line (the epilog of the commands that read one).
+OVERRIDES_HELP = (
+    "Any field of the config can be set after the other arguments as --dotted.field value (read as YAML, "
+    "checked like the file's), e.g. --generate.search.max_rollouts 8, --eval.limit 4, "
+    "--generate.0.problems.limit 8 (a number indexes a list)."
+)
 
 #: Training subcommands: `treecot sft …` runs `treecot.scripts.sft.main(…)` with the rest of the command line,
 #: parsed by the script's own `TrlParser` (as `trl sft …` does), so every recipe key is a `--key value` flag.
@@ -509,6 +528,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_ablate)
 
+    for command in ("generate", "build", "distill", "demo", "ablate"):
+        sub.choices[command].set_defaults(accepts_overrides=True)
+        sub.choices[command].epilog = OVERRIDES_HELP
+
     for command, summary in TRAINING_COMMANDS.items():  # listed here; `main` hands their flags to the script
         sub.add_parser(command, help=summary, add_help=False)
     _use_formatter(p, DefaultsHelpFormatter)
@@ -521,7 +544,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in TRAINING_COMMANDS:
         command, run = argv[0], lambda: cmd_train(argv[0], argv[1:])
     else:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and not getattr(args, "accepts_overrides", False):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = extra
         if not getattr(args, "func", None):
             parser.print_help()
             return 0

@@ -131,10 +131,14 @@ def read_config(
     what: str,
     overrides: Mapping[str, Any],
     hint: str = "",
-) -> tuple[dict[str, Any], str | None, str, dict[str, TrainStage], EvalStage]:
-    """The common part of reading a demo or ablation config (a YAML path or a mapping): `(data, path,
-    where, train, eval)`, with `overrides` applied, unknown top-level fields of dataclass `cls` refused and
-    the `train` / `eval` sections parsed (they are popped from `data`)."""
+) -> tuple[Any, str]:
+    """Read a demo or ablation config (a YAML path or a mapping) into dataclass `cls`: `(config, where)`.
+
+    `overrides` (nested fields, e.g. from `treecot.configs.parse_overrides`; a None value is left out) are laid
+    over the file first; every field is checked by `treecot.configs.from_dict`, and an error names the file
+    and the field."""
+    from treecot.configs import from_dict, merge
+
     if isinstance(source, Mapping):
         data, path = copy.deepcopy(dict(source)), None
     else:
@@ -146,28 +150,24 @@ def read_config(
         data = load_yaml(path, what, error=DemoError) or {}  # bounded: no alias bombs, a size cap
         if not isinstance(data, dict):
             raise DemoError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    data.update({k: v for k, v in overrides.items() if v is not None})
     where = path or what
-    known = {f.name for f in dataclasses.fields(cls)} - {"path"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise DemoError(f"{where}: unknown field {unknown[0]!r}; known fields: {', '.join(sorted(known))}")
-    train = {}
-    for k, v in (data.pop("train", None) or {}).items():
-        train[k] = TrainStage(**_fields(TrainStage, v, f"{where}: train.{k}"))
-    ev = EvalStage(**_fields(EvalStage, data.pop("eval", None) or {}, f"{where}: eval"))
-    return data, path, where, train, ev
+    try:
+        data = merge(data, {k: v for k, v in overrides.items() if v is not None}, error=DemoError)
+        cfg = from_dict(cls, data, "", DemoError)
+    except DemoError as e:
+        raise DemoError(f"{where}: {e}") from None
+    cfg.path = path
+    return cfg, where
 
 
 def load_demo_config(source: str | os.PathLike | Mapping[str, Any] | None = None, **overrides) -> DemoConfig:
     """Read and validate a demo config (a YAML path or a mapping; default `recipes/demo.yaml`);
-    `overrides` replace top-level keys."""
+    `overrides` are nested fields laid over it (`output_dir=…`, `eval={"limit": 4}`)."""
     if source is None:
         source = default_config_path()
-    data, path, where, train, ev = read_config(
+    cfg, where = read_config(
         source, DemoConfig, "demo config", overrides, hint=f" (the default is {DEFAULT_CONFIG})"
     )
-    cfg = DemoConfig(**data, train=train, eval=ev, path=path)
     _validate(cfg, where)
     return cfg
 
@@ -191,24 +191,6 @@ def default_config_path() -> str:
         return DEFAULT_CONFIG
     repo = Path(__file__).resolve().parents[1] / DEFAULT_CONFIG
     return str(repo) if repo.is_file() else DEFAULT_CONFIG
-
-
-def _fields(cls, value: Any, where: str) -> dict[str, Any]:
-    """`value` as keyword arguments of dataclass `cls`, or an error naming the unknown field."""
-    if not isinstance(value, Mapping):
-        raise DemoError(f"{where}: expected a mapping, got {type(value).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise DemoError(f"{where}: unknown field {unknown[0]!r}; known fields: {', '.join(sorted(known))}")
-    missing = sorted(
-        f.name
-        for f in dataclasses.fields(cls)
-        if f.name not in value and f.default is f.default_factory is dataclasses.MISSING
-    )
-    if missing:
-        raise DemoError(f"{where}: missing field {missing[0]!r}")
-    return dict(value)
 
 
 def _validate(cfg: DemoConfig, where: str) -> None:
@@ -825,9 +807,11 @@ def run_demo(
     fresh: bool = False,
     generators: Mapping[str, Any] | None = None,
     progress: bool = True,
+    overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the demo of `config`; returns each stage's recorded outputs."""
-    cfg = load_demo_config(config, output_dir=output_dir)
+    """Run (or resume) the demo of `config`; returns each stage's recorded outputs. `overrides`: nested
+    fields laid over the config (`treecot demo --eval.limit 4`: `{"eval": {"limit": 4}}`)."""
+    cfg = load_demo_config(config, **{**(overrides or {}), "output_dir": output_dir})
     if fresh:
         fresh_start(cfg.out)
     print(

@@ -42,8 +42,7 @@ import io
 import json
 import os
 import reprlib
-import types
-import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -606,65 +605,16 @@ class Recipe:
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _is_dataclass_type(tp) -> bool:
-    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+def load_recipe(path_or_dict: str | os.PathLike | dict, overrides: Mapping[str, Any] | None = None) -> Recipe:
+    """Read and validate a recipe (a YAML path or a dict); errors from a file start with its path.
 
+    `overrides`: nested fields laid over the recipe before it is checked (`treecot.configs.parse_overrides`
+    reads them from the command line: `--generate.search.max_rollouts 8`)."""
+    from treecot.configs import from_dict, merge
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        for arg in args[:-1]:  # the first alternative that accepts the value; the last one reports
-            try:
-                return _coerce(value, arg, where)
-            except RecipeError:
-                continue
-        return _coerce(value, args[-1], where)
-    if _is_dataclass_type(tp):
-        return _from_dict(tp, value, where)
-    if origin is dict:
-        _, vt = typing.get_args(tp)
-        if not isinstance(value, dict):
-            raise RecipeError(f"{where}: expected a mapping, got {type(value).__name__}")
-        return {k: _coerce(v, vt, f"{where}.{short_key(k)}") for k, v in value.items()}
-    if origin is list:
-        if not isinstance(value, list):
-            raise RecipeError(f"{where}: expected a list, got {type(value).__name__}")
-        (it,) = typing.get_args(tp)
-        return [_coerce(v, it, f"{where}[{i}]") for i, v in enumerate(value)]
-    if tp is Any:
-        return value
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp in (int, float, str, bool) and not (
-        isinstance(value, tp) and not (tp is int and isinstance(value, bool))
-    ):
-        raise RecipeError(f"{where}: expected {tp.__name__}, got {short_repr(value)}")
-    return value
-
-
-def _from_dict(cls, data: Any, where: str):
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise RecipeError(f"{where or 'top level'}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)} - {"path"}
-    kwargs = {}
-    for key, value in data.items():
-        loc = f"{where}.{short_key(key)}" if where else short_key(key)
-        if key not in known:
-            raise RecipeError(f"{loc}: unknown field; known fields: {', '.join(sorted(known))}")
-        kwargs[key] = _coerce(value, hints[key], loc)
-    return cls(**kwargs)
-
-
-def load_recipe(path_or_dict: str | os.PathLike | dict) -> Recipe:
-    """Read and validate a recipe (a YAML path or a dict); errors from a file start with its path."""
     if isinstance(path_or_dict, dict):
-        return _from_dict(Recipe, path_or_dict, "").validate()
+        data = merge(path_or_dict, overrides or {}, error=RecipeError)
+        return from_dict(Recipe, data, "", RecipeError).validate()
     path = Path(path_or_dict)
     try:
         exists = path.is_file()
@@ -676,7 +626,7 @@ def load_recipe(path_or_dict: str | os.PathLike | dict) -> Recipe:
         raise RecipeError(f"recipe file {short_repr(str(path))} does not exist")
     data = load_yaml(path, "recipe")
     try:
-        recipe = _from_dict(Recipe, data, "")
+        recipe = from_dict(Recipe, merge(data, overrides or {}, error=RecipeError), "", RecipeError)
         recipe.path = str(path)
         return recipe.validate()
     except RecipeError as e:
