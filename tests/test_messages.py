@@ -113,12 +113,12 @@ def test_only_errors_of_the_environment_become_messages(monkeypatch):
     not_found = HfHubHTTPError("404", response=httpx2.Response(404, request=request))
     assert environment_error(not_found) is None
 
-    import treecot.cli
+    import treecot.commands.sources
 
     def buggy(args):
         raise KeyError("optimal_length")
 
-    monkeypatch.setattr(treecot.cli, "cmd_sources", buggy)
+    monkeypatch.setattr(treecot.commands.sources, "main", buggy)
     with pytest.raises(KeyError, match="optimal_length"):
         main(["sources"])
 
