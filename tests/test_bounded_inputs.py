@@ -1,5 +1,5 @@
 """Issue #14, "nothing lost, no one in": hostile inputs end quickly, in little memory, with one short message
-naming the file and the field (`treecot.recipe.load_yaml`, the caps of recipes, patterns and search)."""
+naming the file and the field (`treecot.configs.load_yaml`, the caps of recipes, patterns and search)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from treecot.recipe import (
-    MAX_YAML_DEPTH,
-    MAX_YAML_NODES,
-    RecipeError,
-    load_recipe,
-    load_yaml,
-    parse_yaml,
-)
+from treecot.configs import MAX_YAML_DEPTH, MAX_YAML_NODES, RecipeError, load_yaml, parse_yaml
+from treecot.recipe import load_recipe
 from treecot.search.mcts import MCTSConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +34,7 @@ def test_alias_bomb_is_refused_at_once(tmp_path):
     assert time.perf_counter() - t0 < 1.0
     msg = str(e.value)
     assert msg.startswith(f"recipe {path}: with its aliases (*name) expanded the YAML holds at least ")
-    assert f"more than the limit of {MAX_YAML_NODES:,} values (treecot.recipe.MAX_YAML_NODES)" in msg
+    assert f"more than the limit of {MAX_YAML_NODES:,} values (treecot.configs.MAX_YAML_NODES)" in msg
     assert len(msg) < 400
 
 

@@ -10,30 +10,208 @@ same idea from TRL). `from_dict` fills one from plain data (a YAML document), ch
 naming the first wrong one by its dotted path (`generate.search.max_dept: unknown field; known fields: …`).
 `parse_overrides` turns the command line's `--dotted.path value` pairs into nested data, and `merge` lays
 them over the YAML before `from_dict` reads it, so a command-line value is checked exactly like the file's.
+
+Bounded inputs: user YAML (recipes, patterns files, demo and ablation configs; `load_yaml`) is at most
+`MAX_YAML_BYTES`, UTF-8 text, at most `MAX_YAML_DEPTH` levels deep and, written out with every alias (`*name`)
+expanded, at most `MAX_YAML_NODES` values and `MAX_YAML_EXPANDED_CHARS` characters, so a few hundred bytes of
+nested aliases cannot expand into gigabytes.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import io
+import os
+import reprlib
 import types
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["from_dict", "merge", "parse_overrides"]
+import yaml
+
+__all__ = [
+    "MAX_YAML_BYTES",
+    "MAX_YAML_DEPTH",
+    "MAX_YAML_EXPANDED_CHARS",
+    "MAX_YAML_NODES",
+    "RecipeError",
+    "clip",
+    "from_dict",
+    "load_yaml",
+    "merge",
+    "parse_overrides",
+    "parse_yaml",
+    "short_key",
+    "short_repr",
+]
 
 
-def _short_key(key: Any) -> str:
-    from treecot.recipe import short_key
+#: Largest YAML file treecot reads (recipes, patterns files): real ones are a few KiB.
+MAX_YAML_BYTES = 1 << 20
+#: Most values (mappings, lists, scalars) in a YAML document with every alias expanded.
+MAX_YAML_NODES = 100_000
+#: Most characters of a YAML document's scalars with every alias expanded (aliases may repeat a long text).
+MAX_YAML_EXPANDED_CHARS = 4 * MAX_YAML_BYTES
+#: Deepest nesting of mappings and lists in a YAML document (recipes are about 5 levels deep).
+MAX_YAML_DEPTH = 64
 
-    return short_key(key)
+
+class RecipeError(ValueError):
+    """A field of a recipe or another config is missing, unknown or has a bad value; the message names it."""
 
 
-def _short_repr(value: Any) -> str:
-    from treecot.recipe import short_repr
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlevel = 2
+_REPR.maxdict = _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = 4
 
-    return short_repr(value)
+
+def short_repr(value: Any) -> str:
+    """`repr(value)` cut to a few dozen characters (messages quote user values; those may be huge)."""
+    return _REPR.repr(value)
+
+
+def short_key(key: Any) -> str:
+    """A mapping key for a field path in a message (`generate.search.<key>`): unquoted, shortened."""
+    return short_repr(key)[1:-1] if isinstance(key, str) else short_repr(key)
+
+
+def clip(text: str, limit: int = 300) -> str:
+    """`text` cut to `limit` characters (messages quote parser errors; those may be long)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --------------------------------------------------------------------------- bounded YAML
+
+
+def _yaml_children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_expansion(root: yaml.Node, where: str, error: type[Exception]) -> None:
+    """Refuse a composed YAML graph that, with every alias expanded, is too big, too deep or cyclic.
+
+    An alias is the same node object as its anchor, so sizes are memoised per node: a 500-byte alias bomb
+    is measured in microseconds instead of being expanded into gigabytes."""
+    nodes: dict[int, int] = {}  # id(node) -> expanded values
+    chars: dict[int, int] = {}  # id(node) -> expanded scalar characters
+    depth: dict[int, int] = {}  # id(node) -> nesting depth below it
+    visiting: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        kids = _yaml_children(node)
+        if finished:
+            visiting.discard(key)
+            n = 1 + sum(nodes[id(k)] for k in kids)
+            c = (len(node.value) if isinstance(node, yaml.ScalarNode) else 0) + sum(
+                chars[id(k)] for k in kids
+            )
+            d = 1 + max((depth[id(k)] for k in kids), default=0)
+            if n > MAX_YAML_NODES or c > MAX_YAML_EXPANDED_CHARS:
+                what = f"{n:,} values" if n > MAX_YAML_NODES else f"{c:,} characters"
+                limit = (
+                    f"{MAX_YAML_NODES:,} values (treecot.configs.MAX_YAML_NODES)"
+                    if n > MAX_YAML_NODES
+                    else f"{MAX_YAML_EXPANDED_CHARS:,} characters (treecot.configs.MAX_YAML_EXPANDED_CHARS)"
+                )
+                raise error(
+                    f"{where}: with its aliases (*name) expanded the YAML holds at least {what}, more "
+                    f"than the limit of {limit}; write the values out instead of nesting aliases"
+                )
+            if d > MAX_YAML_DEPTH:
+                raise error(
+                    f"{where}: the YAML is nested more than {MAX_YAML_DEPTH} levels deep "
+                    "(treecot.configs.MAX_YAML_DEPTH)"
+                )
+            nodes[key], chars[key], depth[key] = n, c, d
+            continue
+        if key in nodes:
+            continue
+        if key in visiting:
+            mark = node.start_mark
+            raise error(
+                f"{where}: line {mark.line + 1}: an alias refers to a value that contains it (a cycle)"
+            )
+        visiting.add(key)
+        stack.append((node, True))
+        stack.extend((k, False) for k in kids if id(k) not in nodes)
+
+
+def parse_yaml(text: str, where: str, error: type[Exception] = RecipeError) -> Any:
+    """Parse one YAML document safely: no Python objects, and the size checks of `load_yaml`.
+
+    `where` starts every message (a file name: "recipe r.yaml"); errors are `error` (RecipeError by
+    default) with a short message. For YAML text that does not come from a file (e.g. model-card front
+    matter)."""
+    if len(text) > MAX_YAML_BYTES:
+        raise error(
+            f"{where}: {len(text):,} characters of YAML, more than the limit of {MAX_YAML_BYTES:,} "
+            "(treecot.configs.MAX_YAML_BYTES)"
+        )
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    stream = io.StringIO(text)
+    stream.name = where  # positions in YAML errors read `in "<where>", line 3, column 7`
+    loader = loader_cls(stream)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.YAMLError as e:
+            raise error(f"{where}: not valid YAML: {clip(str(e))}") from None
+        except RecursionError:
+            raise error(f"{where}: the YAML is nested too deeply") from None
+        if node is None:
+            return None
+        _check_expansion(node, where, error)
+        try:
+            return loader.construct_document(node)
+        except yaml.YAMLError as e:
+            raise error(f"{where}: not valid YAML: {clip(str(e))}") from None
+        except (ValueError, TypeError, RecursionError) as e:  # e.g. an integer of 5,000 digits
+            raise error(f"{where}: a value cannot be read: {clip(str(e) or type(e).__name__)}") from None
+    finally:
+        loader.dispose()
+
+
+def load_yaml(path: str | os.PathLike, what: str = "recipe", error: type[Exception] = RecipeError) -> Any:
+    """Read a user's YAML file (recipe, patterns, demo config) with bounds; the data, or `error`.
+
+    The file must be at most `MAX_YAML_BYTES`, UTF-8 text, one YAML document whose aliases expand to at
+    most `MAX_YAML_NODES` values / `MAX_YAML_EXPANDED_CHARS` characters, at most `MAX_YAML_DEPTH` deep.
+    Every message starts with `what` and the file's path (`recipe r.yaml: not valid YAML: …`)."""
+    where = f"{what} {os.fspath(path)}"
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_YAML_BYTES + 1)
+    except FileNotFoundError:
+        raise error(f"{where}: does not exist") from None
+    except OSError as e:
+        raise error(f"{where}: cannot be read ({e.strerror or e})") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise error(
+            f"{where}: larger than {MAX_YAML_BYTES:,} bytes (treecot.configs.MAX_YAML_BYTES); "
+            f"a {what} is a small YAML text file"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise error(
+            f"{where}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); "
+            f"a {what} is a YAML text file"
+        ) from None
+    if "\x00" in text:
+        raise error(f"{where}: holds a NUL byte at offset {text.index(chr(0))}; a {what} is a YAML text file")
+    return parse_yaml(text, where, error)
+
+
+# --------------------------------------------------------------------------- dataclasses from data
 
 
 def _coerce(value: Any, tp: Any, where: str, error: type[Exception]) -> Any:
@@ -54,7 +232,7 @@ def _coerce(value: Any, tp: Any, where: str, error: type[Exception]) -> Any:
         _, vt = typing.get_args(tp)
         if not isinstance(value, dict):
             raise error(f"{where}: expected a mapping, got {type(value).__name__}")
-        return {k: _coerce(v, vt, f"{where}.{_short_key(k)}", error) for k, v in value.items()}
+        return {k: _coerce(v, vt, f"{where}.{short_key(k)}", error) for k, v in value.items()}
     if origin is list:
         if not isinstance(value, list):
             raise error(f"{where}: expected a list, got {type(value).__name__}")
@@ -67,7 +245,7 @@ def _coerce(value: Any, tp: Any, where: str, error: type[Exception]) -> Any:
     if tp in (int, float, str, bool) and not (
         isinstance(value, tp) and not (tp is int and isinstance(value, bool))
     ):
-        raise error(f"{where}: expected {tp.__name__}, got {_short_repr(value)}")
+        raise error(f"{where}: expected {tp.__name__}, got {short_repr(value)}")
     return value
 
 
@@ -95,7 +273,7 @@ def from_dict(cls: type, data: Any, where: str = "", error: type[Exception] = Va
     known = {f.name for f in fields}
     kwargs = {}
     for key, value in data.items():
-        loc = f"{where}.{_short_key(key)}" if where else _short_key(key)
+        loc = f"{where}.{short_key(key)}" if where else short_key(key)
         if key not in known:
             raise error(f"{loc}: unknown field; known fields: {', '.join(sorted(known))}")
         kwargs[key] = _coerce(value, hints[key], loc, error)
@@ -111,8 +289,6 @@ def parse_overrides(argv: Sequence[str], error: type[Exception] = ValueError) ->
     A value is read as YAML (`8` is an integer, `true` a boolean, `[x, y]` a list, `null` unsets); a path part
     that is a number indexes a list (`--generate.0.problems.limit 8`); `-` in a name reads as `_`.
     """
-    from treecot.recipe import parse_yaml
-
     out: dict[str, Any] = {}
     items = list(argv)
     i = 0

@@ -146,7 +146,7 @@ def read_config(
         path = str(source)
         if not Path(path).is_file():
             raise DemoError(f"{what} {path!r} does not exist{hint}")
-        from treecot.recipe import load_yaml
+        from treecot.configs import load_yaml
 
         data = load_yaml(path, what, error=DemoError) or {}  # bounded: no alias bombs, a size cap
         if not isinstance(data, dict):

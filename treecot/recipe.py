@@ -24,10 +24,8 @@
 Every field is checked when the recipe is read, before any model loads (the `patterns` file included);
 an error names the file and the field (`r.yaml: generate.search.max_dept: unknown field; known fields: …`).
 
-Bounded inputs: user YAML (recipes, patterns files; `load_yaml`) is at most `MAX_YAML_BYTES`, UTF-8 text,
-at most `MAX_YAML_DEPTH` levels deep and, written out with every alias (`*name`) expanded, at most
-`MAX_YAML_NODES` values and `MAX_YAML_EXPANDED_CHARS` characters, so a few hundred bytes of nested aliases
-cannot expand into gigabytes. Counts are capped far above what real runs use: `MAX_PROBLEMS` (problems
+Bounded inputs: user YAML is read by `treecot.configs.load_yaml` (size, depth and alias expansion capped).
+Counts are capped far above what real runs use: `MAX_PROBLEMS` (problems
 offset + limit), `MAX_PROBLEMS_IN_FLIGHT`, `MAX_BATCH_SIZE`, `MAX_CONCURRENCY`, `MAX_SAMPLES` (distill
 samples per problem), `MAX_GENERATION_TOKENS`, `MAX_SEED`, `MAX_TENSOR_PARALLEL_SIZE` and `MAX_MODEL_LEN`
 (a vllm model's engine settings); the search settings' caps live in
@@ -38,29 +36,18 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import os
-import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from treecot.configs import RecipeError, clip, load_yaml, short_key, short_repr
 from treecot.models import DEFAULT_MODEL
 
 BACKENDS = ("transformers", "openai", "vllm")
 
-#: Largest YAML file treecot reads (recipes, patterns files): real ones are a few KiB.
-MAX_YAML_BYTES = 1 << 20
-#: Most values (mappings, lists, scalars) in a YAML document with every alias expanded.
-MAX_YAML_NODES = 100_000
-#: Most characters of a YAML document's scalars with every alias expanded (aliases may repeat a long text).
-MAX_YAML_EXPANDED_CHARS = 4 * MAX_YAML_BYTES
-#: Deepest nesting of mappings and lists in a YAML document (recipes are about 5 levels deep).
-MAX_YAML_DEPTH = 64
 #: problems.offset + problems.limit at most (the largest shipped problem set has 7,500 rows).
 MAX_PROBLEMS = 10_000_000
 #: generate.problems_in_flight at most (the paper-scale recipes use 64).
@@ -81,30 +68,6 @@ MAX_TENSOR_PARALLEL_SIZE = 1024
 MAX_MODEL_LEN = 1 << 24
 
 
-class RecipeError(ValueError):
-    """A recipe field is missing, unknown or has a bad value; the message names it."""
-
-
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = 60
-_REPR.maxlevel = 2
-_REPR.maxdict = _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = 4
-
-
-def short_repr(value: Any) -> str:
-    """`repr(value)` cut to a few dozen characters (messages quote user values; those may be huge)."""
-    return _REPR.repr(value)
-
-
-def short_key(key: Any) -> str:
-    """A mapping key for a field path in a message (`generate.search.<key>`): unquoted, shortened."""
-    return short_repr(key)[1:-1] if isinstance(key, str) else short_repr(key)
-
-
-def _clip(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def check_count(value: Any, where: str, maximum: int, name: str, minimum: int = 1) -> None:
     """Refuse an integer outside [minimum, maximum]; `name` is the constant that documents the maximum."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -113,134 +76,6 @@ def check_count(value: Any, where: str, maximum: int, name: str, minimum: int = 
         raise RecipeError(f"{where}: must be >= {minimum}, got {value}")
     if value > maximum:
         raise RecipeError(f"{where}: {short_repr(value)} is more than the maximum {maximum:,} ({name})")
-
-
-# --------------------------------------------------------------------------- bounded YAML
-
-
-def _yaml_children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    return []
-
-
-def _check_expansion(root: yaml.Node, where: str, error: type[Exception]) -> None:
-    """Refuse a composed YAML graph that, with every alias expanded, is too big, too deep or cyclic.
-
-    An alias is the same node object as its anchor, so sizes are memoised per node: a 500-byte alias bomb
-    is measured in microseconds instead of being expanded into gigabytes."""
-    nodes: dict[int, int] = {}  # id(node) -> expanded values
-    chars: dict[int, int] = {}  # id(node) -> expanded scalar characters
-    depth: dict[int, int] = {}  # id(node) -> nesting depth below it
-    visiting: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, finished = stack.pop()
-        key = id(node)
-        kids = _yaml_children(node)
-        if finished:
-            visiting.discard(key)
-            n = 1 + sum(nodes[id(k)] for k in kids)
-            c = (len(node.value) if isinstance(node, yaml.ScalarNode) else 0) + sum(
-                chars[id(k)] for k in kids
-            )
-            d = 1 + max((depth[id(k)] for k in kids), default=0)
-            if n > MAX_YAML_NODES or c > MAX_YAML_EXPANDED_CHARS:
-                what = f"{n:,} values" if n > MAX_YAML_NODES else f"{c:,} characters"
-                limit = (
-                    f"{MAX_YAML_NODES:,} values (treecot.recipe.MAX_YAML_NODES)"
-                    if n > MAX_YAML_NODES
-                    else f"{MAX_YAML_EXPANDED_CHARS:,} characters (treecot.recipe.MAX_YAML_EXPANDED_CHARS)"
-                )
-                raise error(
-                    f"{where}: with its aliases (*name) expanded the YAML holds at least {what}, more "
-                    f"than the limit of {limit}; write the values out instead of nesting aliases"
-                )
-            if d > MAX_YAML_DEPTH:
-                raise error(
-                    f"{where}: the YAML is nested more than {MAX_YAML_DEPTH} levels deep "
-                    "(treecot.recipe.MAX_YAML_DEPTH)"
-                )
-            nodes[key], chars[key], depth[key] = n, c, d
-            continue
-        if key in nodes:
-            continue
-        if key in visiting:
-            mark = node.start_mark
-            raise error(
-                f"{where}: line {mark.line + 1}: an alias refers to a value that contains it (a cycle)"
-            )
-        visiting.add(key)
-        stack.append((node, True))
-        stack.extend((k, False) for k in kids if id(k) not in nodes)
-
-
-def parse_yaml(text: str, where: str, error: type[Exception] = RecipeError) -> Any:
-    """Parse one YAML document safely: no Python objects, and the size checks of `load_yaml`.
-
-    `where` starts every message (a file name: "recipe r.yaml"); errors are `error` (RecipeError by
-    default) with a short message. For YAML text that does not come from a file (e.g. model-card front
-    matter)."""
-    if len(text) > MAX_YAML_BYTES:
-        raise error(
-            f"{where}: {len(text):,} characters of YAML, more than the limit of {MAX_YAML_BYTES:,} "
-            "(treecot.recipe.MAX_YAML_BYTES)"
-        )
-    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    stream = io.StringIO(text)
-    stream.name = where  # positions in YAML errors read `in "<where>", line 3, column 7`
-    loader = loader_cls(stream)
-    try:
-        try:
-            node = loader.get_single_node()
-        except yaml.YAMLError as e:
-            raise error(f"{where}: not valid YAML: {_clip(str(e))}") from None
-        except RecursionError:
-            raise error(f"{where}: the YAML is nested too deeply") from None
-        if node is None:
-            return None
-        _check_expansion(node, where, error)
-        try:
-            return loader.construct_document(node)
-        except yaml.YAMLError as e:
-            raise error(f"{where}: not valid YAML: {_clip(str(e))}") from None
-        except (ValueError, TypeError, RecursionError) as e:  # e.g. an integer of 5,000 digits
-            raise error(f"{where}: a value cannot be read: {_clip(str(e) or type(e).__name__)}") from None
-    finally:
-        loader.dispose()
-
-
-def load_yaml(path: str | os.PathLike, what: str = "recipe", error: type[Exception] = RecipeError) -> Any:
-    """Read a user's YAML file (recipe, patterns, demo config) with bounds; the data, or `error`.
-
-    The file must be at most `MAX_YAML_BYTES`, UTF-8 text, one YAML document whose aliases expand to at
-    most `MAX_YAML_NODES` values / `MAX_YAML_EXPANDED_CHARS` characters, at most `MAX_YAML_DEPTH` deep.
-    Every message starts with `what` and the file's path (`recipe r.yaml: not valid YAML: …`)."""
-    where = f"{what} {os.fspath(path)}"
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_YAML_BYTES + 1)
-    except FileNotFoundError:
-        raise error(f"{where}: does not exist") from None
-    except OSError as e:
-        raise error(f"{where}: cannot be read ({e.strerror or e})") from None
-    if len(raw) > MAX_YAML_BYTES:
-        raise error(
-            f"{where}: larger than {MAX_YAML_BYTES:,} bytes (treecot.recipe.MAX_YAML_BYTES); "
-            f"a {what} is a small YAML text file"
-        )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise error(
-            f"{where}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); "
-            f"a {what} is a YAML text file"
-        ) from None
-    if "\x00" in text:
-        raise error(f"{where}: holds a NUL byte at offset {text.index(chr(0))}; a {what} is a YAML text file")
-    return parse_yaml(text, where, error)
 
 
 #: vLLM engine settings of a ModelSpec (backend vllm only); unset (null / {}) means the engine's default.
@@ -461,7 +296,7 @@ class GenerateSpec:
         try:
             MCTSConfig(**self.search)
         except (TypeError, ValueError) as e:
-            raise RecipeError(f"{where}.search: {_clip(str(e))}") from None
+            raise RecipeError(f"{where}.search: {clip(str(e))}") from None
         if self.patterns is not None:
             self.load_patterns(where)
 
@@ -476,7 +311,7 @@ class GenerateSpec:
         try:
             return load_patterns(self.patterns)
         except (PatternError, FileNotFoundError) as e:
-            raise RecipeError(f"{where}.patterns: {_clip(str(e), 1000)}") from None
+            raise RecipeError(f"{where}.patterns: {clip(str(e), 1000)}") from None
 
 
 @dataclass
@@ -548,7 +383,7 @@ class DistillSpec:
         try:
             self.distill_config(seed=0)
         except ValueError as e:
-            raise RecipeError(f"{where}: {_clip(str(e))}") from None
+            raise RecipeError(f"{where}: {clip(str(e))}") from None
         for name in ("samples", "reference_samples"):
             check_count(getattr(self, name), f"{where}.{name}", MAX_SAMPLES, "treecot.recipe.MAX_SAMPLES")
         check_count(

@@ -36,7 +36,7 @@ without ``*``), as the reference implementation's MCTS reward does (Marco-o1 v2,
 a patterns file sets it.
 
 `load_patterns("math")` reads `recipes/patterns/math.yaml`; any path to a YAML file works too (read with
-`treecot.recipe.load_yaml`: size-capped, aliases bounded). Validation rejects a matrix that names an
+`treecot.configs.load_yaml`: size-capped, aliases bounded). Validation rejects a matrix that names an
 unknown type, has a type from which `answer` cannot be reached, non-positive counts, or backtracking
 without reflection children, naming the offending entry. Counts are capped far above real patterns (the
 shipped ones create 1–2 samples per child type): `MAX_CHILD_SAMPLES` samples of one child type,
@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from treecot.recipe import load_yaml, short_key, short_repr
+from treecot.configs import load_yaml, short_key, short_repr
 from treecot.search.tree import ANSWER_TYPE, ROOT_TYPE
 
 ROLES = ("A", "B")
