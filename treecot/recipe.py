@@ -47,6 +47,10 @@ from treecot.configs import RecipeError, clip, load_yaml, short_key, short_repr
 from treecot.models import DEFAULT_MODEL
 
 BACKENDS = ("transformers", "openai", "vllm")
+#: Thoughts Length Balance: which correct paths of a problem are kept, by length (`treecot.data.balance`).
+LENGTH_CHOICES = ("shortest", "medium", "longest", "all")
+#: How the rejected path of a chosen one is picked (`treecot.data.extract.pick_rejected`).
+PAIR_RULES = ("shortest_prefix", "latest_branch")
 
 #: problems.offset + problems.limit at most (the largest shipped problem set has 7,500 rows).
 MAX_PROBLEMS = 10_000_000
@@ -346,9 +350,6 @@ class BuildSpec:
     private: bool = False
 
     def validate(self, where: str) -> None:
-        from treecot.data.balance import LENGTH_CHOICES
-        from treecot.data.extract import PAIR_RULES
-
         for name in ("sft_length", "dpo_length"):
             if getattr(self, name) not in LENGTH_CHOICES:
                 raise RecipeError(

@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-T = TypeVar("T")
+from treecot.recipe import LENGTH_CHOICES
 
-LENGTH_CHOICES = ("shortest", "medium", "longest", "all")
+T = TypeVar("T")
 
 
 def rank_labels(lengths: Sequence[int]) -> list[str]:

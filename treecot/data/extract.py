@@ -29,8 +29,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from treecot.data.balance import LENGTH_CHOICES, rank_labels, select_by_length
+from treecot.data.balance import rank_labels, select_by_length
 from treecot.prompts import TAG_GUIDE, contract_system_prompt
+from treecot.recipe import LENGTH_CHOICES, PAIR_RULES
 from treecot.search.tree import Node, Tree
 from treecot.tasks.diagnostics import DiagnosticsConfig, approx_tokens, find_loops
 
@@ -41,8 +42,6 @@ DATA_SCHEMA_VERSION = 1
 #: answer section that breaks the task's answer format (`answer_defects`).
 DEFECT_REASONS = ("truncated", "repetition", "stray_tag", "answer_format")
 
-#: How the rejected path of a chosen one is picked (`pick_rejected`).
-PAIR_RULES = ("shortest_prefix", "latest_branch")
 
 #: Reasoning tags of other formats that no section may contain either: R1's `<think>`, Marco-o1 v1's
 #: `<Thought>` / `<Output>` (a `<thought-…` fragment is a model inventing a tag).
