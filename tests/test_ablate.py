@@ -118,7 +118,7 @@ def test_outputs_follow_the_schema(ablation):
     assert "## The paper's Table 5" in table and "| + Masking | 87.2 (0.15)" in table
     assert "exceeds noise" in table or "within noise" in table
     assert Path(results["table"]["plot"]).stat().st_size > 0
-    from treecot.data.hub import load_versioned
+    from treecot.hub import load_versioned
 
     board = load_versioned(results["leaderboard"]["leaderboard"], "results", split="train")
     assert {r["model"] for r in board} == {f"{results_name(out)}: {label_of(n)}" for n in results["eval"]}

@@ -7,7 +7,7 @@ import pytest
 
 from tests.test_runner import fake_generators, recipe_dict
 from treecot.data.build import load_trees, run_build
-from treecot.data.hub import list_versions, load_versioned
+from treecot.hub import list_versions, load_versioned
 from treecot.recipe import RecipeError, load_recipe
 from treecot.search.runner import run_generate
 
@@ -293,7 +293,7 @@ def test_build_card_loads_a_local_dataset_and_reports_the_run_wall_time(generate
     ).read_text()  # main may hold a later build's
     folder = str(root / "dataset")
     assert 'load_dataset("local/' not in card
-    assert "from treecot.data.hub import load_versioned" in card
+    assert "from treecot.hub import load_versioned" in card
     assert f"sft = load_versioned({folder!r}, 'sft', revision='v1')" in card
     (stats,) = (root / "trees").glob(f"stats-{load_trees(root / 'trees')[1]}-*.json")
     wall = json.loads(stats.read_text())["wall_seconds"]
@@ -311,7 +311,7 @@ def test_build_card_loads_a_local_dataset_and_reports_the_run_wall_time(generate
     exec(snippet, namespace)  # noqa: S102
     assert len(namespace["sft"]["train"]) == out["report"]["sft_rows"]
     # a count that reaches the card as a float still prints as an integer
-    from treecot.data.cards import render_dataset_card
+    from treecot.hub import render_dataset_card
 
     text = render_dataset_card(
         {

@@ -202,7 +202,7 @@ def _distill_recipe(tmp_path, limit):
 def test_distill_limit_overrides_the_recipe(tmp_path, capsys, monkeypatch):
     import treecot.backends
     from tests.test_distill import ScriptedTeacher
-    from treecot.data.hub import load_versioned
+    from treecot.hub import load_versioned
     from treecot.tasks.sources import load_source
 
     script = {p["question"]: [f"Solution: \\boxed{{{p['reference']}}}", "no answer"]

@@ -9,8 +9,8 @@ import yaml
 
 from tests.test_runner import fake_generators
 from treecot.cli import main
-from treecot.data.hub import list_versions, load_versioned
 from treecot.demo import STAGES, STATE_FILE, Demo, DemoError, fresh_start, load_demo_config, run_demo
+from treecot.hub import list_versions, load_versioned
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""treecot.data.hub / treecot.data.cards, against the local layout and the loopback Hub server.
+"""treecot.hub (push, load, versions, dataset cards) / treecot.data.cards, against the local layout and the loopback Hub server.
 
 Hub round trips run the client in a subprocess (``run_client``) because huggingface_hub reads
 HF_ENDPOINT at import time; the server itself is the session fixture ``hub_server``.
@@ -19,16 +19,20 @@ import pytest
 from huggingface_hub import DatasetCard
 
 from tests.hubserver import hub_server, run_client  # noqa: F401  (hub_server is a fixture)
-from treecot.data import hub
-from treecot.data.cards import card_metadata, length_histogram_png, render_dataset_card, size_category
-from treecot.data.hub import (
+from treecot.data.cards import length_histogram_png
+from treecot.hub import (
     MARKER_FILE,
     RetryPolicy,
     branch_name,
+    card_metadata,
     list_versions,
     load_versioned,
     push_dataset,
     redact,
+    render_dataset_card,
+    retry,
+    size_category,
+    targets,
     with_retries,
 )
 
@@ -190,7 +194,7 @@ def _http_error(status: int):
 
 def test_with_retries_backs_off_exponentially_on_transient_errors(monkeypatch):
     sleeps: list[float] = []
-    monkeypatch.setattr(hub, "_sleep", sleeps.append)
+    monkeypatch.setattr(retry, "_sleep", sleeps.append)
     calls = {"n": 0}
 
     def flaky():
@@ -291,7 +295,7 @@ def test_local_push_versions_skip_force_and_tags(tmp_path):
 
 def test_local_interrupted_push_leaves_no_tag_and_rerun_completes(tmp_path, monkeypatch):
     root = tmp_path / "layout"
-    original = hub._LocalTarget.commit_config
+    original = targets._LocalTarget.commit_config
     seen: list[str] = []
 
     def failing(self, branch, config, files, rows):
@@ -300,7 +304,7 @@ def test_local_interrupted_push_leaves_no_tag_and_rerun_completes(tmp_path, monk
             raise RuntimeError("simulated crash during the second config")
         return original(self, branch, config, files, rows)
 
-    monkeypatch.setattr(hub._LocalTarget, "commit_config", failing)
+    monkeypatch.setattr(targets._LocalTarget, "commit_config", failing)
     with pytest.raises(RuntimeError, match="simulated crash"):
         push_dataset("me/ds", make_configs(), card=CARD, config_hash=HASH_A, tag="v1", local_dir=root)
     branch = branch_name(HASH_A)
@@ -308,7 +312,7 @@ def test_local_interrupted_push_leaves_no_tag_and_rerun_completes(tmp_path, monk
     assert not (root / branch / MARKER_FILE).exists() and not (root / "v1").exists()
     assert (root / branch / "data" / "trees").is_dir()  # the first config made it
 
-    monkeypatch.setattr(hub._LocalTarget, "commit_config", original)
+    monkeypatch.setattr(targets._LocalTarget, "commit_config", original)
     result = push_dataset("me/ds", make_configs(), card=CARD, config_hash=HASH_A, tag="v1", local_dir=root)
     assert not result.skipped and result.tag == "v1"
     assert json.loads((root / "v1" / MARKER_FILE).read_text())["complete"] is True
@@ -330,10 +334,10 @@ def test_local_refs_that_are_not_json_are_named(tmp_path):
 def test_a_layout_whose_lock_file_cannot_be_made_is_read_unlocked_and_not_written(tmp_path):
     push_dataset("me/ds", make_configs(), card=CARD, config_hash=HASH_A, local_dir=tmp_path)
     # as on a read-only folder (root may write anywhere, so a directory stands where the lock file goes)
-    (tmp_path / hub.LOCAL_LOCK_FILE).unlink()
-    (tmp_path / hub.LOCAL_LOCK_FILE).mkdir()
+    (tmp_path / targets.LOCAL_LOCK_FILE).unlink()
+    (tmp_path / targets.LOCAL_LOCK_FILE).mkdir()
     assert load_versioned("me/ds", "dpo", split="train", local_dir=tmp_path)["chosen"] == ["good 0", "fine"]
-    with pytest.raises(OSError, match=hub.LOCAL_LOCK_FILE):
+    with pytest.raises(OSError, match=targets.LOCAL_LOCK_FILE):
         push_dataset("me/ds", make_configs(), card=CARD, config_hash=HASH_B, local_dir=tmp_path)
     assert set(list_versions("me/ds", local_dir=tmp_path).branches) == {"main", branch_name(HASH_A)}
 
@@ -343,7 +347,7 @@ def test_without_credentials_the_default_is_the_local_layout(tmp_path, monkeypat
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
     monkeypatch.setenv("TREECOT_CACHE", str(tmp_path / "cache"))
-    with caplog.at_level(logging.WARNING, logger="treecot.data.hub"):
+    with caplog.at_level(logging.WARNING, logger="treecot.hub"):
         result = push_dataset("me/offline", make_configs(), card=CARD, config_hash=HASH_A)
     expected = tmp_path / "cache" / "hub" / "datasets" / "me" / "offline"
     assert result.local and Path(result.url_or_path) == expected / branch_name(HASH_A)
@@ -405,8 +409,8 @@ CLIENT_PRELUDE = textwrap.dedent(
     import json, logging, sys
     import datasets
     from huggingface_hub import HfApi, DatasetCard
-    from treecot.data import hub
-    from treecot.data.hub import push_dataset, load_versioned, list_versions, branch_name, RetryPolicy
+    from treecot.hub import targets
+    from treecot.hub import push_dataset, load_versioned, list_versions, branch_name, RetryPolicy
     from tests.test_hub import make_configs, CARD, HASH_A, HASH_B
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     logging.getLogger("httpx2").setLevel(logging.WARNING)
@@ -496,14 +500,14 @@ def test_hub_interrupted_push_then_rerun(hub_server, tmp_path):  # noqa: F811  (
     out, _ = client(
         """
         repo = "treecot-tester/interrupted"
-        original = hub._HubTarget.commit_config
+        original = targets._HubTarget.commit_config
         seen = []
         def failing(self, branch, config, files, rows):
             seen.append(config)
             if len(seen) == 2:
                 raise RuntimeError("simulated crash while uploading " + config)
             return original(self, branch, config, files, rows)
-        hub._HubTarget.commit_config = failing
+        targets._HubTarget.commit_config = failing
         try:
             push_dataset(repo, make_configs(), card=CARD, config_hash=HASH_A, tag="v1")
             crashed = False
@@ -514,7 +518,7 @@ def test_hub_interrupted_push_then_rerun(hub_server, tmp_path):  # noqa: F811  (
         files_after_crash = api.list_repo_files(repo, repo_type="dataset", revision=branch)
         emit(crashed=crashed, tags_after_crash=[t.name for t in refs.tags],
              branches_after_crash=[b.name for b in refs.branches], files_after_crash=files_after_crash)
-        hub._HubTarget.commit_config = original
+        targets._HubTarget.commit_config = original
         r = push_dataset(repo, make_configs(), card=CARD, config_hash=HASH_A, tag="v1")
         commits = [c.title.strip() for c in api.list_repo_commits(repo, repo_type="dataset", revision=branch)]
         dpo = load_versioned(repo, "dpo", revision="v1", split="train")

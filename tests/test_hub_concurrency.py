@@ -1,4 +1,4 @@
-"""The local Hub layout under concurrent and killed writers (treecot.data.hub, treecot.evaluation.leaderboard).
+"""The local Hub layout under concurrent and killed writers (treecot.hub, treecot.evaluation.leaderboard).
 
 Writers are forked processes. A killed writer is one that SIGKILLs itself, through an audit hook
 (`sys.addaudithook`), just before its k-th change to the layout folder (see `_killed_at`); k runs from 1
@@ -19,8 +19,9 @@ import pytest
 
 from tests.test_hub import CARD, HASH_A, HASH_B, make_configs
 from tests.test_leaderboard import make_summary
-from treecot.data import hub
+from treecot import hub
 from treecot.evaluation import leaderboard as lb
+from treecot.hub import targets
 
 pytestmark = pytest.mark.skipif(
     "fork" not in multiprocessing.get_all_start_methods(), reason="writers are forked processes"
@@ -54,7 +55,9 @@ def _push(summary: dict, store) -> None:
 
 
 def _leftovers(store) -> list[str]:
-    return sorted(p.name for p in store.rglob("*") if p.name.endswith((hub._TMP_SUFFIX, hub._OLD_SUFFIX)))
+    return sorted(
+        p.name for p in store.rglob("*") if p.name.endswith((targets._TMP_SUFFIX, targets._OLD_SUFFIX))
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -125,7 +128,7 @@ def _push_and_report_logs(results, summary, store) -> None:
     """Child: push ``summary``, sending each log message of the hub module as it comes, then "done"."""
     handler = logging.Handler()
     handler.emit = lambda record: results.put(("log", record.getMessage()))
-    logging.getLogger("treecot.data.hub").addHandler(handler)
+    logging.getLogger("treecot.hub").addHandler(handler)
     try:
         lb.push(summary, REPO, local_dir=store)
         results.put(("done", "ok"))
@@ -136,7 +139,7 @@ def _push_and_report_logs(results, summary, store) -> None:
 def test_a_writer_waits_for_the_lock_and_says_so(tmp_path, monkeypatch):
     store = tmp_path / "board"
     lb.push(_summary("first"), REPO, local_dir=store)
-    monkeypatch.setattr(hub, "_LOCK_NOTICE_AFTER", 0.2)
+    monkeypatch.setattr(targets, "_LOCK_NOTICE_AFTER", 0.2)
     ctx = _ctx()
     results = ctx.Queue()
     proc = ctx.Process(target=_push_and_report_logs, args=(results, _summary("second"), store))
@@ -181,7 +184,7 @@ def _killed_at(k: int, store, fn, *args) -> None:
         if rel is None:
             return False
         top, _, inner = rel.partition(os.sep)
-        if inner and top.endswith((hub._TMP_SUFFIX, hub._OLD_SUFFIX)):
+        if inner and top.endswith((targets._TMP_SUFFIX, targets._OLD_SUFFIX)):
             if top in copies:
                 return False
             copies.add(top)

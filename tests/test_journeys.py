@@ -277,7 +277,7 @@ def test_load_a_dataset_at_a_version():
     need("dataset")
     from datasets import load_dataset
 
-    from treecot.data.hub import list_versions, load_versioned
+    from treecot.hub import list_versions, load_versioned
 
     with step("load_versioned / list_versions / load_dataset(<dir>/v1)"):
         assert 'load_versioned("outputs/gsm8k-mcts/dataset", "sft", revision="v1", split="train")' in README
@@ -385,7 +385,7 @@ def test_evaluate_with_lighteval(capsys):
 
 def test_compare_on_the_leaderboard(capsys):
     need("evals")
-    from treecot.data.hub import load_versioned
+    from treecot.hub import load_versioned
 
     lb = "outputs/leaderboard"  # under the Space's data root
     base, sft, cdpo = STATE["evals"]
@@ -498,7 +498,7 @@ class ScriptedTeacher:
 def test_distil_long_cot_and_perturb_it(capsys, monkeypatch):
     need("dataset")
     import treecot.backends
-    from treecot.data.hub import load_versioned
+    from treecot.hub import load_versioned
     from treecot.tasks import get_task
 
     with step("distill recipe (the README's, shortened; scripted teacher)"):

@@ -206,7 +206,7 @@ def hub_answering_500(monkeypatch):
     """A Hub endpoint that answers every request with HTTP 500; treecot's retries do not sleep."""
     import huggingface_hub.constants
 
-    import treecot.data.hub
+    import treecot.hub.retry
 
     class Failing(http.server.BaseHTTPRequestHandler):
         def answer(self):
@@ -227,7 +227,7 @@ def hub_answering_500(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
     sleeps = []
-    monkeypatch.setattr(treecot.data.hub, "_sleep", sleeps.append)
+    monkeypatch.setattr(treecot.hub.retry, "_sleep", sleeps.append)
     yield sleeps
     server.shutdown()
     server.server_close()
@@ -251,7 +251,7 @@ def test_a_hub_answering_500_after_retries_is_one_line_naming_the_repo(tmp_path,
     err = _one_line(capsys.readouterr().err)
     assert err.startswith("treecot leaderboard: error: someone/board: the Hugging Face Hub answered HTTP 500")
     assert "HF_HUB_OFFLINE=1" in err and "local path" in err
-    from treecot.data.hub import RetryPolicy
+    from treecot.hub import RetryPolicy
 
     assert len(hub_answering_500) == RetryPolicy().attempts - 1 > 0  # treecot retried before giving up
 

@@ -332,7 +332,7 @@ PUSH_CLIENT = textwrap.dedent(
     import json, os
     import datasets
     from huggingface_hub import HfApi
-    from treecot.data.hub import push_dataset
+    from treecot.hub import push_dataset
     from tests.test_trainer_sft import _rows
     from treecot.scripts import sft
 

@@ -88,9 +88,9 @@ def test_contract_from_rows_lengths_budget_and_warning():
 
 def test_search_rows_provenance_and_evaluation_share_one_prompt(tmp_path):
     from treecot.data.build import run_build
-    from treecot.data.hub import load_versioned
     from treecot.evaluation.lighteval_tasks import prompt_fn, task_config
     from treecot.evaluation.runner import resolve_prompts
+    from treecot.hub import load_versioned
     from treecot.recipe import load_recipe
     from treecot.scripts.utils import dataset_contract
     from treecot.search.runner import run_generate

@@ -212,7 +212,7 @@ def test_missing_config_exits_with_one_line(tmp_path, script, data_files, monkey
     configs the dataset has, why the one asked for is absent and what to change, in one line, before loading."""
     import datasets
 
-    from treecot.data.hub import push_dataset
+    from treecot.hub import push_dataset
     from treecot.scripts.utils import dataset_configs
 
     kept = "sft" if script is dpo_script else "dpo"
@@ -252,8 +252,8 @@ def test_dataset_configs_of_a_hub_id_without_a_token_read_its_local_layout(tmp_p
     config check (no network call, no retries)."""
     import datasets
 
-    import treecot.data.hub as hub
-    from treecot.data.hub import push_dataset
+    import treecot.hub.targets as hub
+    from treecot.hub import push_dataset
     from treecot.scripts.utils import dataset_configs
 
     monkeypatch.setattr(hub, "_online_configured", lambda token, endpoint: False)

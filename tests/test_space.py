@@ -18,6 +18,7 @@ from gradio_client import Client  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from tests.space_helpers import build_space_data  # noqa: E402
+from treecot.hub import is_repo_id as is_hub_id  # noqa: E402
 from treecot.space import (  # noqa: E402
     MODELS,
     SpaceApp,
@@ -25,7 +26,6 @@ from treecot.space import (  # noqa: E402
     SpaceError,
     check_local_path,
     compare_runs_frame,
-    is_hub_id,
     launch_space,
     leaderboard_rows,
     leaderboard_views,
@@ -73,14 +73,14 @@ def offline_hub(monkeypatch, tmp_path):
 
 
 def trees_of(data):
-    from treecot.data.hub import load_versioned
+    from treecot.hub import load_versioned
 
     rows = load_versioned(str(data["dataset"]), "trees", split="train")
     return {r["problem_id"]: json.loads(r["tree"]) for r in rows}
 
 
 def dpo_rows(data):
-    from treecot.data.hub import load_versioned
+    from treecot.hub import load_versioned
 
     return load_versioned(str(data["dataset"]), "dpo", split="train").to_list()
 
@@ -143,7 +143,7 @@ def test_show_problem_plots_the_tree_and_the_training_rows(served, data):
     kinds = {p["kind"] for p in points}
     assert {"answer (correct)", "answer (wrong)", "sub_task"} <= kinds
     # The selected node is the SFT path's answer; the SFT path is shown by node, labelled by type.
-    from treecot.data.hub import load_versioned
+    from treecot.hub import load_versioned
 
     sft_row = [r for r in load_versioned(str(data["dataset"]), "sft", split="train") if r["problem_id"] == pair["problem_id"]][0]  # fmt: skip
     assert nodes["value"] == sft_row["node_ids"][-1]

@@ -4,7 +4,7 @@ takes no file.
 
 Each escape attempt plants a symlink (or a swap, a Hub id, an upload) whose target holds *valid* data with
 the marker problem id ``SECRET``: were it followed, the load would succeed and serve it. Small datasets
-written with `treecot.data.hub.push_dataset` (no model); one app launched for the HTTP checks.
+written with `treecot.hub.push_dataset` (no model); one app launched for the HTTP checks.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def push_layout(folder: Path, problem_id: str) -> Path:
     """A treecot dataset in local Hub layout at `folder` (branches main + run-…, tag v1; trees + sft)."""
     from datasets import Dataset
 
-    from treecot.data.hub import push_dataset
+    from treecot.hub import push_dataset
 
     trees = Dataset.from_list([{"problem_id": problem_id, "tree": json.dumps(tree_dict(problem_id))}])
     sft = Dataset.from_list([{"problem_id": problem_id, "messages": [{"role": "user", "content": "x"}]}])
@@ -164,8 +164,8 @@ def test_a_symlink_that_stays_inside_the_roots_is_followed(tree):
 
 
 def test_layout_reader_matches_load_versioned(tree):
-    """Reading the layout through `open_checked` gives what `treecot.data.hub.load_versioned` gives."""
-    from treecot.data.hub import load_versioned
+    """Reading the layout through `open_checked` gives what `treecot.hub.load_versioned` gives."""
+    from treecot.hub import load_versioned
 
     root, ds, _ = tree
     for revision in ("main", "v1"):
@@ -270,7 +270,7 @@ def test_open_checked_refuses_a_file_swapped_for_a_link_after_the_check(tmp_path
 
 def cache_layout(repo_id: str, pristine, key: str = "inside") -> Path:
     """Put a copy of a pristine layout where an offline Hub id is read from ($TREECOT_CACHE/hub)."""
-    from treecot.data.hub import default_local_dir
+    from treecot.hub import default_local_dir
 
     folder = default_local_dir(repo_id)
     shutil.copytree(pristine[key], folder)

@@ -142,7 +142,7 @@ def screenshots(tmp_path_factory):
     binary = chromium_binary()
     root = tmp_path_factory.mktemp("space-shots")
     data = build_space_data(root / "data")
-    from treecot.data.hub import load_versioned
+    from treecot.hub import load_versioned
 
     pid = load_versioned(str(data["dataset"]), "dpo", split="train")[0]["problem_id"]
     demo = launch_space(

@@ -717,7 +717,7 @@ def write_report(
         "shortest prefix with it).",
         "",
         "```python",
-        "from treecot.data.hub import load_versioned",
+        "from treecot.hub import load_versioned",
         f"sft = load_versioned({b['dataset']!r}, 'sft', revision={b['revision']!r}, split='train')",
         "```",
     ]

@@ -143,7 +143,7 @@ def _preference_dataset(rows: list[dict]):
     (inferred, it would be a list of nulls, whose schema differs from a run with defects)."""
     from datasets import Dataset, Sequence, Value
 
-    from treecot.data.hub import quiet_datasets
+    from treecot.hub import quiet_datasets
 
     ds = Dataset.from_list(rows)
     with quiet_datasets():  # a "Casting the dataset" bar for a few hundred rows says nothing
@@ -162,7 +162,7 @@ def run_build(
 
     from treecot import __version__
     from treecot.data.extract import build_datasets, tree_paths, tree_system_prompt
-    from treecot.data.hub import redact
+    from treecot.hub import redact
     from treecot.models import load_tokenizer
     from treecot.prompts import CONTRACT_FILE, PromptContract
     from treecot.search.tree import Tree
@@ -271,7 +271,7 @@ def run_build(
         extra = _histograms(sft, dpo, all_lengths, Path(tmp))
     extra[CONTRACT_FILE] = contract.to_json().encode()
     repo = push_to_hub or spec.push_to_hub
-    from treecot.data.hub import push_dataset
+    from treecot.hub import push_dataset
 
     if repo:
         result = push_dataset(
@@ -401,7 +401,7 @@ def run_distill(
     from treecot import __version__
     from treecot.backends import make_generator
     from treecot.data.distill import distill
-    from treecot.data.hub import push_dataset, redact
+    from treecot.hub import push_dataset, redact
     from treecot.models import load_tokenizer
     from treecot.tasks import get_task
 
@@ -506,8 +506,8 @@ def run_perturb(
     from datasets import Dataset
 
     from treecot import __version__
-    from treecot.data.hub import load_versioned, push_dataset
     from treecot.data.perturb import perturb_rows
+    from treecot.hub import load_versioned, push_dataset
     from treecot.search.tree import Tree
 
     rows = [dict(r) for r in load_versioned(source, "sft", revision=revision, split="train")]

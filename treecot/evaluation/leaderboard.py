@@ -13,10 +13,10 @@ that task in that run: the paper's parenthesised figure), ``n`` (problems), ``da
 Rates are fractions in [0, 1]; tables print percentages.
 
 Storage: config ``results`` of the dataset repository ``repo_id`` (default `DEFAULT_REPO`) through
-`treecot.data.hub`: each push writes the whole table to a new branch ``run-<hash>`` and updates ``main``
+`treecot.hub`: each push writes the whole table to a new branch ``run-<hash>`` and updates ``main``
 (so ``main`` always holds every row and each branch is a snapshot); without a Hub token or endpoint it is
 the local Hub layout under ``$TREECOT_CACHE/hub/datasets/<repo_id>``. A push is a read-modify-write held
-under the local folder's lock (`treecot.data.hub.write_lock`), so concurrent pushes to one folder all land
+under the local folder's lock (`treecot.hub.write_lock`), so concurrent pushes to one folder all land
 and a killed push is repaired by the next one. A Hub repository has no lock: two concurrent pushes there
 can still lose one of them.
 
@@ -265,7 +265,7 @@ def load(
     """The leaderboard table (a `datasets.Dataset` with `COLUMNS`); empty when the repository does not exist."""
     from datasets import Dataset
 
-    from treecot.data.hub import list_versions, load_versioned
+    from treecot.hub import list_versions, load_versioned
 
     repo_id = repo_id or DEFAULT_REPO
     empty = Dataset.from_dict({name: [] for name in COLUMNS}, features=_features())
@@ -298,11 +298,11 @@ def push(
 
     `results_or_summary_path`: a run's ``summary.json``, its output directory, lighteval's results JSON
     of a treecot run, or a summary dict. Re-pushing a run replaces its rows. Returns
-    `treecot.data.hub.PushResult`.
+    `treecot.hub.PushResult`.
     """
     from datasets import Dataset
 
-    from treecot.data.hub import push_dataset, write_lock
+    from treecot.hub import push_dataset, write_lock
 
     repo_id = repo_id or DEFAULT_REPO
     new = rows_from_summary(results_or_summary_path)

@@ -285,7 +285,7 @@ class PromptChoice:
 
 
 def _contract_from_dataset(source: str, revision: str | None) -> Any:
-    from treecot.data.hub import load_versioned
+    from treecot.hub import load_versioned
     from treecot.prompts import PromptContract
 
     sft = dpo = ()

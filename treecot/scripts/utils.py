@@ -52,7 +52,7 @@ class TrainScriptArguments(ScriptArguments):
 
     Args:
         dataset_name (`str`):
-            A treecot dataset: a Hub id or a local folder in the layout written by `treecot.data.hub` (its
+            A treecot dataset: a Hub id or a local folder in the layout written by `treecot.hub` (its
             `dataset_config` is loaded at `dataset_revision`), or a `.jsonl` / `.json` / `.parquet` file of rows.
         dataset_config (`str`, *optional*):
             Config of the dataset to train on; defaults to `"sft"` for the SFT script and `"dpo"` for the DPO script.
@@ -87,7 +87,7 @@ def load_training_datasets(
     """`(train_dataset, eval_dataset or None)` for the script arguments.
 
     A file path is read with the matching `datasets` builder (its only split is the train split); anything else
-    goes through `treecot.data.hub.load_versioned`.
+    goes through `treecot.hub.load_versioned`.
     """
     if args.dataset_streaming:
         raise ValueError("dataset_streaming is not supported: treecot datasets are loaded in memory")
@@ -108,7 +108,7 @@ def load_training_datasets(
                 "set eval_strategy='no' or use a dataset with a test split"
             )
         return train, None
-    from treecot.data.hub import load_versioned
+    from treecot.hub import load_versioned
 
     check_dataset_config(args.dataset_name, config, args.dataset_revision)
     splits = load_versioned(args.dataset_name, config, revision=args.dataset_revision)
@@ -147,7 +147,7 @@ def _local_configs(name: str, revision: str | None) -> list[str] | None:
     at that revision: `load_versioned` then says what is wrong)."""
     import yaml
 
-    from treecot.data.hub import LOCAL_REFS_FILE
+    from treecot.hub import LOCAL_REFS_FILE
 
     folder = Path(name).expanduser()
     if not (folder / LOCAL_REFS_FILE).is_file():
@@ -163,7 +163,7 @@ def _local_configs(name: str, revision: str | None) -> list[str] | None:
 def dataset_configs(name: str, revision: str | None = None) -> list[str] | None:
     """The config names of a treecot dataset (local layout folder or Hub id) at `revision`; None when they
     cannot be listed here (loading the dataset then reports the problem)."""
-    from treecot.data.hub import _online_configured, default_local_dir
+    from treecot.hub.targets import _online_configured, default_local_dir
 
     configs = _local_configs(name, revision)
     if configs is not None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from treecot.evaluation import leaderboard as lb
+from treecot.hub import is_repo_id
 from treecot.space.errors import SpaceError, call_with_deadline, request_deadline, user_message
 from treecot.space.render import vega_plot
 from treecot.space.sources import (
@@ -19,7 +20,6 @@ from treecot.space.sources import (
     hub_cache_roots,
     hub_layout_dir,
     input_text,
-    is_hub_id,
     refuse_hub,
 )
 
@@ -69,11 +69,11 @@ def leaderboard_rows(
     there is nothing to show."""
     import pandas as pd
 
-    from treecot.data.hub import LOCAL_REFS_FILE
+    from treecot.hub import LOCAL_REFS_FILE
 
     frames = []
     source = input_text(source, "leaderboard")
-    if source and is_hub_id(source):
+    if source and is_repo_id(source):
         if not allow_hub:
             raise refuse_hub("leaderboard", source)
         local = hub_layout_dir(source)

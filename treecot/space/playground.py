@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from treecot.hub import is_repo_id
 from treecot.space.config import SpaceConfig
 from treecot.space.errors import (
     SpaceError,
@@ -36,7 +37,6 @@ from treecot.space.sources import (
     check_model_dir,
     checked_dir,
     input_text,
-    is_hub_id,
     open_checked,
     read_checked_text,
     real_path,
@@ -99,7 +99,7 @@ def check_adapter_base(
         except SpaceError:
             raise SpaceError(f"{what}: its base model {base!r} is outside the data roots") from None
         return
-    if not is_hub_id(base) or not hub_allowed(base):
+    if not is_repo_id(base) or not hub_allowed(base):
         raise SpaceError(f"{what}: its base model {base!r} is a Hub id this app may not open")
 
 
@@ -152,7 +152,7 @@ def resolve_model(choice: str, config: SpaceConfig) -> str:
         raise SpaceError("choose a model")
     if choice in config.models or choice in known_models():
         return choice
-    if is_hub_id(choice):
+    if is_repo_id(choice):
         if not config.hub_allowed(choice):
             raise refuse_hub("model", choice)
         return choice
@@ -349,7 +349,7 @@ def _model_contract(name: str, config: SpaceConfig):
     ``treecot_provenance.json`` (inside the data roots) carries one; else None."""
     from treecot.models import known_models
 
-    if name in known_models() or is_hub_id(name) or not os.path.isdir(name):
+    if name in known_models() or is_repo_id(name) or not os.path.isdir(name):
         return None
     return _provenance_contract(read_provenance(name, config.roots))
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from treecot.hub import is_repo_id
 from treecot.space.errors import SpaceError
 
 if TYPE_CHECKING:
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Hub ids: ``namespace/name`` (one slash, no ``..``).
-_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,95}/[A-Za-z0-9][A-Za-z0-9._\-]{0,95}$")
 #: Branch, tag or commit names accepted for datasets.
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,127}$")
 #: How to let the Space read Hub ids, for the refusal message.
@@ -44,11 +43,6 @@ ALLOW_HUB_HINT = (
 )
 #: Most files and folders a local model directory may hold (each is resolved before the model loads).
 MAX_MODEL_DIR_ENTRIES = 10_000
-
-
-def is_hub_id(text: str) -> bool:
-    """``namespace/name`` with Hub-safe characters that does not exist as a local path."""
-    return bool(_HUB_ID.match(text)) and ".." not in text and not os.path.exists(text)
 
 
 def check_local_path(path: str | os.PathLike, roots: Sequence[Path], what: str = "path") -> Path:
@@ -254,7 +248,7 @@ def _tree_dicts_from_config(ds) -> dict[str, dict]:
 
 
 def _read_versioned(location: str, revision: str, kind: str) -> TreeSource:
-    from treecot.data.hub import list_versions, load_versioned
+    from treecot.hub import list_versions, load_versioned
 
     try:
         versions = list_versions(location)
@@ -293,8 +287,8 @@ _GLOB_CHARS = frozenset("*?[")
 
 class HubLayout:
     """A local dataset in Hub layout (``refs.json`` and one folder per branch and tag, each with a card
-    whose YAML ``configs`` names its parquet files; written by `treecot.data.hub`), read the way
-    `treecot.data.hub.load_versioned` reads it, except that every file goes through `open_checked`."""
+    whose YAML ``configs`` names its parquet files; written by `treecot.hub`), read the way
+    `treecot.hub.load_versioned` reads it, except that every file goes through `open_checked`."""
 
     def __init__(self, path: Path, roots: Sequence[Path], name: str) -> None:
         self.path = path
@@ -303,7 +297,7 @@ class HubLayout:
 
     def refs(self) -> tuple[dict, dict]:
         """The branches and tags of ``refs.json``."""
-        from treecot.data.hub import LOCAL_REFS_FILE
+        from treecot.hub import LOCAL_REFS_FILE
 
         what = f"{LOCAL_REFS_FILE} of {self.name}"
         try:
@@ -448,9 +442,9 @@ def _read_shards(path: Path, roots: Sequence[Path]) -> TreeSource:
 
 
 def hub_layout_dir(repo_id: str) -> Path | None:
-    """Where `treecot.data.hub` reads the Hub id `repo_id` from when no token and no endpoint is configured
+    """Where `treecot.hub` reads the Hub id `repo_id` from when no token and no endpoint is configured
     (the local Hub layout under ``$TREECOT_CACHE/hub``); None when it would reach the Hub."""
-    from treecot.data.hub import _online_configured, default_local_dir
+    from treecot.hub.targets import _online_configured, default_local_dir
 
     return None if _online_configured(None, None) else default_local_dir(repo_id)
 
@@ -468,7 +462,7 @@ def refuse_hub(what: str, source: str) -> SpaceError:
 
 
 def _local_kind(path: Path) -> str:
-    from treecot.data.hub import LOCAL_REFS_FILE
+    from treecot.hub import LOCAL_REFS_FILE
     from treecot.search.runner import tree_files
 
     if (path / LOCAL_REFS_FILE).is_file():
@@ -485,7 +479,7 @@ def _local_kind(path: Path) -> str:
 
 def fingerprint(path: Path) -> float:
     """Latest modification time of what a local source reads (cache invalidation)."""
-    from treecot.data.hub import LOCAL_REFS_FILE
+    from treecot.hub import LOCAL_REFS_FILE
 
     if path.is_file():
         return path.stat().st_mtime
@@ -544,13 +538,13 @@ def load_tree_source(
     if len(source) > 1024:
         raise SpaceError(f"dataset name too long ({len(source)} characters)")
     revision = check_revision(revision)
-    if is_hub_id(source):
+    if is_repo_id(source):
         if not allow_hub:
             raise refuse_hub("dataset", source)
         local = hub_layout_dir(source)
         if local is None:
             return _read_versioned(source, revision, "hub")
-        from treecot.data.hub import LOCAL_REFS_FILE
+        from treecot.hub import LOCAL_REFS_FILE
 
         if not os.path.lexists(local / LOCAL_REFS_FILE):
             raise SpaceError(

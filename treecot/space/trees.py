@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
+from treecot.hub import is_repo_id
 from treecot.space.errors import SpaceError, call_with_deadline, request_deadline, user_message
 from treecot.space.render import (
     node_label,
@@ -25,7 +26,6 @@ from treecot.space.sources import (
     check_revision,
     fingerprint,
     input_text,
-    is_hub_id,
     load_tree_source,
     refuse_hub,
     rows_for_tree,
@@ -48,7 +48,7 @@ class TreesHandlers:
         dataset = input_text(dataset, "dataset")
         revision = check_revision(revision)
         allow_hub = self.config.hub_allowed(dataset)
-        if dataset and not is_hub_id(dataset):
+        if dataset and not is_repo_id(dataset):
             path = check_local_path(dataset, self.config.roots, what="dataset")
             key: tuple = ("local", str(path), revision, fingerprint(path) if path.exists() else None)
         elif dataset and not allow_hub:

@@ -1,11 +1,13 @@
 """Model cards: the README.md of a model trained by treecot, rendered from a Jinja template.
 
-The template is ``hub_cards/model_card.md`` (found like the dataset card's, see
-:func:`treecot.data.cards.find_template`). :func:`render_model_card` renders it from a plain ``info`` mapping;
-:func:`model_card_info` collects that mapping from a finished trainer (arguments, state, datasets), and
-:func:`write_model_card` writes the card into the trainer's ``output_dir``. `BalancedSFTTrainer` and
-`CDPOTrainer` override TRL's ``create_model_card`` with it, so ``trainer.push_to_hub()`` uploads this card.
-Everything in ``info`` goes through :func:`treecot.data.hub.redact` first, so a token never reaches a card.
+The template is ``hub_cards/model_card.md`` (the trainers' ``_template_file``, found like the dataset card's, see
+:func:`treecot.hub.cards.find_template`), rendered through ``huggingface_hub.ModelCard.from_template`` with
+:func:`model_card_metadata` as its ``ModelCardData``. :func:`render_model_card` renders it from a plain ``info``
+mapping; :func:`model_card_info` collects that mapping from a finished trainer (arguments, state, datasets, its
+``_paper`` and ``_tag_names``), and :func:`write_model_card` writes the card into the trainer's ``output_dir``.
+`BalancedSFTTrainer` and `CDPOTrainer` override TRL's ``create_model_card`` with it (`TreecotModelCardMixin`),
+so ``trainer.push_to_hub()`` uploads this card. Everything in ``info`` goes through :func:`treecot.hub.redact`
+first, so a token never reaches a card.
 
 ``info`` keys (all optional except ``stage`` and ``model_name``)::
 
@@ -25,12 +27,12 @@ Everything in ``info`` goes through :func:`treecot.data.hub.redact` first, so a 
     tags             extra tags; "treecot", "trl" and the stage are always present
     system_prompts   {task: system prompt} the model was trained with (the training rows' prompt contract, or
                      ``treecot_provenance.json``): the "How to use" snippet puts it in its messages
+    paper            {"title", "id", "citation"} (TRL's ``_paper``): the card cites it; default `PAPER`
     description, treecot_version, trl_version, transformers_version
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import math
 import os
 import re
@@ -41,9 +43,14 @@ from typing import Any
 
 import yaml
 
+from treecot.hub import is_repo_id, redact
+from treecot.hub.cards import card_rows, find_template, package_version, render_card
+
 __all__ = [
     "MODEL_CARD_TEMPLATE",
+    "PAPER",
     "STAGES",
+    "TreecotModelCardMixin",
     "model_card_info",
     "model_card_metadata",
     "recipe_from_args",
@@ -54,6 +61,18 @@ __all__ = [
 MODEL_CARD_TEMPLATE = "model_card.md"
 STAGES = ("sft", "cdpo")
 HUB_URL = "https://huggingface.co"
+#: The paper treecot's trainers implement, as TRL's ``_paper`` (the model card cites it).
+PAPER = {
+    "title": "Marco-o1 v2: Towards Widening The Distillation Bottleneck for Reasoning Models",
+    "id": "2503.01461",
+    "citation": """@misc{marco-o1-v2,
+  title         = {Marco-o1 v2: Towards Widening The Distillation Bottleneck for Reasoning Models},
+  author        = {Yin, Huifeng and others},
+  year          = {2025},
+  eprint        = {2503.01461},
+  archivePrefix = {arXiv}
+}""",
+}
 
 #: Licenses of the base models treecot ships recipes for (front matter `license` when not given).
 _KNOWN_LICENSES = {
@@ -62,7 +81,6 @@ _KNOWN_LICENSES = {
     "meta-llama/Llama-3.1-": "llama3.1",
     "meta-llama/Llama-3.2-": "llama3.2",
 }
-_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 #: Training arguments shown in the card's recipe table, per stage, with their labels.
 _COMMON_ARGS = {
@@ -112,39 +130,6 @@ _TRAIN_METRICS = {
 _SKIPPED_EVAL_SUFFIXES = ("_runtime", "_samples_per_second", "_steps_per_second")
 
 
-def _is_hub_id(value: Any) -> bool:
-    """True for an ``org/name`` string that is not an existing local path."""
-    return isinstance(value, str) and bool(_HUB_ID.match(value)) and not os.path.exists(value)
-
-
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def _format(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
-            return f"{value:.3g}"
-        return f"{value:.4g}"
-    if isinstance(value, list | tuple):
-        return ", ".join(_format(v) for v in value) or "none"
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k}: {_format(v)}" for k, v in value.items()) or "none"
-    return str(value)
-
-
-def _rows(values: Mapping[str, Any], labels: Mapping[str, str]) -> list[dict[str, str]]:
-    ordered = [k for k in labels if k in values] + [k for k in values if k not in labels]
-    return [{"label": labels.get(k, k), "value": _format(values[k])} for k in ordered]
-
-
 def _license(info: Mapping[str, Any], base_hub_id: str | None) -> str:
     if info.get("license"):
         return str(info["license"])
@@ -157,7 +142,7 @@ def _license(info: Mapping[str, Any], base_hub_id: str | None) -> str:
 def _base_hub_id(info: Mapping[str, Any]) -> str | None:
     if info.get("base_model_hub_id"):
         return str(info["base_model_hub_id"])
-    return info["base_model"] if _is_hub_id(info.get("base_model")) else None
+    return info["base_model"] if is_repo_id(info.get("base_model")) else None
 
 
 def model_card_metadata(info: Mapping[str, Any]) -> dict[str, Any]:
@@ -167,7 +152,7 @@ def model_card_metadata(info: Mapping[str, Any]) -> dict[str, Any]:
     metadata: dict[str, Any] = {}
     if base_hub_id:
         metadata["base_model"] = base_hub_id
-    if _is_hub_id(info.get("dataset_name")):
+    if is_repo_id(info.get("dataset_name")):
         metadata["datasets"] = [info["dataset_name"]]
     # an adapter is loaded through PEFT: the Hub shows the right snippet for library_name "peft"
     metadata["library_name"] = "peft" if info.get("adapter") else "transformers"
@@ -187,38 +172,29 @@ def _stage(info: Mapping[str, Any]) -> str:
 
 
 def render_model_card(info: Mapping[str, Any], template: str | os.PathLike | None = None) -> str:
-    """Render a model card (README.md text) from ``info`` (see the module docstring for the keys).
+    """Render a model card (README.md text) with ``huggingface_hub.ModelCard.from_template``.
 
-    ``template`` is a template path; default: ``model_card.md`` found by
-    :func:`treecot.data.cards.find_template`. Secrets are redacted first.
+    Args:
+        info: the card's fields (see the module docstring for the keys); secrets are redacted first.
+        template: a template path; default ``model_card.md`` found by `treecot.hub.cards.find_template`.
+
+    Returns:
+        The card's text.
     """
-    import jinja2
-
-    from treecot.data.cards import find_template
-    from treecot.data.hub import redact
+    from huggingface_hub import ModelCard
 
     _stage(info)
     if not info.get("model_name"):
         raise ValueError("model card: info needs 'model_name' (e.g. the output directory's name)")
     info = redact(dict(info))
     path = Path(template) if template is not None else find_template(MODEL_CARD_TEMPLATE)
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(path.parent)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
     stage = info["stage"]
     recipe = {k: v for k, v in (info.get("recipe") or {}).items() if v is not None}  # unset options: no row
     labels = {**_COMMON_ARGS, **_STAGE_ARGS[stage]}
     base_hub_id = _base_hub_id(info)
     dataset_rows = info.get("dataset_rows")
-    env.filters["pyrepr"] = lambda value: repr(str(value))  # a Python string literal in a code snippet
-    context = {
+    fields = {
         "system_prompts": {str(k): str(v) for k, v in (info.get("system_prompts") or {}).items() if v},
-        "metadata_yaml": yaml.safe_dump(
-            model_card_metadata(info), sort_keys=False, allow_unicode=True, width=110
-        ),
         "model_name": info["model_name"],
         "description": info.get("description")
         or (
@@ -229,27 +205,28 @@ def render_model_card(info: Mapping[str, Any], template: str | os.PathLike | Non
         ),
         "stage": stage,
         "hub_url": HUB_URL,
-        "treecot_version": info.get("treecot_version") or _version("treecot"),
-        "trl_version": info.get("trl_version") or _version("trl"),
-        "transformers_version": info.get("transformers_version") or _version("transformers"),
+        "treecot_version": package_version("treecot", info.get("treecot_version")),
+        "trl_version": package_version("trl", info.get("trl_version")),
+        "transformers_version": package_version("transformers", info.get("transformers_version")),
         "base_model": info.get("base_model"),
         "base_model_hub_id": base_hub_id,
         "adapter": dict(info.get("adapter") or {}),
         "dataset": {
             "name": info.get("dataset_name"),
-            "hub": _is_hub_id(info.get("dataset_name")),
+            "hub": is_repo_id(info.get("dataset_name")),
             "config": info.get("dataset_config"),
             "revision": info.get("dataset_revision"),
             "rows": int(dataset_rows) if dataset_rows is not None else None,
             "length_ranks": dict(info.get("length_ranks") or {}),
         },
         "recipe_file": info.get("recipe_file"),
-        "recipe_rows": _rows(recipe, labels),
-        "train_metrics": _rows(info.get("train_metrics") or {}, _TRAIN_METRICS),
-        "eval_metrics": _rows(info.get("eval_metrics") or {}, {}),
+        "recipe_rows": card_rows(recipe, labels, metric=True),
+        "train_metrics": card_rows(info.get("train_metrics") or {}, _TRAIN_METRICS, metric=True),
+        "eval_metrics": card_rows(info.get("eval_metrics") or {}, {}, metric=True),
         "load_id": info.get("hub_model_id") or info.get("output_dir") or info["model_name"],
+        "paper": {**PAPER, **(info.get("paper") or {})},
     }
-    return env.get_template(path.name).render(**context)
+    return render_card(ModelCard, model_card_metadata(info), path, **fields)
 
 
 def _provenance_prompts(output_dir: str | None) -> dict[str, str]:
@@ -357,7 +334,7 @@ def _card_base_model(path: str) -> str | None:
     base = metadata.get("base_model") if isinstance(metadata, dict) else None
     if isinstance(base, list):
         base = base[0] if base else None
-    return base if _is_hub_id(base) else None
+    return base if is_repo_id(base) else None
 
 
 def _reference(trainer: Any) -> str:
@@ -401,6 +378,7 @@ def model_card_info(trainer: Any, stage: str, **overrides: Any) -> dict[str, Any
         ),
         "eval_metrics": _eval_metrics(trainer.state.log_history),
         "tags": [t for t in getattr(trainer, "_tag_names", []) if t not in ("treecot", "trl")],
+        "paper": dict(getattr(trainer, "_paper", None) or PAPER),
     }
     if stage == "cdpo":
         info["recipe"]["reference"] = _reference(trainer)
@@ -437,7 +415,7 @@ def model_card_info(trainer: Any, stage: str, **overrides: Any) -> dict[str, Any
     if extra_tags:
         extra = [extra_tags] if isinstance(extra_tags, str) else list(extra_tags)
         info["tags"] = list(dict.fromkeys([*info["tags"], *extra]))
-    if not info.get("base_model_hub_id") and info.get("base_model") and not _is_hub_id(info["base_model"]):
+    if not info.get("base_model_hub_id") and info.get("base_model") and not is_repo_id(info["base_model"]):
         lineage = _card_base_model(info["base_model"])
         if lineage:
             info["base_model_hub_id"] = lineage
@@ -468,11 +446,21 @@ def _embedded_hub_id(path: str) -> str | None:
 def write_model_card(trainer: Any, stage: str, **overrides: Any) -> Path | None:
     """Render the card of ``trainer`` and write it to ``<output_dir>/README.md`` (main process only).
 
-    Returns the path written, or None on other processes.
+    The template is the trainer's ``_template_file`` (TRL's attribute; default ``model_card.md``), found by
+    `treecot.hub.cards.find_template`.
+
+    Args:
+        trainer: a finished `BalancedSFTTrainer` or `CDPOTrainer` (or any TRL trainer).
+        stage: ``"sft"`` or ``"cdpo"``.
+        **overrides: any ``info`` key of :func:`render_model_card` (see :func:`model_card_info`).
+
+    Returns:
+        The path written, or None on other processes.
     """
     if not trainer.is_world_process_zero():
         return None
-    text = render_model_card(model_card_info(trainer, stage, **overrides))
+    template = find_template(getattr(trainer, "_template_file", None) or MODEL_CARD_TEMPLATE)
+    text = render_model_card(model_card_info(trainer, stage, **overrides), template=template)
     path = Path(trainer.args.output_dir) / "README.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
@@ -482,9 +470,15 @@ def write_model_card(trainer: Any, stage: str, **overrides: Any) -> Path | None:
 class TreecotModelCardMixin:
     """`create_model_card` for treecot's trainers (put it before the TRL trainer in the bases).
 
-    TRL calls it at every checkpoint save and `push_to_hub` calls it before uploading, so the pushed README is
-    treecot's card. Arguments (and any `info` key of `render_model_card` as a keyword) override the trainer's
-    `model_card_info`, which overrides what is read from the trainer. Subclasses set `card_stage`.
+    TRL's own `create_model_card` cannot render treecot's card: it always builds a fixed `ModelCardData`
+    (library ``transformers``, a ``generated_from_trainer`` tag, no license or pipeline tag), reads
+    ``_template_file`` from inside the `trl` package, and passes a fixed set of fields (no recipe, metrics,
+    length ranks, adapter, lineage or system prompts). Its seams are used where they exist: the trainers set
+    ``_tag_names``, ``_paper`` (cited by the card) and ``_template_file`` (treecot's template name), and this
+    override reads them. TRL calls it at every checkpoint save and `push_to_hub` calls it before uploading, so the
+    pushed README is treecot's card. Arguments (and any `info` key of `render_model_card` as a keyword) override
+    the trainer's `model_card_info`, which overrides what is read from the trainer. Subclasses set `card_stage`
+    (TRL has no stage attribute).
     """
 
     card_stage: str = ""

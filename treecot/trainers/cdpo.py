@@ -35,7 +35,7 @@ from trl import DPOConfig, DPOTrainer
 from trl.data_utils import common_prefix_length
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
-from .cards import TreecotModelCardMixin
+from .cards import MODEL_CARD_TEMPLATE, PAPER, TreecotModelCardMixin
 
 __all__ = [
     "CDPOConfig",
@@ -311,6 +311,8 @@ class CDPOTrainer(TreecotModelCardMixin, DPOTrainer):
 
     _tag_names = ["trl", "dpo", "cdpo", "treecot"]
     _name = "cDPO"
+    _paper = PAPER
+    _template_file = MODEL_CARD_TEMPLATE
 
     def __init__(self, model, ref_model=None, args: CDPOConfig | None = None, data_collator=None, **kwargs):
         if args is None:

@@ -24,7 +24,7 @@ from datasets import Dataset, IterableDataset
 from transformers import PreTrainedTokenizerBase, ProcessorMixin
 from trl import SFTConfig, SFTTrainer
 
-from .cards import TreecotModelCardMixin
+from .cards import MODEL_CARD_TEMPLATE, PAPER, TreecotModelCardMixin
 
 __all__ = [
     "BalancedSFTConfig",
@@ -196,6 +196,8 @@ class BalancedSFTTrainer(TreecotModelCardMixin, SFTTrainer):
 
     _tag_names = ["trl", "sft", "treecot"]
     _name = "BalancedSFT"
+    _paper = PAPER
+    _template_file = MODEL_CARD_TEMPLATE
 
     def __init__(self, model, args: BalancedSFTConfig | None = None, *pargs, **kwargs):
         if args is None:

@@ -1,26 +1,7 @@
-"""Push treecot datasets to the Hugging Face Hub (or a local folder in Hub layout), load them back by version.
-
-One dataset repository holds the configs ``trees``, ``sft`` and ``dpo`` (and ``problems``), each as
-``data/<config>/<split>-NNNNN-of-NNNNN.parquet`` with a README whose YAML ``configs`` lists them, so
-``datasets.load_dataset(repo, "dpo", revision="v1")`` works.
-
-Versioning::
-
-    main ─────────────●──────────────────●        (latest complete run, when update_main=True)
-    run-<hash12>  ─●──●──● (trees, sft, dpo, then README + treecot_push.json)   ← one branch per config hash
-                         └─ tag v1                (created only after the complete push)
-
-* Every run goes to the branch :func:`branch_name` (``run-`` + 12 characters of its config hash). A
-  branch is *complete* when its last commit wrote :data:`MARKER_FILE` (with the card); a rerun of a
-  complete branch is skipped (``force=True`` overwrites it), a rerun of an incomplete one (an
-  interrupted push) completes it: each config is one idempotent commit, unchanged files are not
-  re-uploaded.
-* ``tag`` is created only once the whole push succeeded, so a tag never names partial data.
-* Every Hub call is retried with exponential backoff on connection errors, timeouts, 429 and 5xx
-  (:class:`RetryPolicy`).
+"""Where a push goes: a Hub dataset repository (`_HubTarget`) or a local folder in Hub layout (`_LocalTarget`).
 
 Without a token and without an endpoint (no ``token=``/``endpoint=``, no ``HF_TOKEN``, no stored
-login, no ``HF_ENDPOINT``), or with ``local_dir=``, the same steps write the Hub layout into a local
+login, no ``HF_ENDPOINT``), or with ``local_dir=``, a push writes the Hub layout into a local
 folder (default ``$TREECOT_CACHE/hub/datasets/<repo_id>``)::
 
     <local_dir>/refs.json            {"branches": {...}, "tags": {...}}
@@ -28,14 +9,14 @@ folder (default ``$TREECOT_CACHE/hub/datasets/<repo_id>``)::
         README.md  treecot_push.json  data/<config>/<split>-00000-of-00001.parquet  histograms/*.png
     <local_dir>/.treecot.lock        the folder's lock file
 
-``load_dataset(folder)`` ignores ``revision=``; :func:`load_versioned` honours it for both kinds.
+``load_dataset(folder)`` ignores ``revision=``; `treecot.hub.load_versioned` honours it for both kinds.
 
 The local layout is safe under concurrent writers and crashes:
 
 * A push holds the folder's lock file (`filelock`; the OS releases it when a process dies) from the
   first read of ``refs.json`` to the last write, so pushes from several processes run one after the
-  other. :func:`write_lock` holds the same lock around a read-modify-write (the leaderboard reads the
-  current table inside it); it is re-entrant within a thread, so :func:`push_dataset` inside does not wait.
+  other. `treecot.hub.write_lock` holds the same lock around a read-modify-write (the leaderboard reads the
+  current table inside it); it is re-entrant within a thread, so a push inside does not wait.
 * ``refs.json`` is the commit point: it is only ever replaced whole (a unique temporary file, fsync,
   ``os.replace``), and it names a revision only once its folder holds a complete push. A branch is
   published together with ``main`` in one write of ``refs.json``; ``main`` and tags are replaced by
@@ -45,41 +26,27 @@ The local layout is safe under concurrent writers and crashes:
   a killed writer left: temporary files are deleted, a half-replaced ``main`` or tag gets its previous
   copy back, a branch whose push never completed is marked incomplete (its next push completes it),
   and ``main`` or a tag without a complete copy is dropped from ``refs.json``.
-
-Secrets: :func:`redact` is applied to the card, the marker and every logged message, and the pushed
-datasets are scanned for known secret values (``HF_TOKEN`` & co.) and scrubbed before upload.
-
-Other stages call::
-
-    from treecot.data.hub import push_dataset, load_versioned, list_versions, redact
-    result = push_dataset("me/treecot-gsm8k", {"trees": trees, "sft": sft, "dpo": dpo},
-                          card={"recipe": recipe, "models": {...}, "seeds": {...}, "yield": {...},
-                                "cost": {...}},
-                          config_hash=run.config_hash, tag="v1",
-                          extra_files={"histograms/sft_lengths.png": png_bytes})
-    dpo = load_versioned("me/treecot-gsm8k", "dpo", revision="v1", split="train")
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import shutil
-import tempfile
 import threading
-import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from treecot.hub.ids import check_repo_id
+from treecot.hub.retry import RetryPolicy, with_retries
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
@@ -97,27 +64,9 @@ _TMP_SUFFIX = ".treecot-tmp"
 _OLD_SUFFIX = ".treecot-old"
 #: Seconds a writer waits for the lock before saying that it waits (and then waits on).
 _LOCK_NOTICE_AFTER = 5.0
-MARKER_SCHEMA_VERSION = 1
-REDACTED = "<redacted>"
-#: Parquet shards are cut to stay under this many (in-memory Arrow) bytes.
-MAX_SHARD_BYTES = 500 * 1024 * 1024
-
-#: Keys whose string values are always redacted, whatever they hold.
-_SECRET_KEY = re.compile(
-    r"(^|[_\-.])(token|secret|password|passwd|api[_\-]?key|authorization|credentials?)$", re.I
-)
-#: Hugging Face user access tokens.
-_HF_TOKEN_PATTERN = re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")
-#: Environment variables whose values are secrets.
-_SECRET_ENV_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_API_TOKEN", "OPENAI_API_KEY", "TREECOT_API_KEY")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
+#: Branch, tag and revision names.
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
 _T = TypeVar("_T")
-
-
-# ----------------------------------------------------------------------------------------------------
-# Public types
-# ----------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -153,331 +102,12 @@ class Versions:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
-class RetryPolicy:
-    """Exponential backoff: wait ``base_delay * 2**i`` (capped at ``max_delay``) before retry ``i + 1``."""
-
-    attempts: int = 5
-    base_delay: float = 1.0
-    max_delay: float = 30.0
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError(f"RetryPolicy.attempts must be >= 1, got {self.attempts}")
-        if self.base_delay < 0 or self.max_delay < 0:
-            raise ValueError("RetryPolicy delays must be >= 0")
-
-    def delay(self, retry_index: int) -> float:
-        return min(self.max_delay, self.base_delay * (2**retry_index))
-
-
-# ----------------------------------------------------------------------------------------------------
-# Secrets
-# ----------------------------------------------------------------------------------------------------
-
-
-def known_secrets(extra: Iterable[str | None] = ()) -> set[str]:
-    """Secret values in scope: ``extra`` plus the tokens in the environment and the stored HF login."""
-    values = {v for v in extra if v}
-    values.update(os.environ[name] for name in _SECRET_ENV_VARS if os.environ.get(name))
-    try:
-        from huggingface_hub import get_token
-
-        stored = get_token()
-    except Exception:  # noqa: BLE001 - a broken token store must not break redaction
-        stored = None
-    if stored:
-        values.add(stored)
-    return {v for v in values if isinstance(v, str) and len(v) >= 8}
-
-
-def redact(obj: Any, secrets: Iterable[str | None] | None = None) -> Any:
-    """A copy of ``obj`` (dicts, lists, tuples, strings, scalars) with secrets replaced by ``<redacted>``.
-
-    Redacted: the string value of any key named like a secret (``token``, ``hf_token``, ``api_key``,
-    ``password``, ``authorization``, …), every occurrence of a known secret value (``secrets`` plus
-    :func:`known_secrets`: ``HF_TOKEN`` and friends, the stored Hugging Face login) and anything
-    shaped like a Hugging Face token (``hf_…``). Use it whenever a config, card, tree or log message
-    is written.
-    """
-    values = sorted(known_secrets(secrets or ()), key=len, reverse=True)
-
-    def scrub_text(text: str) -> str:
-        for value in values:
-            if value in text:
-                text = text.replace(value, REDACTED)
-        return _HF_TOKEN_PATTERN.sub(REDACTED, text)
-
-    def walk(value: Any) -> Any:
-        if isinstance(value, str):
-            return scrub_text(value)
-        if isinstance(value, Mapping):
-            out = {}
-            for key, item in value.items():
-                if isinstance(key, str) and _SECRET_KEY.search(key) and isinstance(item, str) and item:
-                    out[key] = REDACTED
-                else:
-                    out[key] = walk(item)
-            return out
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        if isinstance(value, tuple):
-            return tuple(walk(v) for v in value)
-        if isinstance(value, (set, frozenset)):
-            return type(value)(walk(v) for v in value)
-        return value
-
-    return walk(obj)
-
-
-# ----------------------------------------------------------------------------------------------------
-# Public functions
-# ----------------------------------------------------------------------------------------------------
-
-
-def branch_name(config_hash: str) -> str:
-    """The branch of a run: ``run-`` + the first 12 characters of its config hash."""
-    if not isinstance(config_hash, str) or not re.fullmatch(r"[A-Za-z0-9]{8,}", config_hash):
-        raise ValueError(
-            f"config_hash must be an alphanumeric hash of at least 8 characters, got {config_hash!r}"
-        )
-    return f"run-{config_hash[:12].lower()}"
-
-
 def default_local_dir(repo_id: str) -> Path:
     """Where the local Hub layout of ``repo_id`` lives by default: ``$TREECOT_CACHE/hub/datasets/<repo_id>``."""
     from treecot.models import cache_dir
 
-    _check_repo_id(repo_id)
+    check_repo_id(repo_id)
     return cache_dir() / "hub" / "datasets" / repo_id
-
-
-def push_dataset(
-    repo_id: str,
-    configs: Mapping[str, Dataset | DatasetDict],
-    *,
-    card: Mapping[str, Any],
-    config_hash: str,
-    tag: str | None = None,
-    force: bool = False,
-    local_dir: str | os.PathLike | None = None,
-    token: str | None = None,
-    endpoint: str | None = None,
-    extra_files: Mapping[str, bytes | str | os.PathLike] | None = None,
-    update_main: bool = True,
-    private: bool | None = None,
-    retry: RetryPolicy | None = None,
-) -> PushResult:
-    """Push one run's configs to ``repo_id`` on its own branch; optionally tag it; see the module docstring.
-
-    Args:
-        repo_id: ``"namespace/name"`` of the dataset repository (created if missing).
-        configs: ``{"trees": ds, "sft": ds_or_dict, "dpo": …}``; a `Dataset` becomes split ``train``.
-        card: card fields (``recipe``, ``models``, ``seeds``, ``yield``, ``cost``, ``description``, …;
-            see `treecot.data.cards`); counts, configs, versions and histograms are filled in here.
-        config_hash: the run's configuration hash; names the branch.
-        tag: e.g. ``"v1"``; created after the complete push (an existing tag elsewhere needs ``force``).
-        force: overwrite a complete branch (and move an existing tag).
-        local_dir: write the local Hub layout here instead of pushing.
-        token, endpoint: Hub credentials/URL; default ``HF_TOKEN``/stored login and ``HF_ENDPOINT``.
-        extra_files: ``{path_in_repo: bytes or file path}`` pushed alongside (e.g. histogram PNGs).
-            PNGs under ``histograms/`` are linked from the card unless ``card["histograms"]`` is given.
-        update_main: after a complete push, make ``main`` hold this run too.
-        private: visibility when the repository is created.
-        retry: backoff policy for Hub calls.
-    """
-    branch = branch_name(config_hash)
-    _check_repo_id(repo_id)
-    if tag is not None and not _REVISION.match(tag):
-        raise ValueError(f"invalid tag {tag!r}: use letters, digits, '.', '_' or '-' (e.g. 'v1')")
-    if not configs:
-        raise ValueError("push_dataset: configs is empty; pass e.g. {'trees': ..., 'sft': ..., 'dpo': ...}")
-    for name in configs:
-        if not _NAME.match(name):
-            raise ValueError(f"invalid config name {name!r}: use letters, digits, '_' or '-'")
-    extra = _normalise_extra_files(extra_files or {})
-    target = _open_target(
-        repo_id,
-        local_dir=local_dir,
-        token=token,
-        endpoint=endpoint,
-        retry=retry or RetryPolicy(),
-        private=private,
-    )
-    secrets = known_secrets([token])
-    with tempfile.TemporaryDirectory(prefix="treecot-hub-") as tmp:
-        staged, counts = _stage(configs, Path(tmp), secrets)
-        with target.writing():
-            return _push(
-                target,
-                staged,
-                counts,
-                extra,
-                dict(card),
-                config_hash,
-                branch,
-                tag,
-                force,
-                update_main,
-                secrets,
-            )
-
-
-def load_versioned(
-    repo_id: str,
-    config: str,
-    revision: str | None = None,
-    split: str | None = None,
-    *,
-    local_dir: str | os.PathLike | None = None,
-    token: str | None = None,
-    endpoint: str | None = None,
-) -> Dataset | DatasetDict:
-    """Load ``config`` of a treecot dataset at ``revision`` (branch, tag or commit; default ``main``).
-
-    Works for Hub repositories and for the local layout written by :func:`push_dataset` (where
-    ``revision`` is honoured too). ``repo_id`` may also be the path of a local layout folder.
-    """
-    target = _open_target(repo_id, local_dir=local_dir, token=token, endpoint=endpoint, retry=RetryPolicy())
-    return target.load(config, revision or "main", split)
-
-
-def list_versions(
-    repo_id: str,
-    *,
-    local_dir: str | os.PathLike | None = None,
-    token: str | None = None,
-    endpoint: str | None = None,
-) -> Versions:
-    """Branches and tags of a treecot dataset repository (Hub or local layout)."""
-    return _open_target(
-        repo_id, local_dir=local_dir, token=token, endpoint=endpoint, retry=RetryPolicy()
-    ).versions()
-
-
-@contextlib.contextmanager
-def write_lock(
-    repo_id: str,
-    *,
-    local_dir: str | os.PathLike | None = None,
-    token: str | None = None,
-    endpoint: str | None = None,
-) -> Iterator[None]:
-    """Hold the write lock of ``repo_id``'s local layout around a read-modify-write.
-
-    ``repo_id`` and the keywords resolve the target as :func:`push_dataset` does. Locally, every other
-    push to the folder waits until the block ends, so a table read inside it (e.g. with
-    :func:`load_versioned`) is still current when the block pushes its new version; the lock is
-    re-entrant within a thread, so :func:`push_dataset` and :func:`load_versioned` inside do not wait on
-    it. A Hub repository has no lock: there the block runs unlocked, and two concurrent
-    read-modify-writes can still lose one.
-    """
-    target = _open_target(repo_id, local_dir=local_dir, token=token, endpoint=endpoint, retry=RetryPolicy())
-    with target.writing():
-        yield
-
-
-# ----------------------------------------------------------------------------------------------------
-# The push, common to both targets
-# ----------------------------------------------------------------------------------------------------
-
-
-def _push(
-    target: _Target,
-    staged: dict[str, dict[str, Path]],
-    counts: dict[str, dict[str, int]],
-    extra: dict[str, Path | bytes],
-    card: dict[str, Any],
-    config_hash: str,
-    branch: str,
-    tag: str | None,
-    force: bool,
-    update_main: bool,
-    secrets: set[str],
-) -> PushResult:
-    from treecot.data.cards import render_dataset_card
-
-    state = target.step("read branch state", target.branch_state, branch)
-    if state and not force:
-        if state.get("config_hash") != config_hash:
-            raise RuntimeError(
-                f"branch {branch} of {target.name} is complete but holds config hash {state.get('config_hash')!r}, "
-                f"not {config_hash!r} (a 12-character prefix collision): pass force=True to overwrite it"
-            )
-        logger.info(
-            "%s: branch %s is already complete; skipping the upload (force=True overwrites)",
-            target.name,
-            branch,
-        )
-        if tag:
-            target.step(f"tag {tag}", target.tag, tag, branch, False)
-        return target.result(branch, tag, skipped=True)
-
-    logger.info("%s: pushing %s to branch %s", target.name, ", ".join(staged), branch)
-    target.step("create repository", target.ensure_repo)
-    if state is None:
-        target.step(f"create branch {branch}", target.create_branch, branch)
-    target.step(f"open branch {branch}", target.begin, branch)
-    for config, files in staged.items():
-        rows = sum(counts[config].values())
-        target.step(f"upload config {config}", target.commit_config, branch, config, files, rows)
-
-    # The last commit: card, extra files, and the completeness marker.
-    hashes = {path: _sha256(p) for files in staged.values() for path, p in files.items()}
-    hashes.update({path: _sha256(content) for path, content in extra.items()})
-    histograms = card.get("histograms") or [
-        {"title": Path(p).stem.replace("_", " "), "path": p}
-        for p in sorted(extra)
-        if p.startswith("histograms/") and p.endswith(".png")
-    ]
-    info = {
-        **card,
-        "repo_id": target.repo_id,
-        "configs": {name: {"splits": splits} for name, splits in counts.items()},
-        "config_hash": config_hash,
-        "branch": branch,
-        "tag": tag,
-        "revision": tag or branch,
-        "complete": True,
-        "histograms": histograms,
-    }
-    readme = render_dataset_card(redact(info, secrets))
-    marker = redact(
-        {
-            "schema_version": MARKER_SCHEMA_VERSION,
-            "complete": True,
-            "config_hash": config_hash,
-            "branch": branch,
-            "treecot_version": _treecot_version(),
-            "configs": counts,
-            "files": dict(sorted(hashes.items())),
-            "pushed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        },
-        secrets,
-    )
-    top: dict[str, Path | bytes] = {
-        **extra,
-        "README.md": readme.encode(),
-        MARKER_FILE: (json.dumps(marker, indent=2, sort_keys=True) + "\n").encode(),
-    }
-    expected = set(hashes) | set(top)
-    target.step(f"complete branch {branch}", target.finalize, branch, top, expected)
-    if update_main:
-        all_files: dict[str, Path | bytes] = {p: f for files in staged.values() for p, f in files.items()}
-        all_files.update(top)
-        target.step("update main", target.sync_main, branch, all_files)
-    target.step(f"publish branch {branch}", target.publish, branch, update_main)
-    if tag:
-        target.step(f"tag {tag}", target.tag, tag, branch, force)
-    result = target.result(branch, tag, skipped=False)
-    logger.info(
-        "%s: pushed branch %s%s -> %s",
-        target.name,
-        branch,
-        f" (tag {tag})" if tag else "",
-        result.url_or_path,
-    )
-    return result
 
 
 class _Target(ABC):
@@ -541,53 +171,6 @@ class _Target(ABC):
 
     @abstractmethod
     def result(self, branch: str, tag: str | None, skipped: bool) -> PushResult: ...
-
-
-# ----------------------------------------------------------------------------------------------------
-# Hub target
-# ----------------------------------------------------------------------------------------------------
-
-
-def is_retryable(error: BaseException) -> bool:
-    """True for errors worth retrying: connection problems, timeouts, HTTP 408/429/5xx."""
-    from huggingface_hub.errors import HfHubHTTPError
-
-    if isinstance(error, HfHubHTTPError):
-        status = getattr(error.response, "status_code", None)
-        return status in (408, 429) or (status is not None and 500 <= status < 600)
-    transient: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
-    try:
-        import httpx2
-
-        transient += (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError)
-    except ImportError:  # pragma: no cover - huggingface_hub < 2 uses httpx
-        import httpx
-
-        transient += (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-    return isinstance(error, transient)
-
-
-def with_retries(
-    fn: Callable[..., _T], *args: Any, what: str = "hub call", retry: RetryPolicy | None = None
-) -> _T:
-    """Call ``fn(*args)``, retrying transient failures (:func:`is_retryable`) with exponential backoff."""
-    policy = retry or RetryPolicy()
-    for attempt in range(policy.attempts):
-        try:
-            return fn(*args)
-        except Exception as error:
-            if not is_retryable(error) or attempt == policy.attempts - 1:
-                raise
-            delay = policy.delay(attempt)
-            message = redact(f"{type(error).__name__}: {error}".splitlines()[0])
-            logger.warning(
-                "%s failed (%s); retry %d/%d in %.1fs", what, message, attempt + 1, policy.attempts - 1, delay
-            )
-            _sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-_sleep = time.sleep  # patched by tests
 
 
 class _HubTarget(_Target):
@@ -742,11 +325,6 @@ def _same_content(remote: Any, source: Path | bytes) -> bool:
     if getattr(remote, "lfs", None) is not None:
         return remote.lfs.sha256 == _sha256(source)
     return remote.blob_id == _git_blob_sha(source)
-
-
-# ----------------------------------------------------------------------------------------------------
-# Local target
-# ----------------------------------------------------------------------------------------------------
 
 
 class _LocalTarget(_Target):
@@ -1060,11 +638,6 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-# ----------------------------------------------------------------------------------------------------
-# Helpers
-# ----------------------------------------------------------------------------------------------------
-
-
 def _local_data_files(folder: Path, config: str) -> dict[str, list[str]]:
     """``{split: [parquet paths]}`` of ``config`` as declared by the README's YAML ``configs``."""
     import yaml
@@ -1088,12 +661,6 @@ def _local_data_files(folder: Path, config: str) -> dict[str, list[str]]:
             raise FileNotFoundError(f"no file matches {patterns} for config {config!r} in {folder}")
         out[entry.get("split", "train")] = files
     return out
-
-
-def _check_repo_id(repo_id: str) -> None:
-    parts = repo_id.split("/") if isinstance(repo_id, str) else []
-    if len(parts) != 2 or not all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,95}", p) for p in parts):
-        raise ValueError(f"repo_id must look like 'namespace/name', got {repo_id!r}")
 
 
 def _online_configured(token: str | None, endpoint: str | None) -> bool:
@@ -1126,7 +693,7 @@ def _open_target(
         return _LocalTarget(repo_id, Path(local_dir))
     if os.path.isfile(os.path.join(str(repo_id), LOCAL_REFS_FILE)):
         return _LocalTarget(Path(repo_id).name, Path(repo_id))
-    _check_repo_id(repo_id)
+    check_repo_id(repo_id)
     if _online_configured(token, endpoint):
         return _HubTarget(repo_id, token, endpoint, retry, private)
     root = default_local_dir(repo_id)
@@ -1139,101 +706,8 @@ def _open_target(
     return _LocalTarget(repo_id, root)
 
 
-@contextlib.contextmanager
-def quiet_datasets() -> Iterator[None]:
-    """`datasets`' progress bars off for one short step (restored after)."""
-    import datasets
-
-    was_disabled = datasets.utils.are_progress_bars_disabled()
-    datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if not was_disabled:
-            datasets.enable_progress_bars()
-
-
 #: Local-layout folders already announced in this process (`_open_target`).
 _LOCAL_NOTICES: set[str] = set()
-
-
-def _stage(
-    configs: Mapping[str, Dataset | DatasetDict], out: Path, secrets: set[str]
-) -> tuple[dict[str, dict[str, Path]], dict[str, dict[str, int]]]:
-    """Write every config/split as parquet shards under ``out/data/<config>/``."""
-    from datasets import Dataset, DatasetDict
-
-    staged: dict[str, dict[str, Path]] = {}
-    counts: dict[str, dict[str, int]] = {}
-    for name, value in configs.items():
-        if isinstance(value, Dataset):
-            splits = {"train": value}
-        elif isinstance(value, (DatasetDict, Mapping)):
-            splits = dict(value)
-        else:
-            raise TypeError(
-                f"config {name!r}: expected a datasets.Dataset or DatasetDict, got {type(value).__name__}"
-            )
-        if not splits:
-            raise ValueError(f"config {name!r} has no splits")
-        staged[name], counts[name] = {}, {}
-        for split, ds in splits.items():
-            if not _NAME.match(split):
-                raise ValueError(f"config {name!r}: invalid split name {split!r}")
-            ds = _scrub_dataset(ds, secrets, f"{name}/{split}")
-            n_shards = max(1, math.ceil(ds.data.nbytes / MAX_SHARD_BYTES))
-            for i in range(n_shards):
-                rel = f"data/{name}/{split}-{i:05d}-of-{n_shards:05d}.parquet"
-                (out / rel).parent.mkdir(parents=True, exist_ok=True)
-                shard = ds.shard(n_shards, i, contiguous=True) if n_shards > 1 else ds
-                with quiet_datasets():  # "Creating parquet from Arrow format" per file: noise
-                    shard.to_parquet(str(out / rel))
-                staged[name][rel] = out / rel
-            counts[name][split] = len(ds)
-    return staged, counts
-
-
-def _scrub_dataset(ds: Dataset, secrets: set[str], where: str) -> Dataset:
-    """Redact secret values found anywhere in ``ds`` (scanned column-wise in Arrow first: cheap)."""
-    if not secrets or not any(_arrow_contains(column, secrets) for column in ds.data.columns):
-        return ds
-    logger.warning("%s: a secret value (token) was found in the data; redacting it before upload", where)
-    return ds.map(lambda batch: redact(batch, secrets), batched=True, desc=f"redacting {where}")
-
-
-def _arrow_contains(array: Any, secrets: set[str]) -> bool:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if isinstance(array, pa.ChunkedArray):
-        return any(_arrow_contains(chunk, secrets) for chunk in array.chunks)
-    kind = array.type
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return any(pc.any(pc.match_substring(array, s)).as_py() for s in secrets)
-    if pa.types.is_struct(kind):
-        return any(_arrow_contains(array.field(i), secrets) for i in range(kind.num_fields))
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
-        return _arrow_contains(array.flatten(), secrets)
-    if pa.types.is_map(kind):
-        return _arrow_contains(array.keys, secrets) or _arrow_contains(array.items, secrets)
-    return False
-
-
-def _normalise_extra_files(extra: Mapping[str, bytes | str | os.PathLike]) -> dict[str, Path | bytes]:
-    out: dict[str, Path | bytes] = {}
-    for path, source in extra.items():
-        clean = path.strip("/")
-        if not clean or clean.startswith("data/") or clean in ("README.md", MARKER_FILE, ".gitattributes"):
-            raise ValueError(f"extra file path {path!r} is reserved (data/, README.md, {MARKER_FILE})")
-        if ".." in clean.split("/"):
-            raise ValueError(f"extra file path {path!r} must stay inside the repository")
-        if isinstance(source, bytes):
-            out[clean] = source
-        else:
-            if not Path(source).is_file():
-                raise FileNotFoundError(f"extra file {path!r}: {source} does not exist")
-            out[clean] = Path(source)
-    return out
 
 
 def _read(source: Path | bytes) -> bytes:
@@ -1254,9 +728,3 @@ def _content_id(marker: Mapping[str, Any]) -> str:
     if not marker.get("files"):
         return ""
     return hashlib.sha256(json.dumps(marker["files"], sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _treecot_version() -> str:
-    import treecot
-
-    return treecot.__version__
