@@ -91,8 +91,8 @@ def test_search_rows_provenance_and_evaluation_share_one_prompt(tmp_path):
     from treecot.evaluation.lighteval_tasks import prompt_fn, task_config
     from treecot.evaluation.runner import resolve_prompts
     from treecot.hub import load_versioned
+    from treecot.prompts import dataset_contract
     from treecot.recipe import load_recipe
-    from treecot.scripts.utils import dataset_contract
     from treecot.search.runner import run_generate
 
     recipe = recipe_dict(tmp_path / "trees")

@@ -36,6 +36,7 @@ __all__ = [
     "BudgetWarning",
     "PromptContract",
     "contract_system_prompt",
+    "dataset_contract",
     "with_system_prompt",
 ]
 
@@ -205,3 +206,19 @@ class PromptContract:
         for text in messages:
             warnings.warn(text, BudgetWarning, stacklevel=2)
         return messages
+
+
+def dataset_contract(dataset: Any) -> dict[str, Any] | None:
+    """The prompt contract (`PromptContract`) that training rows carry: the system prompt of
+    each task and the lengths of the responses the model is trained to write. None for rows that are not
+    treecot's (no `task` / `messages` / `prompt` columns)."""
+    columns = set(getattr(dataset, "column_names", None) or [])
+    if "task" not in columns:
+        return None
+    if "messages" in columns:
+        contract = PromptContract.from_rows(sft_rows=dataset)
+    elif "prompt" in columns and "chosen" in columns:
+        contract = PromptContract.from_rows(dpo_rows=dataset)
+    else:
+        return None
+    return contract.to_dict()

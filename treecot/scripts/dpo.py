@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 from trl import ModelConfig, TrlParser, get_peft_config
 
+from treecot.prompts import dataset_contract
 from treecot.scripts.utils import (
     TrainScriptArguments,
     check_placeholders,
-    dataset_contract,
     hub_token_outside_args,
     load_policy,
     load_training_datasets,

@@ -28,7 +28,6 @@ __all__ = [
     "check_dataset_config",
     "check_placeholders",
     "dataset_configs",
-    "dataset_contract",
     "describe_run",
     "finish_training",
     "hub_token_outside_args",
@@ -354,24 +353,6 @@ def finish_training(trainer: Any, training_args: Any) -> None:
         trainer.create_model_card()
 
 
-def dataset_contract(dataset: Any) -> dict[str, Any] | None:
-    """The prompt contract (`treecot.prompts.PromptContract`) the training rows carry: the system prompt of
-    each task and the lengths of the responses the model is trained to write. None for rows that are not
-    treecot's (no `task` / `messages` / `prompt` columns)."""
-    from treecot.prompts import PromptContract
-
-    columns = set(getattr(dataset, "column_names", None) or [])
-    if "task" not in columns:
-        return None
-    if "messages" in columns:
-        contract = PromptContract.from_rows(sft_rows=dataset)
-    elif "prompt" in columns and "chosen" in columns:
-        contract = PromptContract.from_rows(dpo_rows=dataset)
-    else:
-        return None
-    return contract.to_dict()
-
-
 def write_provenance(
     trainer: Any, output_dir: str, recipe_file: str | None = None, contract: dict[str, Any] | None = None
 ) -> Path | None:
@@ -415,7 +396,7 @@ def run_training(
 ) -> Any:
     """Shared tail of the scripts: record the run for the card, train, save (and push) model and card, say
     where, then end the distributed run. Returns the trainer. `contract`: the training rows' prompt
-    contract (`dataset_contract`), written to the provenance file."""
+    contract (`treecot.prompts.dataset_contract`), written to the provenance file."""
     training_args = trainer.args
     describe_run(trainer, script_args, model_args, default_config=default_config, recipe_file=recipe_file)
     prompts = {t: p for t, p in ((contract or {}).get("system_prompts") or {}).items() if p}

@@ -387,7 +387,7 @@ def model_card_info(trainer: Any, stage: str, **overrides: Any) -> dict[str, Any
         info["dataset_rows"] = len(train_dataset)
         info["length_ranks"] = _length_ranks(train_dataset)
         try:
-            from treecot.scripts.utils import dataset_contract
+            from treecot.prompts import dataset_contract
 
             contract = dataset_contract(train_dataset) or {}
         except (ValueError, KeyError, TypeError):
