@@ -10,7 +10,7 @@ It grades with whatever math-verify the verifier's worker loads (`treecot.tasks.
 
 The cases are the parametrized ``(gold, pred, expected)`` rows of huggingface/Math-Verify's
 ``tests/{test_all,test_open_thoughts,test_numina_cases,test_yujianll,test_boxed,test_strict}.py``
-(commit `SUITE_COMMIT`), stored in ``tests/data/math_verify/cases.jsonl`` (source, commit and licence in
+(commit `SUITE_COMMIT`), stored in ``tests/fixtures/data/math_verify/cases.jsonl`` (source, commit and licence in
 that folder's README). ``--extract`` reads them with `ast` (nothing of the suite is executed).
 
 A case is *in scope* when
@@ -31,7 +31,7 @@ read by ``MathTask.gold_answer`` as for any reference.
 Figures: ``cases`` (all rows), ``in_scope``, ``agreement`` (share of in-scope cases where treecot's
 verdict equals the suite's), ``false_positives`` (treecot says correct, the suite says wrong),
 ``false_negatives``, ``marker_cases`` / ``bare_cases`` and their agreements, ``judged_suite_wrong``
-(in-scope cases ``tests/data/math_verify/judged.json`` lists as "suite wrong": the figures above count
+(in-scope cases ``tests/fixtures/data/math_verify/judged.json`` lists as "suite wrong": the figures above count
 them as they are) and ``agreement_excluding_judged`` (without them), ``unexplained_disagreements``
 (disagreements that file does not list, as "suite wrong" or as a known "treecot miss": should be 0).
 """
@@ -51,7 +51,7 @@ from pathlib import Path
 
 COMMAND = "python -m benchmarks.math_verify"
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "tests" / "data" / "math_verify"
+DATA = ROOT / "tests" / "fixtures" / "data" / "math_verify"
 CASES = DATA / "cases.jsonl"
 JUDGED = DATA / "judged.json"
 

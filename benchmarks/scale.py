@@ -8,7 +8,7 @@ patterns, `--rollouts` (4) rollouts per problem, nodes of at most 32 tokens, dep
 flight at once, SmolLM2-135M-Instruct as models A and B, seed 0. It runs
 
 1. `local`: the in-process transformers backend (bfloat16), one process;
-2. `server`: the `openai` backend against one vLLM CPU server (`tests/servers/vllm_server.py`: vLLM's CPU
+2. `server`: the `openai` backend against one vLLM CPU server (`tests/fixtures/servers/vllm_server.py`: vLLM's CPU
    build in its own venv, float32, prefix caching on), one process;
 3. `ray`: `--engine ray` with 2 actors, each a client of that same server (batches of half the problems).
 
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args(argv)
 
-    from tests.servers.vllm_server import ensure_vllm_venv, serving_model_dir, start_vllm_server
+    from tests.fixtures.servers.vllm_server import ensure_vllm_venv, serving_model_dir, start_vllm_server
 
     figures: dict = {"problems": args.problems, "rollouts": args.rollouts, "ray_actors": 2}
     with tempfile.TemporaryDirectory(prefix="treecot-scale-") as tmp:

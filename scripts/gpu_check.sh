@@ -24,7 +24,7 @@ print(f"vLLM {vllm.__version__}")
 PYCODE
 
 echo "== 1. the vllm backend on the GPU"
-"$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_backend_vllm.py
+"$PY" -m pytest -q -m gpu -p no:cacheprovider tests/backends/test_backend_vllm.py
 
 COMMON=(smollm2-135m-instruct --tasks arithmetic --limit 100 --max-new-tokens 256 --dtype float32 --no-progress)
 echo "== 2. evaluation in-process on the GPU"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install Debian's headless-capable Chromium for the Space's screenshot tests (tests/test_space_screenshots.py).
+# Install Debian's headless-capable Chromium for the Space's screenshot tests (tests/space/test_space_screenshots.py).
 #
 #   scripts/install_chromium.sh          # as root (CI), or with passwordless sudo
 #

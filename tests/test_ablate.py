@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_runner import fake_generators
+from tests.search.test_runner import fake_generators
 from treecot.ablate import (
     ROWS,
     AblationRun,

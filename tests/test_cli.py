@@ -65,7 +65,7 @@ def test_sources_lists_row_counts(capsys):
 
 
 def test_sources_lists_planbench_and_how_to_get_it(capsys, monkeypatch, tmp_path):
-    fixture = Path(__file__).parent / "data" / "planbench"
+    fixture = Path(__file__).parent / "fixtures" / "data" / "planbench"
 
     def planbench_row() -> str:
         assert main(["sources"]) == 0
@@ -172,7 +172,7 @@ def test_verify_deeply_nested_problem_json_is_a_message(tmp_path, capsys):
 def test_generate_refuses_a_negative_limit_like_the_recipe(tmp_path, capsys, monkeypatch):
     import yaml
 
-    from tests.test_runner import recipe_dict
+    from tests.search.test_runner import recipe_dict
     from treecot.search import runner
 
     def never(recipe):
@@ -201,7 +201,7 @@ def _distill_recipe(tmp_path, limit):
 
 def test_distill_limit_overrides_the_recipe(tmp_path, capsys, monkeypatch):
     import treecot.backends
-    from tests.test_distill import ScriptedTeacher
+    from tests.data.test_distill import ScriptedTeacher
     from treecot.hub import load_versioned
     from treecot.tasks.sources import load_source
 
@@ -231,7 +231,7 @@ def test_distill_refuses_a_negative_limit_like_the_recipe(tmp_path, capsys, monk
 def test_generate_and_show_tree_commands(tmp_path, capsys, monkeypatch):
     import yaml
 
-    from tests.test_runner import fake_generators, recipe_dict
+    from tests.search.test_runner import fake_generators, recipe_dict
     from treecot.search import runner
 
     monkeypatch.setattr(runner, "build_generators", lambda recipe: fake_generators())
@@ -261,7 +261,7 @@ def test_generate_and_show_tree_commands(tmp_path, capsys, monkeypatch):
 def test_build_and_perturb_commands(tmp_path, capsys, monkeypatch):
     import yaml
 
-    from tests.test_runner import fake_generators, recipe_dict
+    from tests.search.test_runner import fake_generators, recipe_dict
     from treecot.search import runner
 
     monkeypatch.setattr(runner, "build_generators", lambda recipe: fake_generators())

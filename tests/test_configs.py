@@ -73,7 +73,7 @@ def test_overrides_read_as_yaml_and_merge_by_path():
 
 
 def test_recipe_overrides_are_checked_like_the_file(tmp_path):
-    from tests.test_runner import recipe_dict
+    from tests.search.test_runner import recipe_dict
 
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe_dict(tmp_path / "trees", limit=5)))
@@ -86,7 +86,7 @@ def test_recipe_overrides_are_checked_like_the_file(tmp_path):
 
 
 def test_cli_sets_any_recipe_field_and_names_a_wrong_one(tmp_path, monkeypatch, capsys):
-    from tests.test_runner import recipe_dict
+    from tests.search.test_runner import recipe_dict
     from treecot.search import runner
 
     seen = {}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_runner import fake_generators
+from tests.search.test_runner import fake_generators
 from treecot.cli import main
 from treecot.demo import STAGES, STATE_FILE, Demo, DemoError, fresh_start, load_demo_config, run_demo
 from treecot.hub import list_versions, load_versioned

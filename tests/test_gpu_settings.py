@@ -48,7 +48,7 @@ OLD_RUN_CONFIG_HASH = "f1e6ab17c0ba9d7b"
 
 
 def test_an_old_recipe_keeps_its_section_hashes_and_run_config_hash(tmp_path):
-    from tests.test_runner import fake_generators
+    from tests.search.test_runner import fake_generators
 
     recipe = load_recipe(old_recipe())
     assert {name: recipe.section_hash(name) for name in OLD_SECTION_HASHES} == OLD_SECTION_HASHES
@@ -265,7 +265,7 @@ def test_a_launch_that_started_one_process_of_several_is_refused():
 
 
 def test_run_generate_refuses_the_one_process_launch_before_writing(tmp_path, monkeypatch):
-    from tests.test_runner import fake_generators, recipe_dict
+    from tests.search.test_runner import fake_generators, recipe_dict
 
     for name in (
         "WORLD_SIZE",
@@ -355,6 +355,6 @@ def test_the_prepared_gpu_check_uses_options_that_exist():
     used |= set(re.findall(r"(--[a-z][a-z-]+)", text.split("== 2.")[1].split("PYCODE")[0]))
     assert used and used <= known, sorted(used - known)
     assert (
-        "tests/test_backend_vllm.py" in text
-        and (script.parent.parent / "tests" / "test_backend_vllm.py").is_file()
+        "tests/backends/test_backend_vllm.py" in text
+        and (script.parent.parent / "tests" / "backends" / "test_backend_vllm.py").is_file()
     )

@@ -14,7 +14,7 @@ Walked (README order):
 2. build a dataset: the README's recipe YAML (problems cut to 2, then 3, GSM8K test problems, a small
    search, `build.student: tiny`), `treecot generate` (then `--limit 3`, which resumes), `treecot show-tree
    … --problem <prefix> --png tree.png`, `treecot build` (and its rerun, which is skipped), the local layout,
-   the card and the prompt contract. The search runs on the scripted generators of `tests/test_runner.py`
+   the card and the prompt contract. The search runs on the scripted generators of `tests/search/test_runner.py`
    (`fake_generators`, which know the first GSM8K *test* problems): the tiny random model never answers
    correctly, so its trees would give no SFT row and no pair;
 3. load it at a version: the Python snippet's local calls (`load_versioned`, `list_versions`, `load_dataset`
@@ -35,8 +35,8 @@ Walked (README order):
 
 Not walked: the demo (`make demo` / `treecot demo`: minutes on SmolLM2; `tests/test_demo.py` runs a
 shortened one), the Table 5 ablation (`tests/test_ablate.py` covers `treecot ablate`), `accelerate launch`
-and scale-out (GPUs, servers, many nodes: `tests/test_scripts.py` runs a 2-process CPU launch,
-`tests/test_backend_*.py` the backends), Hub pushes and Hub ids (no network in the suite), and the
+and scale-out (GPUs, servers, many nodes: `tests/scripts/test_scripts.py` runs a 2-process CPU launch,
+`tests/backends/` the backends), Hub pushes and Hub ids (no network in the suite), and the
 `load_model("smollm2-135m-instruct")` line (`slow` tests load the real model).
 
 `pytest -s tests/test_journeys.py` prints a table of the steps with their wall times at the end.
@@ -180,7 +180,7 @@ def test_look_at_what_is_available(capsys):
 
 
 def test_build_a_tree_cot_dataset(capsys, monkeypatch):
-    from tests.test_runner import fake_generators
+    from tests.search.test_runner import fake_generators
     from treecot.search import runner
 
     monkeypatch.setattr(runner, "build_generators", lambda recipe: fake_generators())

@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 
-from tests.test_runner import fake_generators, recipe_dict
+from tests.search.test_runner import fake_generators, recipe_dict
 from treecot.prompts import (
     CONTRACT_FILE,
     TAG_GUIDE,

@@ -1,0 +1,1 @@
+"""Tests of `treecot.scripts` (the training entry points)."""
