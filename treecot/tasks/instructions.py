@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- checker registries
 
 #: NLTK data each IFBench checker needs beyond Punkt (which `ensure_nltk_data` provides offline).
-#: Found by running every IFBench checker with downloads refused (see tests/test_instructions.py).
+#: Found by running every IFBench checker with downloads refused (see tests/tasks/test_instructions.py).
 IFBENCH_NLTK_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "ratio:stop_words": ("corpora/stopwords",),
     "words:start_verb": ("taggers/averaged_perceptron_tagger_eng",),

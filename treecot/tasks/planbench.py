@@ -18,7 +18,7 @@ PlanBench is not on PyPI, so it loads from
 Every problem keeps PlanBench's prompt text byte for byte as its ``question``. The one-shot texts are the
 repository's; PlanBench's zero-shot texts are not stored as a file in the repository, so they are rebuilt
 from the same pieces (domain introduction, the problem's statement, the zero-shot question) and checked
-against the zero-shot queries recorded in PlanBench's published results (`tests/test_planbench.py`).
+against the zero-shot queries recorded in PlanBench's published results (`tests/tasks/test_planbench.py`).
 
 PlanBench also publishes its models' raw responses with VAL's verdict on each
 (``llm_planning_analysis/results/blocksworld/<model>/task_1_plan_generation*.json``);
