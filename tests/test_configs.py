@@ -135,3 +135,33 @@ def test_demo_config_takes_nested_overrides(tmp_path):
     assert cfg.eval.tasks == good["eval"]["tasks"], "fields not overridden keep the file's values"
     with pytest.raises(DemoError, match=r"demo config: eval\.limit: expected int, got 'all'"):
         load_demo_config(good, eval={"limit": "all"})
+
+
+def test_an_override_may_stand_before_the_positional_and_never_takes_its_place(tmp_path, monkeypatch, capsys):
+    from tests.search.test_runner import recipe_dict
+    from treecot.search import runner
+
+    seen = {}
+    monkeypatch.setattr(runner, "run_generate", lambda recipe, shard, **kw: seen.update(recipe=recipe))
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe_dict(tmp_path / "trees", limit=5)))
+    assert main(["generate", "--generate.search.max_rollouts", "3", str(path), "--no-progress"]) == 0
+    assert seen["recipe"].path == str(path) and seen["recipe"].generate.search["max_rollouts"] == 3
+    # an abbreviation of the command's own option is not taken for it: it is a (wrong) config field
+    assert main(["generate", str(path), "--no", "3"]) == 2
+    assert "no: unknown field; known fields:" in capsys.readouterr().err
+
+
+def test_a_field_given_as_a_section_and_as_a_value_is_refused_in_either_order():
+    with pytest.raises(ValueError, match="a is given both as a value and as a section"):
+        parse_overrides(["--a", "1", "--a.b", "2"])
+    with pytest.raises(ValueError, match="a is given both as a section and as a value"):
+        parse_overrides(["--a.b", "1", "--a", "2"])
+
+
+def test_a_null_override_reaches_the_demo_config(tmp_path):
+    from tests.test_demo import short_config
+    from treecot.demo import DemoError, load_demo_config
+
+    with pytest.raises(DemoError, match=r"demo config: name: expected str, got None"):
+        load_demo_config(short_config(tmp_path / "out"), name=None)

@@ -582,7 +582,8 @@ def run_ablation(
 ) -> dict[str, Any]:
     """Run (or resume) the ablation of `config`; returns each stage's recorded outputs. `overrides`: nested
     fields laid over the recipe (`treecot ablate R --ablation.rows '[dpo]'`: `{"ablation": {"rows": ["dpo"]}}`)."""
-    cfg = load_ablation_config(config, **{**(overrides or {}), "output_dir": output_dir})
+    given = {**(overrides or {}), **({"output_dir": output_dir} if output_dir is not None else {})}
+    cfg = load_ablation_config(config, **given)
     if fresh:
         fresh_start(cfg.out)
     print(f"[treecot ablate] {cfg.path or 'inline config'} → {cfg.out}/ (rerun to resume, --fresh to start over)",

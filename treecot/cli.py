@@ -85,15 +85,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def split_overrides(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[list[str], list[str]]:
+    """`(argv for argparse, config overrides)`: for a command that reads a config (`common.accept_overrides`),
+    every `--name` that is not one of the command's own options (exactly: no abbreviation), with its value,
+    is an override (`--generate.search.max_rollouts 8` or `--generate.search.max_rollouts=8`), wherever it
+    stands, so a value is never taken for the command's positional argument."""
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    command = sub.choices.get(argv[0]) if sub is not None and argv else None
+    if command is None or not command.get_default("accepts_overrides"):
+        return argv, []
+    own = set(command._option_string_actions)
+    kept, extra = [argv[0]], []
+    i = 1
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            kept += argv[i:]
+            break
+        if token.startswith("--") and token.split("=", 1)[0] not in own:
+            extra.append(token)
+            if "=" not in token and i + 1 < len(argv):
+                extra.append(argv[i + 1])
+                i += 1
+        else:
+            kept.append(token)
+        i += 1
+    return kept, extra
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if argv and argv[0] in TRAINING_COMMANDS:
         command, run = argv[0], lambda: train.main(argv[0], argv[1:])
     else:
-        args, extra = parser.parse_known_args(argv)
-        if extra and not getattr(args, "accepts_overrides", False):
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        argv, extra = split_overrides(parser, argv)
+        args = parser.parse_args(argv)
         args.overrides = extra
         if not getattr(args, "func", None):
             parser.print_help()

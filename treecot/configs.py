@@ -314,6 +314,8 @@ def parse_overrides(argv: Sequence[str], error: type[Exception] = ValueError) ->
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise error(f"--{name}: {part} is given both as a value and as a section")
+        if isinstance(node.get(path[-1]), dict):
+            raise error(f"--{name}: {path[-1]} is given both as a section and as a value")
         node[path[-1]] = value
     return out
 

@@ -135,7 +135,7 @@ def read_config(
 ) -> tuple[Any, str]:
     """Read a demo or ablation config (a YAML path or a mapping) into dataclass `cls`: `(config, where)`.
 
-    `overrides` (nested fields, e.g. from `treecot.configs.parse_overrides`; a None value is left out) are laid
+    `overrides` (nested fields, e.g. from `treecot.configs.parse_overrides`; None sets a field to null) are laid
     over the file first; every field is checked by `treecot.configs.from_dict`, and an error names the file
     and the field."""
     from treecot.configs import from_dict, merge
@@ -153,7 +153,7 @@ def read_config(
             raise DemoError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     where = path or what
     try:
-        data = merge(data, {k: v for k, v in overrides.items() if v is not None}, error=DemoError)
+        data = merge(data, overrides, error=DemoError)
         cfg = from_dict(cls, data, "", DemoError)
     except DemoError as e:
         raise DemoError(f"{where}: {e}") from None
@@ -812,7 +812,8 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run (or resume) the demo of `config`; returns each stage's recorded outputs. `overrides`: nested
     fields laid over the config (`treecot demo --eval.limit 4`: `{"eval": {"limit": 4}}`)."""
-    cfg = load_demo_config(config, **{**(overrides or {}), "output_dir": output_dir})
+    given = {**(overrides or {}), **({"output_dir": output_dir} if output_dir is not None else {})}
+    cfg = load_demo_config(config, **given)
     if fresh:
         fresh_start(cfg.out)
     print(

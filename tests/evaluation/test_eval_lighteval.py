@@ -452,7 +452,7 @@ def test_noise_a_user_cannot_act_on_is_left_out(tmp_path):
 
 def test_compat_refuses_an_unsupported_lighteval():
     """The workarounds rely on lighteval 0.13's private internals: another release is named and refused."""
-    from treecot.evaluation.lighteval_compat import (
+    from treecot.evaluation.lighteval_version import (
         SUPPORTED_LIGHTEVAL,
         UnsupportedLightevalVersion,
         check_lighteval_version,
@@ -462,6 +462,22 @@ def test_compat_refuses_an_unsupported_lighteval():
     assert check_lighteval_version("0.13.2") == "0.13.2"
     with pytest.raises(UnsupportedLightevalVersion, match=r"lighteval 0\.9\.2 is installed"):
         check_lighteval_version("0.9.2")
+
+
+def test_eval_refuses_an_unsupported_lighteval_before_any_work(monkeypatch, capsys):
+    """`treecot eval` checks the lighteval release first: one line, exit 2, no problem read, no model loaded."""
+    from treecot.cli import main
+    from treecot.evaluation import lighteval_version, runner
+
+    monkeypatch.setattr(lighteval_version, "installed_version", lambda: "0.9.2")
+    monkeypatch.setattr(runner, "_parse_tasks", lambda tasks: pytest.fail("a problem set was read"))
+    assert main(["eval", "tiny", "--tasks", "gsm8k", "--limit", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("treecot eval: error: treecot eval needs lighteval 0.13.x")
+        and "0.9.2 is installed" in err
+    )
+    assert err.count("\n") == 1
 
 
 def test_decoding_shows_steps_not_only_batches(tmp_path, capsys):

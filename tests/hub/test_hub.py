@@ -621,3 +621,37 @@ def test_hub_token_never_written_or_logged(hub_server, tmp_path):
     for obj in (repo_dir / ".git" / "lfs" / "objects").rglob("*"):
         if obj.is_file():
             assert token.encode() not in obj.read_bytes()
+
+
+def test_card_templates_render_strictly(tmp_path):
+    """A variable the template names but the card does not give is an error (no silently empty section), and
+    `pyrepr` works as a function and as a filter (custom templates written for either form keep working)."""
+    import jinja2
+    from huggingface_hub import ModelCard
+
+    from treecot.hub.cards import render_card
+
+    template = tmp_path / "card.md"
+    template.write_text("---\n{{ metadata_yaml }}---\n{{ pyrepr(name) }} {{ name | pyrepr }} {{ license }}\n")
+    text = render_card(ModelCard, {"license": "apache-2.0"}, template, name="it's")
+    assert text.endswith('\n"it\'s" "it\'s" apache-2.0\n') and "license: apache-2.0" in text
+    template.write_text("---\n{{ metadata_yaml }}---\n{{ nmae }}\n")
+    with pytest.raises(jinja2.UndefinedError, match="nmae"):
+        render_card(ModelCard, {"license": "apache-2.0"}, template, name="x")
+
+
+@pytest.mark.parametrize(
+    "value, ok",
+    [("org/name", True), ("org/name.v2", True), ("_org/name", False), ("org/-name", False), ("org/a--b", False),
+     ("gpt2", False), ("a/b/c", False), ("org/name.git", False), (3, False)],
+)  # fmt: skip
+def test_one_repo_id_check(value, ok, tmp_path, monkeypatch):
+    from treecot.hub import check_repo_id, is_repo_id
+
+    assert is_repo_id(value, local_first=False) is ok
+    if not ok:
+        with pytest.raises(ValueError, match="namespace/name"):
+            check_repo_id(value)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "org" / "name").mkdir(parents=True)
+    assert is_repo_id("org/name") is False, "an existing local folder of that name is a path"

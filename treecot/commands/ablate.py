@@ -22,7 +22,7 @@ def make_parser(subparsers) -> argparse.ArgumentParser:
         "--fresh", action="store_true", help="delete the previous output of this recipe and start over"
     )
     s.set_defaults(func=main)
-    accept_overrides(s)
+    accept_overrides(s, "--eval.limit 50 --ablation.rows '[dpo, cdpo]'")
     return s
 
 

@@ -15,7 +15,7 @@ def make_parser(subparsers) -> argparse.ArgumentParser:
     s.add_argument("recipe", help="recipe YAML with a 'build' section")
     push_args(s)
     s.set_defaults(func=main)
-    accept_overrides(s)
+    accept_overrides(s, "--build.sft_length all --build.pair_rule latest_branch")
     return s
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-#: How a config's fields are set on the command line (the epilog of the commands that read one).
+#: How a config's fields are set on the command line (the start of the epilog of the commands that read one).
 OVERRIDES_HELP = (
-    "Any field of the config can be set after the other arguments as --dotted.field value (read as YAML, "
-    "checked like the file's), e.g. --generate.search.max_rollouts 8, --eval.limit 4, "
-    "--generate.0.problems.limit 8 (a number indexes a list)."
+    "Any field of the config can be set after the command as --dotted.field value (read as YAML, checked like "
+    "the file's; a number indexes a list; null unsets), e.g. "
 )
 
 
@@ -16,10 +15,11 @@ class CLIError(Exception):
     """A user error: printed as one line, exit status 2, no traceback."""
 
 
-def accept_overrides(parser: argparse.ArgumentParser) -> None:
-    """Let `parser`'s command take its config's fields as `--dotted.field value` (see `overrides`)."""
+def accept_overrides(parser: argparse.ArgumentParser, example: str) -> None:
+    """Let `parser`'s command take its config's fields as `--dotted.field value` (see `overrides`); `example`:
+    overrides that work for this command's config, shown in its `--help`."""
     parser.set_defaults(accepts_overrides=True)
-    parser.epilog = OVERRIDES_HELP
+    parser.epilog = OVERRIDES_HELP + example + "."
 
 
 def overrides(args: argparse.Namespace, error: type[Exception]) -> dict:

@@ -15,7 +15,7 @@ def make_parser(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--output-dir", default=None, help="where to write (default: the config's output_dir)")
     s.add_argument("--fresh", action="store_true", help="delete the previous demo output and start over")
     s.set_defaults(func=main)
-    accept_overrides(s)
+    accept_overrides(s, "--eval.limit 4 --generate.0.problems.limit 8")
     return s
 
 

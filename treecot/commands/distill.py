@@ -16,7 +16,7 @@ def make_parser(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, help="override problems.limit")
     push_args(s)
     s.set_defaults(func=main)
-    accept_overrides(s)
+    accept_overrides(s, "--distill.samples 8 --problems.limit 16")
     return s
 
 

@@ -21,6 +21,7 @@ def make_parser(subparsers) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     """Run `treecot eval` with its parsed `args`; returns the exit status."""
+    from treecot.evaluation.lighteval_version import UnsupportedLightevalVersion
     from treecot.evaluation.runner import ResultsRescued, eval_from_args, format_markdown
 
     try:
@@ -28,6 +29,6 @@ def main(args: argparse.Namespace) -> int:
     except ResultsRescued as e:  # the run finished: show its table, then say where its outputs are
         print(format_markdown(e.run.summary))
         raise CLIError(str(e)) from None
-    except (ValueError, KeyError, FileNotFoundError) as e:
+    except (ValueError, KeyError, FileNotFoundError, UnsupportedLightevalVersion) as e:
         raise CLIError(e.args[0] if e.args else str(e)) from None
     return 0

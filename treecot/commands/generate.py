@@ -30,7 +30,7 @@ def make_parser(subparsers) -> argparse.ArgumentParser:
         "--actors", type=int, default=2, help="--engine ray: number of actors (default 2; one per GPU group)"
     )
     s.set_defaults(func=main)
-    accept_overrides(s)
+    accept_overrides(s, "--generate.search.max_rollouts 8 --problems.limit 16")
     return s
 
 

@@ -6,8 +6,9 @@ lighteval. The workarounds reach into lighteval's private internals (`Registry`'
 ``Pipeline._init_tasks_and_requests``, ``TransformersModel._padded_greedy_until`` and
 ``generation_config_dict``, the model's ``_cache``, the details logger's ``xxhash``), so the installed
 lighteval must be the release they were written against: `SUPPORTED_LIGHTEVAL` (constraints.txt pins
-0.13.0). Importing this module with another release raises `UnsupportedLightevalVersion` before any of
-lighteval is imported.
+0.13.0). Importing this module with another release raises
+`treecot.evaluation.lighteval_version.UnsupportedLightevalVersion` before any of lighteval is imported
+(`run_eval` checks the same first, before it reads a problem or loads a model).
 
 - `TreecotRegistry`: a lighteval `Registry` holding only treecot's task configs (no built-in import);
   `TreecotPipeline` swaps it in while lighteval's own `Pipeline` loads tasks and requests.
@@ -22,16 +23,15 @@ lighteval is imported.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import types
 from collections.abc import Mapping
 from typing import Any
 
 from treecot.evaluation.decode import MCTSDecodeConfig, mcts_decode
+from treecot.evaluation.lighteval_version import check_lighteval_version
 
 __all__ = [
-    "SUPPORTED_LIGHTEVAL",
     "BackendModel",
     "MCTSDecodeModel",
     "TreecotModelConfig",
@@ -39,48 +39,8 @@ __all__ = [
     "TreecotPromptManager",
     "TreecotRegistry",
     "TreecotTransformersModel",
-    "UnsupportedLightevalVersion",
-    "check_lighteval_version",
     "shim_xxhash",
 ]
-
-#: The lighteval release (major.minor) whose private internals these workarounds rely on.
-SUPPORTED_LIGHTEVAL = "0.13"
-
-
-class UnsupportedLightevalVersion(ImportError):
-    """The installed lighteval is not the release treecot's evaluation workarounds were written for."""
-
-
-def check_lighteval_version(version: str | None = None) -> str:
-    """Check that the installed lighteval is a `SUPPORTED_LIGHTEVAL` release, without importing it.
-
-    Args:
-        version: the version to check (default: the installed distribution's).
-
-    Returns:
-        The version checked.
-
-    Raises:
-        UnsupportedLightevalVersion: lighteval is missing or another release is installed.
-    """
-    if version is None:
-        try:
-            version = importlib.metadata.version("lighteval")
-        except importlib.metadata.PackageNotFoundError:
-            raise UnsupportedLightevalVersion(
-                f"treecot eval needs lighteval {SUPPORTED_LIGHTEVAL}.x, which is not installed: "
-                "pip install -c constraints.txt lighteval"
-            ) from None
-    if version.split(".")[:2] != SUPPORTED_LIGHTEVAL.split("."):
-        raise UnsupportedLightevalVersion(
-            f"treecot eval needs lighteval {SUPPORTED_LIGHTEVAL}.x (constraints.txt pins 0.13.0), but lighteval "
-            f"{version} is installed: its workarounds subclass lighteval's private internals (Registry, "
-            "Pipeline._init_tasks_and_requests, TransformersModel._padded_greedy_until), which other releases "
-            f"change. Install the supported release: pip install 'lighteval=={SUPPORTED_LIGHTEVAL}.0'"
-        )
-    return version
-
 
 check_lighteval_version()
 

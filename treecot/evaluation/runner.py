@@ -476,6 +476,9 @@ def run_eval(
     A `treecot.prompts.BudgetWarning` is issued when `max_new_tokens` is below the 95th percentile of the
     training responses' lengths of a task (from the prompt contract); the summary records it.
     """
+    from treecot.evaluation.lighteval_version import check_lighteval_version
+
+    check_lighteval_version()  # before any problem is read or model loaded: the workarounds need lighteval 0.13
     task_names = _parse_tasks(tasks)
     _check_positive("limit", limit, allow_none=True)
     _check_non_negative("offset", offset)
@@ -1076,6 +1079,8 @@ def eval_from_args(args: argparse.Namespace) -> EvalRun:
 
 def eval_main(argv: list[str] | None = None) -> int:
     """``python -m treecot.evaluation.runner MODEL --tasks …``: the `treecot eval` command."""
+    from treecot.evaluation.lighteval_version import UnsupportedLightevalVersion
+
     parser = add_eval_arguments(
         argparse.ArgumentParser(prog="treecot eval", description=__doc__.split("\n")[0])
     )
@@ -1086,7 +1091,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         print(format_markdown(err.run.summary))
         print(f"treecot eval: error: {err}", file=sys.stderr)
         return 2
-    except (ValueError, KeyError, FileNotFoundError) as err:
+    except (ValueError, KeyError, FileNotFoundError, UnsupportedLightevalVersion) as err:
         print(f"treecot eval: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -1,10 +1,11 @@
 """What dataset cards (`treecot.hub.dataset_card`) and model cards (`treecot.trainers.cards`) share.
 
 Both are Jinja templates under ``hub_cards/`` (found by :func:`find_template`), rendered by
-:func:`render_card` through `huggingface_hub`'s ``RepoCard.from_template`` with the card's metadata as
-``DatasetCardData`` / ``ModelCardData``. A template receives its fields as variables, plus
-``metadata_yaml`` (the YAML front matter, in the card's own key order) and ``pyrepr`` (``pyrepr(value)``: a
-Python string literal of ``value``, for code snippets). Table cells go through :func:`format_value`
+:func:`render_card` as `huggingface_hub`'s ``RepoCard.from_template`` does (the card's metadata as
+``DatasetCardData`` / ``ModelCardData``, the text parsed as a ``DatasetCard`` / ``ModelCard``), but in a
+strict Jinja environment. A template receives its fields as variables, plus ``metadata_yaml`` (the YAML
+front matter, in the card's own key order) and ``pyrepr`` (``pyrepr(value)`` or ``value | pyrepr``: a Python
+string literal of ``value``, for code snippets). Table cells go through :func:`format_value`
 (built by :func:`card_rows`), and versions through :func:`package_version`.
 """
 
@@ -130,30 +131,42 @@ def package_version(dist: str, given: Any = None) -> str:
         return "unknown"
 
 
+def _pyrepr(value: Any) -> str:
+    return repr(str(value))
+
+
 def render_card(
     card_class: type[RepoCard], metadata: Mapping[str, Any], template: str | os.PathLike, **fields: Any
 ) -> str:
-    """Render a card's README.md text with ``card_class.from_template`` (`huggingface_hub`).
+    """Render a card's README.md text as ``card_class`` (`huggingface_hub`) holds it.
+
+    The same steps as ``card_class.from_template``: the metadata becomes the card's ``DatasetCardData`` /
+    ``ModelCardData``, the template is rendered with its fields, and the text is parsed as ``card_class``
+    (which validates the front matter). Unlike ``from_template``'s plain ``jinja2.Template``, the Jinja
+    environment is strict: a variable the template names but the card does not give is an error (a misspelt
+    name must not publish an empty card section), and ``pyrepr`` is both a filter and a function.
 
     Args:
         card_class: `huggingface_hub.DatasetCard` or `huggingface_hub.ModelCard`.
         metadata: the YAML front matter; it becomes the card's ``DatasetCardData`` / ``ModelCardData``.
-        template: path of the Jinja template; the text after its last line break is kept as written.
-        **fields: the template's variables (``metadata_yaml`` and ``pyrepr`` are added).
+        template: path of the Jinja template; its text is kept as written, final line break included.
+        **fields: the template's variables (``metadata_yaml``, ``card_data`` and ``pyrepr`` are added, and
+            the metadata's keys, as ``from_template`` adds them).
 
     Returns:
         The card's text: the front matter as `huggingface_hub` writes it, then the rendered body.
+
+    Raises:
+        jinja2.UndefinedError: the template names a variable the card does not give.
     """
+    import jinja2
     from huggingface_hub.utils import yaml_dump
 
     card_data = card_class.card_data_class(**metadata)
-    # Jinja drops one trailing newline of a template: the extra one keeps the template's own ending
-    text = Path(template).read_text(encoding="utf-8") + "\n"
-    card = card_class.from_template(
-        card_data,
-        template_str=text,
-        metadata_yaml=yaml_dump(dict(metadata), sort_keys=False),
-        pyrepr=lambda value: repr(str(value)),
-        **fields,
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env.filters["pyrepr"] = env.globals["pyrepr"] = _pyrepr
+    variables = {**card_data.to_dict(), **fields, "metadata_yaml": yaml_dump(dict(metadata), sort_keys=False)}
+    text = env.from_string(Path(template).read_text(encoding="utf-8")).render(
+        card_data=card_data.to_yaml(), **variables
     )
-    return str(card)
+    return str(card_class(text))

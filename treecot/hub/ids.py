@@ -11,7 +11,9 @@ def is_repo_id(value: Any, *, local_first: bool = True) -> bool:
 
     The name rules are `huggingface_hub.utils.validate_repo_id`'s (letters, digits, ``-``, ``_``, ``.``; at most
     96 characters a part; no ``--`` or ``..``; not starting or ending with ``-`` or ``.``; no ``.git`` ending),
-    and the namespace is required: ``"gpt2"`` is not a treecot repository id.
+    and, as treecot always required, the namespace is given and both parts start with a letter or digit:
+    ``"gpt2"`` and ``"_org/name"`` are not treecot repository ids. (`treecot.models` asks another question:
+    whether a model name is to be fetched rather than read locally, which a bare ``"gpt2"`` is.)
 
     Args:
         value: the string to check (anything else is not a repository id).
@@ -26,6 +28,8 @@ def is_repo_id(value: Any, *, local_first: bool = True) -> bool:
     from huggingface_hub.utils import validate_repo_id
 
     if not isinstance(value, str) or value.count("/") != 1:
+        return False
+    if not all(part[:1].isascii() and part[:1].isalnum() for part in value.split("/")):
         return False
     try:
         validate_repo_id(value)

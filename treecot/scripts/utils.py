@@ -78,6 +78,10 @@ class TrainScriptArguments(ScriptArguments):
         default=None, metadata={"help": "Dataset config (default: 'sft' for sft, 'dpo' for dpo)."}
     )
     dataset_revision: str | None = field(default=None, metadata={"help": "Dataset branch, tag or commit."})
+    dataset_train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    dataset_test_split: str = field(
+        default="test", metadata={"help": "Split to evaluate on when eval_strategy is not 'no'."}
+    )
 
 
 def load_training_datasets(

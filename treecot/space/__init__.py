@@ -59,29 +59,54 @@ Programmatic API (each event has an ``api_name``; `gradio_client.Client(url).vie
 ``/compare_runs``.
 """
 
-from treecot.space.app import MAX_UPLOAD_BYTES, SpaceApp, build_app, launch_kwargs, launch_space
-from treecot.space.config import SpaceConfig, default_data_roots
-from treecot.space.errors import SpaceError
-from treecot.space.leaderboard import compare_runs_frame, leaderboard_rows, leaderboard_views
-from treecot.space.playground import (
-    MAX_LISTED_MODELS,
-    MODELS,
-    LocalModel,
-    check_adapter_base,
-    discover_models,
-    read_provenance,
-    resolve_model,
-)
-from treecot.space.render import render_sections, split_tagged, tree_plot_spec
-from treecot.space.sources import (
-    ALLOW_HUB_HINT,
-    TreeSource,
-    check_local_path,
-    check_model_dir,
-    load_tree_source,
-    open_checked,
-    real_path,
-)
+import importlib
+from typing import Any
+
+#: Where each public name lives; loaded on first use (PEP 562), so that `treecot space --help` and
+#: `from treecot.space.config import SpaceConfig` do not import the app, gradio or the model code.
+_EXPORTS = {
+    "ALLOW_HUB_HINT": "treecot.space.sources",
+    "LocalModel": "treecot.space.playground",
+    "MAX_LISTED_MODELS": "treecot.space.playground",
+    "MAX_UPLOAD_BYTES": "treecot.space.app",
+    "MODELS": "treecot.space.playground",
+    "SpaceApp": "treecot.space.app",
+    "SpaceConfig": "treecot.space.config",
+    "SpaceError": "treecot.space.errors",
+    "TreeSource": "treecot.space.sources",
+    "build_app": "treecot.space.app",
+    "check_adapter_base": "treecot.space.playground",
+    "check_local_path": "treecot.space.sources",
+    "check_model_dir": "treecot.space.sources",
+    "compare_runs_frame": "treecot.space.leaderboard",
+    "default_data_roots": "treecot.space.config",
+    "discover_models": "treecot.space.playground",
+    "launch_kwargs": "treecot.space.app",
+    "launch_space": "treecot.space.app",
+    "leaderboard_rows": "treecot.space.leaderboard",
+    "leaderboard_views": "treecot.space.leaderboard",
+    "load_tree_source": "treecot.space.sources",
+    "open_checked": "treecot.space.sources",
+    "read_provenance": "treecot.space.playground",
+    "real_path": "treecot.space.sources",
+    "render_sections": "treecot.space.render",
+    "resolve_model": "treecot.space.playground",
+    "split_tagged": "treecot.space.render",
+    "tree_plot_spec": "treecot.space.render",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'treecot.space' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "ALLOW_HUB_HINT",

@@ -450,7 +450,8 @@ def write_model_card(trainer: Any, stage: str, **overrides: Any) -> Path | None:
     `treecot.hub.cards.find_template`.
 
     Args:
-        trainer: a finished `BalancedSFTTrainer` or `CDPOTrainer` (or any TRL trainer).
+        trainer: a finished treecot trainer (`BalancedSFTTrainer`, `CDPOTrainer`: a TRL trainer with
+            `TreecotModelCardMixin`, whose ``_template_file`` and ``_paper`` are treecot's).
         stage: ``"sft"`` or ``"cdpo"``.
         **overrides: any ``info`` key of :func:`render_model_card` (see :func:`model_card_info`).
 
