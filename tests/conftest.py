@@ -8,6 +8,8 @@
 
 import os
 
+import pytest
+
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
@@ -18,3 +20,11 @@ pytest_plugins = [
     "tests.fixtures.servers.vllm_server",  # vllm_server: a real vLLM CPU server
     "tests.fixtures.fake_openai_server",  # fake_server: scripted OpenAI-compatible servers
 ]
+
+
+@pytest.fixture(autouse=True)
+def _no_telemetry(monkeypatch):
+    """Telemetry off even where huggingface_hub was imported before the environment variable was set."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_TELEMETRY", True)

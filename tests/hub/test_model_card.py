@@ -29,13 +29,6 @@ from treecot.trainers.cards import (  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _no_telemetry(monkeypatch):
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_TELEMETRY", True)
-
-
 def _info(**overrides) -> dict:
     info = {
         "stage": "cdpo",

@@ -26,13 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "recipes"
 
 
-@pytest.fixture(autouse=True)
-def _no_telemetry(monkeypatch):
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_TELEMETRY", True)
-
-
 @pytest.fixture
 def data_files(tmp_path) -> dict[str, Path]:
     sft, dpo = tmp_path / "sft.jsonl", tmp_path / "dpo.jsonl"

@@ -60,13 +60,6 @@ def _row(i: int, a: int, b: int, prefix_kind: str = "node") -> dict:
     }
 
 
-@pytest.fixture(autouse=True)
-def _no_telemetry(monkeypatch):
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_TELEMETRY", True)
-
-
 @pytest.fixture(scope="module")
 def tokenizer():
     return load_tokenizer("tiny")

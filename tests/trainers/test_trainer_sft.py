@@ -47,13 +47,6 @@ def _rows() -> list[dict]:
     return rows
 
 
-@pytest.fixture(autouse=True)
-def _no_telemetry(monkeypatch):
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_TELEMETRY", True)
-
-
 @pytest.fixture(scope="module")
 def tokenizer():
     return load_tokenizer("tiny")
