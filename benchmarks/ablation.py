@@ -47,10 +47,9 @@ def flatten(record: dict) -> dict:
         figures["sft_learning_rate"] = selection.get("learning_rate")
         for key, value in (selection.get("base") or {}).items():
             figures[f"validation_base_{key}"] = value
-        for c in selection.get("candidates") or []:
+        for i, c in enumerate(selection.get("candidates") or []):  # figure names are identifiers: no "5e-05"
             for key, value in c.items():
-                if key != "learning_rate":
-                    figures[f"validation_lr_{c['learning_rate']:g}_{key}"] = value
+                figures[f"validation_candidate_{i}_{key}"] = value
     for entry in record["rows"]:
         prefix = f"{entry['row'].replace('-', '_')}_{entry['task']}"
         for key in ("n", "accuracy", "accuracy_low", "accuracy_high", "no_answer_rate", "no_answer_low",

@@ -163,8 +163,13 @@ def test_benchmark_record_flattens_rows_and_selection(ablation):
     _, _, results = ablation
     figures = flatten(json.loads(Path(results["table"]["json"]).read_text()))
     assert figures["sft_learning_rate"] == results["select"]["learning_rate"]
-    assert figures["validation_base_gsm8k_n"] == 2 and figures["validation_lr_1e-05_gsm8k_n"] == 2
+    assert figures["validation_base_gsm8k_n"] == 2 and figures["validation_candidate_0_gsm8k_n"] == 2
+    assert figures["validation_candidate_0_learning_rate"] == 1.0e-5
     assert figures["sft_gsm8k_n"] == 2 and "masking_gsm8k_accuracy" in figures
+    from benchmarks._common import _check_figure
+
+    for name, value in figures.items():  # what write_results will accept (a learning rate is not a name)
+        _check_figure(name, value)
 
 
 def _problem_ids(eval_dir: Path) -> set[str]:
