@@ -653,13 +653,8 @@ def _example_tree(cfg: DemoConfig):
     return Tree.from_dict(best[1]) if best else None
 
 
-def write_report(
-    cfg: DemoConfig, results: Mapping[str, Any], timings: Mapping[str, tuple[float, bool]], report_dir: Path
-) -> Path:
-    """Write `report_dir/README.md` (and its PNGs) from the stages' results; returns its path."""
-    from treecot.search.show import plot_tree
-
-    report_dir.mkdir(parents=True, exist_ok=True)
+def _report_stages(cfg: DemoConfig, timings: Mapping[str, tuple[float, bool]]) -> list[str]:
+    """The report's title, run line and stage wall times."""
     lines = [f"# treecot demo report: {cfg.name}", ""]
     lines += [
         f"Model `{cfg.model}` (generation roles A and B, and the student), seed {cfg.seed}, config "
@@ -675,8 +670,15 @@ def write_report(
             lines.append(f"| {stage} | {seconds:.0f} s | {'reused from an earlier run' if reused else ''} |")
     lines.append(f"| **total** | **{sum(s for s, _ in timings.values()):.0f} s** | |")
 
+    return lines
+
+
+def _report_trees(cfg: DemoConfig, results: Mapping[str, Any], report_dir: Path) -> list[str]:
+    """The report's search section: yield per slice and an example tree (written as a PNG)."""
+    from treecot.search.show import plot_tree
+
     gen = results["generate"]["slices"]
-    lines += [
+    lines = [
         "",
         "## Trees (MCTS)",
         "",
@@ -705,9 +707,14 @@ def write_report(
             f"![example tree]({png.name})",
         ]
 
+    return lines
+
+
+def _report_dataset(results: Mapping[str, Any], report_dir: Path) -> list[str]:
+    """The report's dataset section: counts, the loading snippet and the length histograms (copied)."""
     b = results["build"]
     rep = b["report"]
-    lines += [
+    lines = [
         "",
         "## Dataset",
         "",
@@ -726,7 +733,12 @@ def write_report(
         shutil.copy(png, report_dir / png.name)
         lines += ["", f"![{png.stem}]({png.name})"]
 
-    lines += ["", "## Training", ""]
+    return lines
+
+
+def _report_training(results: Mapping[str, Any]) -> list[str]:
+    """The report's training section: loss and time of each trained stage, with its command."""
+    lines = ["", "## Training", ""]
     for stage in ("sft", "cdpo"):
         rec = results.get(stage) or {}
         losses = [x["loss"] for x in rec.get("log_history", []) if "loss" in x]
@@ -742,6 +754,12 @@ def write_report(
             f"of training. Same as `{rec.get('command', '')}`"
         )
 
+    return lines
+
+
+def _report_evaluation(cfg: DemoConfig, results: Mapping[str, Any], report_dir: Path) -> list[str]:
+    """The report's evaluation section: rates with intervals, the noise verdicts and the before/after plot."""
+    lines: list[str] = []
     evals = results.get("eval") or {}
     if evals:
         from treecot.evaluation.stats import format_rate, noise_verdicts, plot_rates
@@ -792,7 +810,22 @@ def write_report(
         lb = results.get("leaderboard") or {}
         if lb.get("leaderboard"):
             lines.append(f"Leaderboard rows: `{lb['leaderboard']}` (`treecot leaderboard compare` reads it).")
-    lines += ["", "## Open the Space", "", "```bash", space_command(cfg).split("\n", 1)[1].strip(), "```", ""]
+    return lines
+
+
+def write_report(
+    cfg: DemoConfig, results: Mapping[str, Any], timings: Mapping[str, tuple[float, bool]], report_dir: Path
+) -> Path:
+    """Write `report_dir/README.md` (and its PNGs) from the stages' results; returns its path."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    lines = [
+        *_report_stages(cfg, timings),
+        *_report_trees(cfg, results, report_dir),
+        *_report_dataset(results, report_dir),
+        *_report_training(results),
+        *_report_evaluation(cfg, results, report_dir),
+        *["", "## Open the Space", "", "```bash", space_command(cfg).split("\n", 1)[1].strip(), "```", ""],
+    ]
     path = report_dir / "README.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
