@@ -390,13 +390,39 @@ def write_ablation(
     cfg: AblationConfig, results: Mapping[str, Any], timings: Mapping[str, tuple[float, bool]], out_dir: Path
 ) -> dict[str, Any]:
     """Write ``table.md``, ``ablation.png`` and ``ablation.json`` to `out_dir`; returns their paths."""
-    from treecot.evaluation.stats import format_rate, noise_verdicts, plot_rates, rate_interval
+    from treecot.evaluation.stats import plot_rates
 
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks = list(cfg.eval.tasks)
+    runs = {label_of(name): rec["tasks"] for name, rec in results["eval"].items()}
+    record = _ablation_record(cfg, results, timings, tasks)
+    (out_dir / "ablation.json").write_text(json.dumps(_jsonable(record), indent=2) + "\n", encoding="utf-8")
+    png = plot_rates(runs, tasks, out_dir / "ablation.png", title=f"Table 5 ablation: {cfg.name}")
+    lines = [
+        *_table_rows(cfg, record, runs, tasks),
+        *_selection_lines(record["selection"], tasks),
+        *_noise_lines(cfg, runs, tasks),
+        *_paper_lines(),
+        "",
+        f"![ablation]({png.name})",
+        *_wall_lines(cfg, record),
+    ]
+    table = out_dir / "table.md"
+    table.write_text("\n".join(lines), encoding="utf-8")
+    return {"table": str(table), "plot": str(png), "json": str(out_dir / "ablation.json")}
+
+
+def _ablation_record(
+    cfg: AblationConfig,
+    results: Mapping[str, Any],
+    timings: Mapping[str, tuple[float, bool]],
+    tasks: list[str],
+) -> dict[str, Any]:
+    """The run as ``ablation.json`` records it: one entry per row and task (rates, Wilson bounds, n), the data
+    counts, the wall times, the learning-rate selection and the commit."""
+    from treecot.evaluation.stats import rate_interval
+
     evals = results["eval"]
-    runs = {label_of(name): rec["tasks"] for name, rec in evals.items()}
-    budget = next(iter(evals.values())).get("max_new_tokens")
     build = results["build"]
     report = build["report"]
     entries = []
@@ -430,7 +456,7 @@ def write_ablation(
         **{k: v for k, v in report.items() if k.startswith(("dropped", "shared_prefix"))},
     }
     wall = {stage: round(seconds, 1) for stage, (seconds, _) in timings.items()}
-    record = {
+    return {
         "name": cfg.name,
         "model": cfg.model,
         "config": cfg.path,
@@ -438,7 +464,7 @@ def write_ablation(
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "epsilon": cfg.ablation.epsilon,
         "alpha": cfg.ablation.alpha,
-        "max_new_tokens": budget,
+        "max_new_tokens": next(iter(evals.values())).get("max_new_tokens"),
         "eval_limit": cfg.eval.limit,
         "dataset": build["dataset"],
         "dataset_revision": build["revision"],
@@ -448,18 +474,25 @@ def write_ablation(
         "selection": _selection(results.get("select"), tasks),
         "rows": entries,
     }
-    (out_dir / "ablation.json").write_text(json.dumps(_jsonable(record), indent=2) + "\n", encoding="utf-8")
 
+
+def _table_rows(
+    cfg: AblationConfig, record: Mapping[str, Any], runs: Mapping[str, Any], tasks: list[str]
+) -> list[str]:
+    """``table.md``'s title, what was run, and the table: accuracy and no-answer rate per row and task."""
+    from treecot.evaluation.stats import format_rate
+
+    data = record["data"]
     head = ["method", *[f"{t} acc. [95% CI]" for t in tasks], *[f"{t} no answer [95% CI]" for t in tasks]]
     lines = [
         f"# Table 5 ablation: {cfg.name}",
         "",
-        f"Model `{cfg.model}`; data `{build['dataset']}` @ `{build['revision']}`: {report.get('sft_rows')} SFT rows "
-        f"(longest clean correct path per problem), {report.get('dpo_rows')} preference pairs (shortest) and "
-        f"{report.get('dpo_all_rows')} for `+ DPO` (every correct path). Held-out: the first {cfg.eval.limit} "
-        f"test problems per task, greedy, {budget} new tokens at most (from the data). Every preference row starts "
-        f"from the SFT model (also its reference); ε = {cfg.ablation.epsilon}, α = {cfg.ablation.alpha}. "
-        "Percent, with 95% Wilson intervals.",
+        f"Model `{cfg.model}`; data `{record['dataset']}` @ `{record['dataset_revision']}`: {data.get('sft_rows')} "
+        f"SFT rows (longest clean correct path per problem), {data.get('dpo_rows')} preference pairs (shortest) "
+        f"and {data.get('dpo_all_rows')} for `+ DPO` (every correct path). Held-out: the first {cfg.eval.limit} "
+        f"test problems per task, greedy, {record['max_new_tokens']} new tokens at most (from the data). Every "
+        f"preference row starts from the SFT model (also its reference); ε = {cfg.ablation.epsilon}, "
+        f"α = {cfg.ablation.alpha}. Percent, with 95% Wilson intervals.",
         "",
         "| " + " | ".join(head) + " |",
         "|---|" + "---:|" * (len(head) - 1),
@@ -473,33 +506,46 @@ def write_ablation(
             for t in tasks
         ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    selection = record["selection"]
-    if selection:
-        lines += [
-            "",
-            f"SFT learning rate **{selection['learning_rate']:g}**, chosen before any test evaluation by accuracy "
-            f"on {selection['limit']} validation problems ({selection['split']} split, problems "
-            f"{selection['offset']}–{selection['offset'] + selection['limit'] - 1}, which the search did not use):",
-            "",
-            "| SFT learning rate | " + " | ".join(f"{t} validation acc. (no answer)" for t in tasks) + " |",
-            "|---|" + "---:|" * len(tasks),
-            "| base (data prompt) | " + " | ".join(
-                f"{format_rate(selection['base'].get(f'{t}_accuracy'), selection['base'].get(f'{t}_n'))} "
-                f"({format_rate(selection['base'].get(f'{t}_no_answer_rate'), selection['base'].get(f'{t}_n'))})"
-                for t in tasks) + " |",
-            *[f"| {c['learning_rate']:g} | " + " | ".join(
-                f"{format_rate(c.get(f'{t}_accuracy'), c.get(f'{t}_n'))} "
-                f"({format_rate(c.get(f'{t}_no_answer_rate'), c.get(f'{t}_n'))})" for t in tasks) + " |"
-              for c in selection["candidates"]],
-        ]  # fmt: skip
+    return lines
+
+
+def _selection_lines(selection: Mapping[str, Any] | None, tasks: list[str]) -> list[str]:
+    """The learning-rate selection on the validation problems, as ``table.md`` shows it (none without one)."""
+    from treecot.evaluation.stats import format_rate
+
+    if not selection:
+        return []
+    return [
+        "",
+        f"SFT learning rate **{selection['learning_rate']:g}**, chosen before any test evaluation by accuracy "
+        f"on {selection['limit']} validation problems ({selection['split']} split, problems "
+        f"{selection['offset']}–{selection['offset'] + selection['limit'] - 1}, which the search did not use):",
+        "",
+        "| SFT learning rate | " + " | ".join(f"{t} validation acc. (no answer)" for t in tasks) + " |",
+        "|---|" + "---:|" * len(tasks),
+        "| base (data prompt) | " + " | ".join(
+            f"{format_rate(selection['base'].get(f'{t}_accuracy'), selection['base'].get(f'{t}_n'))} "
+            f"({format_rate(selection['base'].get(f'{t}_no_answer_rate'), selection['base'].get(f'{t}_n'))})"
+            for t in tasks) + " |",
+        *[f"| {c['learning_rate']:g} | " + " | ".join(
+            f"{format_rate(c.get(f'{t}_accuracy'), c.get(f'{t}_n'))} "
+            f"({format_rate(c.get(f'{t}_no_answer_rate'), c.get(f'{t}_n'))})" for t in tasks) + " |"
+          for c in selection["candidates"]],
+    ]  # fmt: skip
+
+
+def _noise_lines(cfg: AblationConfig, runs: Mapping[str, Any], tasks: list[str]) -> list[str]:
+    """Which differences exceed noise: each row against the base model under the data's prompt, and each
+    cumulative step against the row before it."""
+    from treecot.evaluation.stats import noise_verdicts
+
     verdicts = noise_verdicts(runs, label_of("base-data-prompt"), tasks)
-    sft_label = label_of("sft")
     step = []
     names = ["sft", *cfg.ablation.rows]
     for prev, cur in zip(names, names[1:]):
         pair = {label_of(prev): runs[label_of(prev)], label_of(cur): runs[label_of(cur)]}
         step += noise_verdicts(pair, label_of(prev), tasks)
-    lines += [
+    return [
         "",
         "## Which differences exceed noise",
         "",
@@ -512,8 +558,12 @@ def write_ablation(
         "",
         *[f"- {v}" for v in step],
     ]
+
+
+def _paper_lines() -> list[str]:
+    """The paper's own Table 5, beside ours."""
     columns, paper = _paper_rows()
-    lines += [
+    lines = [
         "",
         "## The paper's Table 5 (Llama-3.1-8B-Instruct, reported in arXiv 2503.01461)",
         "",
@@ -531,10 +581,13 @@ def write_ablation(
                 "–" if acc is None else f"{100 * acc:.1f}" + ("" if na is None else f" ({100 * na:.2f})")
             )
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    png = plot_rates(runs, tasks, out_dir / "ablation.png", title=f"Table 5 ablation: {cfg.name}")
-    lines += [
-        "",
-        f"![ablation]({png.name})",
+    return lines
+
+
+def _wall_lines(cfg: AblationConfig, record: Mapping[str, Any]) -> list[str]:
+    """The wall time of every stage, and what the rows were trained with."""
+    wall = record["wall_seconds"]
+    return [
         "",
         "## Wall time",
         "",
@@ -543,13 +596,10 @@ def write_ablation(
         *[f"| {stage} | {seconds:.0f} |" for stage, seconds in wall.items()],
         f"| **total** | **{sum(wall.values()):.0f}** |",
         "",
-        f"Commit `{record['commit']}`; `{sft_label}` and every later row trained with `{cfg.train['sft'].config}` "
-        f"and `{cfg.train['dpo'].config}`.",
+        f"Commit `{record['commit']}`; `{label_of('sft')}` and every later row trained with "
+        f"`{cfg.train['sft'].config}` and `{cfg.train['dpo'].config}`.",
         "",
     ]
-    table = out_dir / "table.md"
-    table.write_text("\n".join(lines), encoding="utf-8")
-    return {"table": str(table), "plot": str(png), "json": str(out_dir / "ablation.json")}
 
 
 def _selection(select: Mapping[str, Any] | None, tasks: list[str]) -> dict[str, Any] | None:
