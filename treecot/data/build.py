@@ -160,9 +160,7 @@ def run_build(
     """Build the `trees` / `sft` / `dpo` configs of a recipe's trees and push (or write) them."""
     from datasets import Dataset
 
-    from treecot import __version__
     from treecot.data.extract import build_datasets, tree_paths, tree_system_prompt
-    from treecot.hub import redact
     from treecot.models import load_tokenizer
     from treecot.prompts import CONTRACT_FILE, PromptContract
     from treecot.search.tree import Tree
@@ -211,6 +209,46 @@ def run_build(
         print(f"[treecot build] {line}", flush=True)
     run_hash = _run_hash(search_hash, recipe.section_hash("build"), tree_dicts)
 
+    card = _dataset_card(recipe, trees, tree_dicts, trees_dir, search_hash, built, contract)
+    if not (push_to_hub or spec.push_to_hub) and spec.output_dir:
+        card["local_dir"] = str(spec.output_dir)  # the card's snippet loads the folder, not a Hub id
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = _histograms(sft, dpo, all_lengths, Path(tmp))
+    extra[CONTRACT_FILE] = contract.to_json().encode()
+    result = _push_built(
+        recipe, configs, card, run_hash, extra, push_to_hub=push_to_hub, tag=tag, force=force
+    )
+    where = getattr(result, "url_or_path", "")
+    done = (
+        "skipped (already complete: same recipe and trees; --force rewrites it)"
+        if result.skipped
+        else "wrote"
+    )
+    print(f"[treecot build] {done} {where} "
+          f"(branch {result.branch}{', tag ' + result.tag if result.tag else ''})", flush=True)  # fmt: skip
+    return {
+        "report": report.to_dict(),
+        "result": result,
+        "config_hash": run_hash,
+        "card": card,
+        "contract": contract,
+    }
+
+
+def _dataset_card(
+    recipe: Recipe,
+    trees: list[Any],
+    tree_dicts: list[dict[str, Any]],
+    trees_dir: Any,
+    search_hash: str,
+    built: Any,
+    contract: Any,
+) -> dict[str, Any]:
+    """The dataset card's fields of a build: description, recipe, models, yield, path quality, search cost."""
+    from treecot import __version__
+    from treecot.hub import redact
+
+    spec, report, sft, dpo = recipe.build, built.report, built.sft, built.dpo
     stats_keys = (
         "llm_calls",
         "prefill_tokens",
@@ -238,7 +276,7 @@ def run_build(
         if spec.dpo_all
         else ""
     )
-    card = {
+    return {
         "pretty_name": f"treecot: {recipe.name}",
         "description": (
             f"Tree-structured chain-of-thought data for {tasks_text} built by Monte Carlo tree search "
@@ -265,16 +303,27 @@ def run_build(
         "prompt_contract": contract.to_dict(),
         "treecot_version": __version__,
     }
-    if not (push_to_hub or spec.push_to_hub) and spec.output_dir:
-        card["local_dir"] = str(spec.output_dir)  # the card's snippet loads the folder, not a Hub id
-    with tempfile.TemporaryDirectory() as tmp:
-        extra = _histograms(sft, dpo, all_lengths, Path(tmp))
-    extra[CONTRACT_FILE] = contract.to_json().encode()
-    repo = push_to_hub or spec.push_to_hub
+
+
+def _push_built(
+    recipe: Recipe,
+    configs: dict[str, Any],
+    card: dict[str, Any],
+    run_hash: str,
+    extra: dict[str, Any],
+    *,
+    push_to_hub: str | None,
+    tag: str | None,
+    force: bool,
+) -> Any:
+    """Push the built configs with their card and extra files to the Hub repo (the command's or the recipe's
+    `push_to_hub`), else write them in the local Hub layout at `build.output_dir`; returns the push result."""
     from treecot.hub import push_dataset
 
+    spec = recipe.build
+    repo = push_to_hub or spec.push_to_hub
     if repo:
-        result = push_dataset(
+        return push_dataset(
             repo,
             configs,
             card=card,
@@ -284,7 +333,7 @@ def run_build(
             extra_files=extra,
         )
     else:
-        result = push_dataset(
+        return push_dataset(
             f"{LOCAL_REPO_PREFIX}/{recipe.name}",
             configs,
             card=card,
@@ -294,21 +343,6 @@ def run_build(
             local_dir=spec.output_dir,
             extra_files=extra,
         )
-    where = getattr(result, "url_or_path", "")
-    done = (
-        "skipped (already complete: same recipe and trees; --force rewrites it)"
-        if result.skipped
-        else "wrote"
-    )
-    print(f"[treecot build] {done} {where} "
-          f"(branch {result.branch}{', tag ' + result.tag if result.tag else ''})", flush=True)  # fmt: skip
-    return {
-        "report": report.to_dict(),
-        "result": result,
-        "config_hash": run_hash,
-        "card": card,
-        "contract": contract,
-    }
 
 
 def _generate_wall_seconds(trees_dir: Any, search_hash: str) -> float | None:
