@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from treecot.commands.common import accept_overrides, overrides
+from treecot.commands.common import CLIError, accept_overrides, overrides
 
 
 def make_parser(subparsers) -> argparse.ArgumentParser:
@@ -29,6 +28,5 @@ def main(args: argparse.Namespace) -> int:
             args.config, output_dir=args.output_dir, fresh=args.fresh, overrides=overrides(args, DemoError)
         )
     except (DemoError, RecipeError) as e:
-        print(f"treecot demo: error: {e}", file=sys.stderr)
-        return 2
+        raise CLIError(str(e)) from None
     return 0
