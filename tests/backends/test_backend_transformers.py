@@ -11,7 +11,9 @@ import torch
 
 from treecot.backends.base import GenerationRequest, Generator
 from treecot.backends.prefix_cache import PrefixCache, common_prefix_length
-from treecot.backends.transformers_backend import TransformersGenerator, _BufferedLayer, _inverse_cdf_pick
+from treecot.backends.transformers_backend import TransformersGenerator
+from treecot.backends.transformers_kv import BufferedLayer
+from treecot.backends.transformers_sampling import inverse_cdf_pick
 from treecot.models import load_model
 
 QUESTION = (
@@ -249,17 +251,17 @@ def test_inverse_cdf_pick_respects_top_p_and_the_uniforms():
     top_p = torch.tensor([0.7, 1.0])
     # Row 0's nucleus is {1: 0.5, 2: 0.3} (0.8 >= 0.7), in descending order; row 1 uses the whole vocabulary.
     u = torch.tensor([0.0, 0.0], dtype=torch.float64)
-    assert _inverse_cdf_pick(probs, top_p, u).tolist() == [1, 0]
+    assert inverse_cdf_pick(probs, top_p, u).tolist() == [1, 0]
     u = torch.tensor(
         [0.7, 0.65], dtype=torch.float64
     )  # 0.7 * 0.8 = 0.56 > 0.5 -> token 2; row 1: cdf 0.6 < 0.65
-    assert _inverse_cdf_pick(probs, top_p, u).tolist() == [2, 2]
+    assert inverse_cdf_pick(probs, top_p, u).tolist() == [2, 2]
     u = torch.tensor([0.999, 0.999], dtype=torch.float64)
-    assert _inverse_cdf_pick(probs, top_p, u).tolist() == [2, 3]
+    assert inverse_cdf_pick(probs, top_p, u).tolist() == [2, 3]
     # A flat distribution wider than the candidate list falls back to sorting the whole vocabulary.
     flat = torch.full((1, 1000), 1e-3)
     picks = {
-        _inverse_cdf_pick(flat, torch.tensor([0.99]), torch.tensor([x], dtype=torch.float64)).item()
+        inverse_cdf_pick(flat, torch.tensor([0.99]), torch.tensor([x], dtype=torch.float64)).item()
         for x in (0.0, 0.5, 0.98)
     }
     assert len(picks) == 3 and all(0 <= p < 1000 for p in picks)
@@ -469,7 +471,7 @@ def test_buffered_layer_writes_in_place_and_grows():
     k, v = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5)
     kbuf, vbuf = torch.zeros(2, 3, 5, 5), torch.zeros(2, 3, 5, 5)
     kbuf[:, :, :4], vbuf[:, :, :4] = k, v
-    layer = _BufferedLayer(kbuf, vbuf, 4)
+    layer = BufferedLayer(kbuf, vbuf, 4)
     assert layer.get_seq_length() == 4 and torch.equal(layer.keys, k)
     new = [torch.randn(2, 3, 1, 5) for _ in range(3)]
     out_k, out_v = layer.update(new[0], -new[0])

@@ -51,7 +51,37 @@ def snippet(text: str, limit: int) -> str:
 def tree_plot_spec(tree: Tree, selected: int | None = None, title: str | None = None) -> dict:
     """A Vega-Lite (v5) spec of `tree`: edges to parents; nodes coloured by type (answers by correctness),
     opacity growing with Q (mean reward), area with visits; tooltips with the node's fields and text;
-    the path from the root to `selected` drawn bold and that node ringed; zoom and pan with the mouse."""
+    the path from the root to `selected` drawn bold and that node ringed; zoom and pan with the mouse.
+
+    Args:
+        tree (`Tree`):
+            The search tree to draw.
+        selected (`int` or `None`, *optional*, defaults to `None`):
+            Id of the node whose path from the root is drawn bold (and the node ringed).
+        title (`str` or `None`, *optional*, defaults to `None`):
+            The chart's title; default the problem id, the tree's size, rollouts and correct answers.
+
+    Returns:
+        `dict`: The Vega-Lite spec (see :func:`vega_plot` to render it).
+    """
+    nodes, edges = _plot_data(tree, selected)
+    n_leaves = sum(1 for n in tree.nodes if not n.children)
+    depth = max(d["depth"] for d in nodes)
+    x, y = _position_encodings(n_leaves, depth)
+    layers: list[dict] = [_edge_layer(edges, x, y), _node_layer(nodes, x, y)]
+    if len(nodes) <= 80:
+        layers.append(_label_layer(nodes, x, y))
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "title": title or _default_title(tree),
+        "height": int(min(900, max(260, 70 * (depth + 1)))),
+        "encoding": {},  # the layers encode; gradio's theming reads the top level
+        "layer": layers,
+    }
+
+
+def _plot_data(tree: Tree, selected: int | None) -> tuple[list[dict], list[dict]]:
+    """The plot's data: one record per node (position, fields, text) and one per edge to a parent."""
     from treecot.search.show import tree_layout
 
     pos = tree_layout(tree)
@@ -78,9 +108,11 @@ def tree_plot_spec(tree: Tree, selected: int | None = None, title: str | None = 
         if n.parent is not None:
             px, py = pos[n.parent]
             edges.append({"x": px, "depth": -py, "x2": x, "depth2": -y, "on_path": n.id in on_path})
-    kinds = list(dict.fromkeys(d["kind"] for d in nodes))
-    n_leaves = sum(1 for n in tree.nodes if not n.children)
-    depth = max(d["depth"] for d in nodes)
+    return nodes, edges
+
+
+def _position_encodings(n_leaves: int, depth) -> tuple[dict, dict]:
+    """The x (leaf order, no axis) and y (depth, downwards) encodings every layer shares."""
     x_scale = {"domain": [-0.5, max(n_leaves - 0.5, 0.5)], "nice": False, "zero": False}
     y_scale = {"domain": [-0.3, depth + 0.3], "reverse": True, "nice": False, "zero": False}
     x = {"field": "x", "type": "quantitative", "scale": x_scale, "axis": None}
@@ -90,79 +122,85 @@ def tree_plot_spec(tree: Tree, selected: int | None = None, title: str | None = 
         "scale": y_scale,
         "axis": {"title": "depth", "values": list(range(int(depth) + 1)), "format": "d", "grid": False},
     }
-    layers: list[dict] = [
-        {
-            "data": {"values": edges},
-            "mark": {"type": "rule"},
-            "encoding": {
-                "x": x,
-                "y": y,
-                "x2": {"field": "x2"},
-                "y2": {"field": "depth2"},
-                "color": {"condition": {"test": "datum.on_path", "value": "#222222"}, "value": "#c8c8c8"},
-                "strokeWidth": {"condition": {"test": "datum.on_path", "value": 3}, "value": 1},
-            },
-        },
-        {
-            "data": {"values": nodes},
-            "mark": {"type": "circle", "stroke": "white", "strokeWidth": 0.8},
-            "params": [{"name": "zoom", "select": "interval", "bind": "scales"}],
-            "encoding": {
-                "x": x,
-                "y": y,
-                "color": {
-                    "field": "kind",
-                    "type": "nominal",
-                    "scale": {"domain": kinds, "range": [kind_color(k) for k in kinds]},
-                    "legend": {"title": "node type", "orient": "bottom", "columns": 5},
-                },
-                "size": {
-                    "field": "visits",
-                    "type": "quantitative",
-                    "scale": {"range": [60, 700], "zero": True},
-                    "legend": {"title": "visits", "orient": "bottom", "tickMinStep": 1, "format": "d"},
-                },
-                "opacity": {
-                    "field": "q",
-                    "type": "quantitative",
-                    "scale": {"domain": [0, 1], "range": [0.45, 1.0]},
-                    "legend": {"title": "Q (mean reward)", "orient": "bottom"},
-                },
-                "stroke": {"condition": {"test": "datum.selected", "value": "#000000"}, "value": "#ffffff"},
-                "strokeWidth": {"condition": {"test": "datum.selected", "value": 3}, "value": 0.8},
-                "tooltip": [
-                    {"field": "id", "title": "node"},
-                    {"field": "type"},
-                    {"field": "role", "title": "model"},
-                    {"field": "visits"},
-                    {"field": "q", "title": "Q", "format": ".2f"},
-                    {"field": "reward"},
-                    {"field": "tokens"},
-                    {"field": "text"},
-                ],
-            },
-        },
-    ]
-    if len(nodes) <= 80:
-        layers.append(
-            {
-                "data": {"values": nodes},
-                "mark": {"type": "text", "dy": -14, "fontSize": 10, "color": "#444444", "strokeWidth": 0},
-                "encoding": {"x": x, "y": y, "text": {"field": "id"}},
-            }
-        )
-    stats = tree.stats or {}
+    return x, y
+
+
+def _edge_layer(edges: list[dict], x: dict, y: dict) -> dict:
+    """The edges as rules, the selected path dark and bold."""
     return {
-        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-        "title": title
-        or (
-            f"{tree.problem_id}: {len(tree)} nodes, {stats.get('rollouts', 0)} rollouts, "
-            f"{len(tree.correct_answers())}/{len(tree.answer_nodes())} correct answers"
-        ),
-        "height": int(min(900, max(260, 70 * (depth + 1)))),
-        "encoding": {},  # the layers encode; gradio's theming reads the top level
-        "layer": layers,
+        "data": {"values": edges},
+        "mark": {"type": "rule"},
+        "encoding": {
+            "x": x,
+            "y": y,
+            "x2": {"field": "x2"},
+            "y2": {"field": "depth2"},
+            "color": {"condition": {"test": "datum.on_path", "value": "#222222"}, "value": "#c8c8c8"},
+            "strokeWidth": {"condition": {"test": "datum.on_path", "value": 3}, "value": 1},
+        },
     }
+
+
+def _node_layer(nodes: list[dict], x: dict, y: dict) -> dict:
+    """The nodes as circles (colour: kind, area: visits, opacity: Q), with tooltips and zoom and pan."""
+    kinds = list(dict.fromkeys(d["kind"] for d in nodes))
+    return {
+        "data": {"values": nodes},
+        "mark": {"type": "circle", "stroke": "white", "strokeWidth": 0.8},
+        "params": [{"name": "zoom", "select": "interval", "bind": "scales"}],
+        "encoding": {
+            "x": x,
+            "y": y,
+            "color": {
+                "field": "kind",
+                "type": "nominal",
+                "scale": {"domain": kinds, "range": [kind_color(k) for k in kinds]},
+                "legend": {"title": "node type", "orient": "bottom", "columns": 5},
+            },
+            "size": {
+                "field": "visits",
+                "type": "quantitative",
+                "scale": {"range": [60, 700], "zero": True},
+                "legend": {"title": "visits", "orient": "bottom", "tickMinStep": 1, "format": "d"},
+            },
+            "opacity": {
+                "field": "q",
+                "type": "quantitative",
+                "scale": {"domain": [0, 1], "range": [0.45, 1.0]},
+                "legend": {"title": "Q (mean reward)", "orient": "bottom"},
+            },
+            "stroke": {"condition": {"test": "datum.selected", "value": "#000000"}, "value": "#ffffff"},
+            "strokeWidth": {"condition": {"test": "datum.selected", "value": 3}, "value": 0.8},
+            "tooltip": [
+                {"field": "id", "title": "node"},
+                {"field": "type"},
+                {"field": "role", "title": "model"},
+                {"field": "visits"},
+                {"field": "q", "title": "Q", "format": ".2f"},
+                {"field": "reward"},
+                {"field": "tokens"},
+                {"field": "text"},
+            ],
+        },
+    }
+
+
+def _label_layer(nodes: list[dict], x: dict, y: dict) -> dict:
+    """Each node's id written above it (for trees small enough to read them)."""
+    return {
+        "data": {"values": nodes},
+        "mark": {"type": "text", "dy": -14, "fontSize": 10, "color": "#444444", "strokeWidth": 0},
+        "encoding": {"x": x, "y": y, "text": {"field": "id"}},
+    }
+
+
+def _default_title(tree: Tree) -> str:
+    """The chart's default title: problem id, nodes, rollouts and correct answers of `tree`."""
+    stats = tree.stats or {}
+    return (
+        f"{tree.problem_id}: {len(tree)} nodes, {stats.get('rollouts', 0)} rollouts, "
+        f"{len(tree.correct_answers())}/{len(tree.answer_nodes())} correct answers"
+    )
 
 
 def vega_plot(spec: dict, chart: str):
