@@ -27,6 +27,10 @@ from treecot.tasks.math import (
     is_equivalent,
     normalize_number,
 )
+from treecot.tasks.math import equivalence as MEq
+from treecot.tasks.math import guards as MGuards
+from treecot.tasks.math import normalize as MNorm
+from treecot.tasks.math import symbolic as MSym
 
 DATA = Path(__file__).parent.parent / "fixtures" / "data"
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,7 +76,7 @@ def no_worker(monkeypatch):
     def forbidden():
         raise AssertionError("the math-verify worker must not be used for this check")
 
-    monkeypatch.setattr(M, "_get_worker", forbidden)
+    monkeypatch.setattr(MEq, "_get_worker", forbidden)
 
 
 # ------------------------------------------------------------------------------------------ extraction
@@ -250,11 +254,11 @@ def test_gold_answers_are_guarded_too(no_worker):
 
 
 def test_tower_height():
-    assert M._tower_height("x^2") == 1
-    assert M._tower_height("e^{x^2}") == 2
-    assert M._tower_height("2^{2^{2^{2}}}") == 3
-    assert M._tower_height("a^b^c") == 2
-    assert M._tower_height("x^{2} + y^{2}") == 1
+    assert MGuards._tower_height("x^2") == 1
+    assert MGuards._tower_height("e^{x^2}") == 2
+    assert MGuards._tower_height("2^{2^{2^{2}}}") == 3
+    assert MGuards._tower_height("a^b^c") == 2
+    assert MGuards._tower_height("x^{2} + y^{2}") == 1
 
 
 def test_timeout_must_be_positive():
@@ -268,12 +272,12 @@ def test_symbolic_results_are_cached():
     M.clear_cache()
     first = check_equivalence("2\\sqrt{2}", "\\sqrt{8}")
     assert first.method == "sympy" and first.equivalent
-    restarts = M._get_worker().restarts
-    M._worker.shutdown()  # a cache hit must not need the worker
-    pid_before = M._worker.pid
+    restarts = MEq._get_worker().restarts
+    MEq._worker.shutdown()  # a cache hit must not need the worker
+    pid_before = MEq._worker.pid
     assert pid_before is None
     assert check_equivalence("2\\sqrt{2}", "\\sqrt{8}") == first
-    assert M._worker.pid is None and M._worker.restarts == restarts
+    assert MEq._worker.pid is None and MEq._worker.restarts == restarts
 
 
 def test_hang_is_stopped_by_the_timeout_and_the_worker_recovers():
@@ -294,7 +298,7 @@ def test_hard_timeout_reason(monkeypatch):
             raise CheckTimeout("boom")
 
     M.clear_cache()
-    monkeypatch.setattr(M, "_get_worker", lambda: Hanging())
+    monkeypatch.setattr(MEq, "_get_worker", lambda: Hanging())
     result = check_equivalence("\\sqrt{17}", "4.1231")
     assert (result.equivalent, result.method, result.reason) == (False, "timeout", "timed out after 5.0s")
 
@@ -305,7 +309,7 @@ def test_worker_errors_become_verdicts(monkeypatch):
             raise WorkerError("worker died")
 
     M.clear_cache()
-    monkeypatch.setattr(M, "_get_worker", lambda: Broken())
+    monkeypatch.setattr(MEq, "_get_worker", lambda: Broken())
     result = check_equivalence("\\sqrt{18}", "3\\sqrt{2}")
     assert (result.equivalent, result.method) == (False, "error")
     assert "worker died" in result.reason
@@ -790,7 +794,7 @@ def test_hostile_suite_always_returns_a_verdict_in_time():
     # No leaked processes: at most the one persistent math-verify worker remains, and none after shutdown.
     children = _live_children()
     assert len(children) <= 1, children
-    assert {c.pid for c in children} <= {M._worker.pid if M._worker else None}
+    assert {c.pid for c in children} <= {MEq._worker.pid if MEq._worker else None}
     M.shutdown()
     assert all(_wait_dead(c.pid) for c in children)
     assert _live_children() == []
@@ -838,8 +842,10 @@ def test_the_worker_runs_the_pinned_math_verify_from_its_own_directory():
     assert versions["math-verify"] == pins["math-verify"], versions
     assert versions["latex2sympy2_extended"] == pins["latex2sympy2_extended"], versions
     assert versions["problem"] is None, versions
-    assert M._version_tuple(pins["math-verify"]) >= M._version_tuple(M.MIN_MATH_VERIFY)
-    assert M._version_tuple(pins["latex2sympy2_extended"]) >= M._version_tuple(M.MIN_LATEX2SYMPY2_EXTENDED)
+    assert MSym._version_tuple(pins["math-verify"]) >= MSym._version_tuple(M.MIN_MATH_VERIFY)
+    assert MSym._version_tuple(pins["latex2sympy2_extended"]) >= MSym._version_tuple(
+        M.MIN_LATEX2SYMPY2_EXTENDED
+    )
     directory = M.math_verify_dir().resolve()
     for package in versions["packages"].values():
         assert Path(package).is_relative_to(directory), (package, directory)
@@ -856,12 +862,13 @@ def test_lighteval_keeps_its_own_latex2sympy2_extended_beside_the_worker():
         import treecot.evaluation.lighteval_tasks  # treecot's lighteval path
         from lighteval.metrics.utils.extractive_match_utils import LatexExtractionConfig
         from treecot.tasks import math as M
+        from treecot.tasks.math import symbolic as MSym
 
         result = M.check_equivalence("\\\\frac{\\\\sqrt{2}}{2}", "\\\\frac{1}{\\\\sqrt{2}}")
         LatexExtractionConfig()  # lighteval's run-time version check, after the worker ran
         import latex2sympy2_extended
         try:
-            M._load_math_verify()
+            MSym._load_math_verify()
             refused = ""
         except ImportError as err:
             refused = str(err)
@@ -896,8 +903,9 @@ def test_worker_refuses_a_latex2sympy2_extended_imported_from_elsewhere():
         """
         import latex2sympy2_extended  # the environment's own copy (lighteval's)
         from treecot.tasks import math as M
+        from treecot.tasks.math import symbolic as MSym
         try:
-            M._load_math_verify()
+            MSym._load_math_verify()
         except ImportError as err:
             print("refused:", err)
         """
@@ -932,10 +940,10 @@ def test_math_verify_dir_is_configurable(monkeypatch, tmp_path):
 def test_an_old_math_verify_is_reported(tmp_path):
     """An empty directory leaves the environment's own math-verify: its version is what is reported,
     and a problem is named exactly when it is older than the minimum."""
-    status = M._math_verify_status(tmp_path)
+    status = MSym._math_verify_status(tmp_path)
     installed = importlib.metadata.version("math-verify")
     assert status["math-verify"] == installed and status["missing"] is None
-    too_old = M._version_tuple(installed) < M._version_tuple(M.MIN_MATH_VERIFY)
+    too_old = MSym._version_tuple(installed) < MSym._version_tuple(M.MIN_MATH_VERIFY)
     assert (status["problem"] is not None) is too_old
     if too_old:
         assert f"math-verify {installed} is older than {M.MIN_MATH_VERIFY}" in status["problem"]
@@ -943,7 +951,9 @@ def test_an_old_math_verify_is_reported(tmp_path):
 
 
 def test_missing_math_verify_is_a_verdict_without_a_worker(no_worker, monkeypatch):
-    monkeypatch.setattr(M, "_MATH_VERIFY_DISTS", (("treecot-no-such-dist", "treecot_no_such_dist", "1.0"),))
+    monkeypatch.setattr(
+        MSym, "_MATH_VERIFY_DISTS", (("treecot-no-such-dist", "treecot_no_such_dist", "1.0"),)
+    )
     M.clear_cache()
     try:
         result = check_equivalence("\\sqrt{2}", "\\frac{2}{\\sqrt{2}}")
@@ -1038,11 +1048,11 @@ def test_decimal_commas_in_answers_only(no_worker):
         result = check_equivalence(pred, gold)
         assert (result.equivalent, result.method) == (True, "numeric"), (pred, result)
     assert check_equivalence("1,5", "1.6").equivalent is False
-    assert M._decimal_comma("1,000") is None  # a thousands separator stays one
-    assert M._decimal_comma("4,6") is not None
+    assert MNorm.decimal_comma("1,000") is None  # a thousands separator stays one
+    assert MNorm.decimal_comma("4,6") is not None
     # A reference written with a decimal comma is not reinterpreted (MATH writes lists as "4,6"): that
     # comparison goes to math-verify, not to the numeric fast path.
-    assert M._parse_number(M._clean("4,6")) is None
+    assert MNorm.parse_number(MNorm.clean_answer("4,6")) is None
 
 
 @pytest.mark.parametrize(

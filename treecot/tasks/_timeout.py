@@ -5,7 +5,7 @@ as ``10^{10^{10}}`` spends minutes in C code where no signal handler ever runs, 
 expression can exhaust memory. `TimeoutWorker` runs such a function in a separate Python process and
 kills that process when one call exceeds its timeout:
 
-    >>> worker = TimeoutWorker("treecot.tasks.math:_sympy_equivalent")
+    >>> worker = TimeoutWorker("treecot.tasks.math.symbolic:sympy_equivalent")
     >>> worker.call("\\frac{1}{2}", "0.5", 3, timeout=5.0)
     {'equivalent': True, 'reason': 'equivalent (math-verify)'}
     >>> worker.shutdown()

@@ -57,11 +57,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from treecot.tasks import get_task
 from treecot.tasks.answers import extract_answer, split_sections
+from treecot.tasks.base import Task
 
 if TYPE_CHECKING:
     from treecot.backends.base import Completion
-    from treecot.tasks.base import Task
 
 __all__ = [
     "DEFAULT_REFLECTION_MARKERS",
@@ -287,14 +288,54 @@ def _resolve_task(task: str | Task | None, problem: dict | None) -> Task | None:
         task = problem["task"]
     if task is None:
         return None
-    from treecot.tasks import Task as TaskBase
-    from treecot.tasks import get_task
-
-    if isinstance(task, TaskBase):
+    if isinstance(task, Task):
         return task
     if isinstance(task, str):
         return get_task(task)
     raise TypeError(f"task must be a task name, a Task instance or None, got {type(task).__name__}")
+
+
+def _read_completion(
+    completion: str | Completion, finish_reason: str | None
+) -> tuple[str, int | None, str | None]:
+    """``(text, n_tokens, finish_reason)`` of `completion`: a `Completion`'s own token count (None for a
+    str), and its finish reason unless `finish_reason` overrides it."""
+    if isinstance(completion, str):
+        return completion, None, finish_reason
+    if hasattr(completion, "text") and isinstance(completion.text, str):
+        if finish_reason is None:
+            finish_reason = getattr(completion, "finish_reason", None)
+        return completion.text, getattr(completion, "n_tokens", None), finish_reason
+    raise TypeError(f"completion must be a str or a Completion, got {type(completion).__name__}")
+
+
+def _answer_fields(
+    text: str, answer_section: str | None, task: Task | None, problem: dict | None, instructions: bool
+) -> tuple[bool, str | None, bool | None]:
+    """``(no_answer, answer, correct)`` of `text`: from `task.verify` when there is a task and a problem
+    (a list such as a plan's actions joined by newlines), else the answer section of an instruction task,
+    else the generic `extract_answer`; `correct` is None without a verifier."""
+    if task is not None and problem is not None:
+        verdict = task.verify(text, problem)
+        extracted = verdict.extracted
+        if isinstance(extracted, list | tuple):  # e.g. a plan's actions
+            extracted = "\n".join(map(str, extracted)) if extracted else None
+        answer = None if extracted is None else str(extracted)
+        return not verdict.answered, answer, bool(verdict.correct)
+    if instructions:
+        answer = answer_section.strip() if answer_section else None
+        answer = answer or None
+    else:
+        answer = extract_answer(text)
+    return answer is None, answer, None
+
+
+def _instruction_failure(thinking_tokens: int, answer_tokens: int, config: DiagnosticsConfig) -> bool:
+    """An instruction task's answer section is empty, or its thinking is long and much longer than it."""
+    return answer_tokens == 0 or (
+        thinking_tokens >= config.instruction_min_thinking_tokens
+        and thinking_tokens >= config.instruction_ratio * answer_tokens
+    )
 
 
 def diagnose(
@@ -310,34 +351,33 @@ def diagnose(
     """Diagnose one completion for the paper's "formalistic long-time thinking" errors.
 
     Args:
-        completion: the generated text, or a `treecot.backends.base.Completion` (its `finish_reason`
-            and `n_tokens` are used unless overridden).
-        task: a task name (see `treecot.tasks.task_names()`) or a `Task`; defaults to `problem["task"]`.
+        completion (`str` or `treecot.backends.base.Completion`):
+            The generated text, or a `Completion` (its `finish_reason` and `n_tokens` are used unless
+            overridden).
+        task (`str` or `Task`, *optional*):
+            A task name (see `treecot.tasks.task_names()`) or a `Task`; defaults to `problem["task"]`.
             Selects the verifier and whether instruction failure applies (domain "instructions").
-        tokenizer: counts tokens with `tokenizer.encode`; without it counts are approximate.
-        max_tokens: the generation budget; reaching it counts as hitting the token limit.
-        finish_reason: the backend's finish reason; "length" means the token limit was hit.
-        problem: a Problem record; with a task, `no_answer` and `correct` come from `task.verify`.
-        config: thresholds (`DiagnosticsConfig()` by default).
+        tokenizer (`Any`, *optional*):
+            Counts tokens with `tokenizer.encode`; without it counts are approximate.
+        max_tokens (`int`, *optional*):
+            The generation budget; reaching it counts as hitting the token limit.
+        finish_reason (`str`, *optional*):
+            The backend's finish reason; "length" means the token limit was hit.
+        problem (`dict`, *optional*):
+            A Problem record; with a task, `no_answer` and `correct` come from `task.verify`.
+        config (`DiagnosticsConfig`, *optional*):
+            Thresholds (`DiagnosticsConfig()` by default).
 
     Returns:
-        A flat dict: `no_answer`, `answer` (generic extraction, or the verifier's extraction as a
-        string; a list such as a plan's actions is joined by newlines), `correct` (None without a problem), `hit_token_limit`, `n_tokens`, `thinking_tokens`,
-        `answer_tokens`, `repetition`, `repetition_score`, `repeated_text`, `loop_unit_tokens`,
-        `loop_repeats`, `reflection_markers`, `reflections_per_1k`, `over_reflection`,
-        `instruction_failure` (None unless the task's domain is "instructions").
+        `dict`: a flat dict: `no_answer`, `answer` (generic extraction, or the verifier's extraction as a
+        string; a list such as a plan's actions is joined by newlines), `correct` (None without a
+        problem), `hit_token_limit`, `n_tokens`, `thinking_tokens`, `answer_tokens`, `repetition`,
+        `repetition_score`, `repeated_text`, `loop_unit_tokens`, `loop_repeats`, `reflection_markers`,
+        `reflections_per_1k`, `over_reflection`, `instruction_failure` (None unless the task's domain is
+        "instructions").
     """
     config = config or DiagnosticsConfig()
-    given_tokens: int | None = None
-    if isinstance(completion, str):
-        text = completion
-    elif hasattr(completion, "text") and isinstance(completion.text, str):
-        text = completion.text
-        given_tokens = getattr(completion, "n_tokens", None)
-        if finish_reason is None:
-            finish_reason = getattr(completion, "finish_reason", None)
-    else:
-        raise TypeError(f"completion must be a str or a Completion, got {type(completion).__name__}")
+    text, given_tokens, finish_reason = _read_completion(completion, finish_reason)
     if max_tokens is not None and max_tokens < 1:
         raise ValueError(f"max_tokens must be a positive integer or None, got {max_tokens!r}")
 
@@ -356,33 +396,15 @@ def diagnose(
     thinking_tokens = count(thinking)
     answer_tokens = count(answer_section) if answer_section else 0
 
-    correct: bool | None = None
-    if resolved is not None and problem is not None:
-        verdict = resolved.verify(text, problem)
-        no_answer = not verdict.answered
-        correct = bool(verdict.correct)
-        extracted = verdict.extracted
-        if isinstance(extracted, list | tuple):  # e.g. a plan's actions
-            extracted = "\n".join(map(str, extracted)) if extracted else None
-        answer = None if extracted is None else str(extracted)
-    elif instructions:
-        answer = answer_section.strip() if answer_section else None
-        answer = answer or None
-        no_answer = answer is None
-    else:
-        answer = extract_answer(text)
-        no_answer = answer is None
+    no_answer, answer, correct = _answer_fields(text, answer_section, resolved, problem, instructions)
 
     markers = len(config._marker_re.findall(text))
     per_1k = 1000.0 * markers / n_tokens if n_tokens else 0.0
     over_reflection = markers >= config.min_reflection_markers and per_1k >= config.reflection_threshold
 
-    instruction_failure: bool | None = None
-    if instructions:
-        instruction_failure = answer_tokens == 0 or (
-            thinking_tokens >= config.instruction_min_thinking_tokens
-            and thinking_tokens >= config.instruction_ratio * answer_tokens
-        )
+    instruction_failure = (
+        _instruction_failure(thinking_tokens, answer_tokens, config) if instructions else None
+    )
 
     loops = find_loops(approx_tokens(text.lower()), config)
     return {
