@@ -60,8 +60,8 @@ def side(name: str, summary: dict, wall: float) -> dict:
 
 
 def run(rec: dict, **kw) -> tuple[dict, float]:
+    from treecot.pipeline.generate import run_generate
     from treecot.recipe import load_recipe
-    from treecot.search.runner import run_generate
 
     t0 = time.perf_counter()
     summary = run_generate(load_recipe(rec), progress=False, **kw)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.search.test_runner import fake_generators
+from tests.pipeline.test_generate import fake_generators
 from treecot.ablate import (
     ROWS,
     AblationRun,

@@ -172,8 +172,8 @@ def test_verify_deeply_nested_problem_json_is_a_message(tmp_path, capsys):
 def test_generate_refuses_a_negative_limit_like_the_recipe(tmp_path, capsys, monkeypatch):
     import yaml
 
-    from tests.search.test_runner import recipe_dict
-    from treecot.search import runner
+    from tests.pipeline.test_generate import recipe_dict
+    from treecot.pipeline import generate as runner
 
     def never(recipe):
         raise AssertionError("no generator may be built for a refused run")
@@ -231,8 +231,8 @@ def test_distill_refuses_a_negative_limit_like_the_recipe(tmp_path, capsys, monk
 def test_generate_and_show_tree_commands(tmp_path, capsys, monkeypatch):
     import yaml
 
-    from tests.search.test_runner import fake_generators, recipe_dict
-    from treecot.search import runner
+    from tests.pipeline.test_generate import fake_generators, recipe_dict
+    from treecot.pipeline import generate as runner
 
     monkeypatch.setattr(runner, "build_generators", lambda recipe: fake_generators())
     recipe = tmp_path / "r.yaml"
@@ -261,8 +261,8 @@ def test_generate_and_show_tree_commands(tmp_path, capsys, monkeypatch):
 def test_build_and_perturb_commands(tmp_path, capsys, monkeypatch):
     import yaml
 
-    from tests.search.test_runner import fake_generators, recipe_dict
-    from treecot.search import runner
+    from tests.pipeline.test_generate import fake_generators, recipe_dict
+    from treecot.pipeline import generate as runner
 
     monkeypatch.setattr(runner, "build_generators", lambda recipe: fake_generators())
     d = recipe_dict(tmp_path / "trees", limit=2)

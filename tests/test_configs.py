@@ -73,12 +73,12 @@ def test_overrides_read_as_yaml_and_merge_by_path():
 
 
 def test_recipe_overrides_are_checked_like_the_file(tmp_path):
-    from tests.search.test_runner import recipe_dict
+    from tests.pipeline.test_generate import recipe_dict
 
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe_dict(tmp_path / "trees", limit=5)))
     recipe = load_recipe(path, {"generate": {"search": {"max_rollouts": 3}}, "problems": {"limit": 2}})
-    assert recipe.generate.search["max_rollouts"] == 3 and recipe.problems.limit == 2
+    assert recipe.generate.search.max_rollouts == 3 and recipe.problems.limit == 2
     with pytest.raises(RecipeError, match=rf"^recipe {path}: generate\.search\.max_dept: unknown field"):
         load_recipe(path, {"generate": {"search": {"max_dept": 3}}})
     with pytest.raises(RecipeError, match=r"problems\.limit: expected int, got 'many'"):
@@ -86,8 +86,8 @@ def test_recipe_overrides_are_checked_like_the_file(tmp_path):
 
 
 def test_cli_sets_any_recipe_field_and_names_a_wrong_one(tmp_path, monkeypatch, capsys):
-    from tests.search.test_runner import recipe_dict
-    from treecot.search import runner
+    from tests.pipeline.test_generate import recipe_dict
+    from treecot.pipeline import generate as runner
 
     seen = {}
     monkeypatch.setattr(runner, "run_generate", lambda recipe, shard, **kw: seen.update(recipe=recipe))
@@ -102,7 +102,7 @@ def test_cli_sets_any_recipe_field_and_names_a_wrong_one(tmp_path, monkeypatch, 
         "--problems.offset=2",
     ]
     assert main(argv) == 0
-    assert seen["recipe"].generate.search["max_rollouts"] == 3 and seen["recipe"].problems.offset == 2
+    assert seen["recipe"].generate.search.max_rollouts == 3 and seen["recipe"].problems.offset == 2
     assert main(["generate", str(path), "--generate.search.max_dept", "3"]) == 2
     assert "generate.search.max_dept: unknown field; known fields:" in capsys.readouterr().err
     # a command without a config still refuses what it does not know
@@ -138,15 +138,15 @@ def test_demo_config_takes_nested_overrides(tmp_path):
 
 
 def test_an_override_may_stand_before_the_positional_and_never_takes_its_place(tmp_path, monkeypatch, capsys):
-    from tests.search.test_runner import recipe_dict
-    from treecot.search import runner
+    from tests.pipeline.test_generate import recipe_dict
+    from treecot.pipeline import generate as runner
 
     seen = {}
     monkeypatch.setattr(runner, "run_generate", lambda recipe, shard, **kw: seen.update(recipe=recipe))
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe_dict(tmp_path / "trees", limit=5)))
     assert main(["generate", "--generate.search.max_rollouts", "3", str(path), "--no-progress"]) == 0
-    assert seen["recipe"].path == str(path) and seen["recipe"].generate.search["max_rollouts"] == 3
+    assert seen["recipe"].path == str(path) and seen["recipe"].generate.search.max_rollouts == 3
     # an abbreviation of the command's own option is not taken for it: it is a (wrong) config field
     assert main(["generate", str(path), "--no", "3"]) == 2
     assert "no: unknown field; known fields:" in capsys.readouterr().err
@@ -165,3 +165,34 @@ def test_a_null_override_reaches_the_demo_config(tmp_path):
 
     with pytest.raises(DemoError, match=r"demo config: name: expected str, got None"):
         load_demo_config(short_config(tmp_path / "out"), name=None)
+
+
+@dataclass
+class _Settings:
+    a: int = 1
+    b: list = field(default_factory=list)
+    c: str = "x"
+
+    def __post_init__(self):
+        if self.a < 0:
+            raise ValueError(f"a must be >= 0, got {self.a}")
+
+
+@dataclass
+class _Outer:
+    sub: _Settings = field(default_factory=_Settings)
+
+
+def test_fields_set_are_those_the_data_gave_or_code_changed():
+    from treecot.configs import fields_set
+
+    s = from_dict(_Settings, {"a": 1})
+    assert fields_set(s) == {"a"}  # given, though at its default
+    s.c = "y"
+    assert fields_set(s) == {"a", "c"}
+    assert fields_set(_Settings()) == set() and fields_set(_Settings(b=[1])) == {"b"}
+
+
+def test_a_class_check_names_where_it_failed():
+    with pytest.raises(RecipeError, match=r"^sub: a must be >= 0, got -1$"):
+        from_dict(_Outer, {"sub": {"a": -1}}, error=RecipeError)

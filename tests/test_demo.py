@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.search.test_runner import fake_generators
+from tests.pipeline.test_generate import fake_generators
 from treecot.cli import main
 from treecot.demo import STAGES, STATE_FILE, Demo, DemoError, fresh_start, load_demo_config, run_demo
 from treecot.hub import list_versions, load_versioned
@@ -105,13 +105,13 @@ def test_demo_report(demo_run):
 
 def test_demo_resumes_and_reruns_only_what_changed(demo_run, capsys, monkeypatch):
     out, cfg, first = demo_run
-    import treecot.data.build
+    import treecot.pipeline.build
     import treecot.scripts.sft
 
     def refuse(*a, **k):
         raise AssertionError("a finished stage ran again")
 
-    monkeypatch.setattr(treecot.data.build, "run_build", refuse)
+    monkeypatch.setattr(treecot.pipeline.build, "run_build", refuse)
     monkeypatch.setattr(treecot.scripts.sft, "main", refuse)
     again = run_demo(cfg, generators=fake_generators(), progress=False)
     printed = capsys.readouterr().out
@@ -205,7 +205,7 @@ def test_shipped_config_is_valid_and_cli_reports_errors(tmp_path, capsys):
 def test_two_fresh_runs_give_identical_trees_and_figures(tmp_path):
     """Determinism of a shortened demo on a real in-process backend (the tiny model as models A and B,
     seeded sampling): the same trees and evaluation figures twice, apart from wall times and dates."""
-    from treecot.search.runner import iter_tree_dicts, tree_files
+    from treecot.pipeline.generate import iter_tree_dicts, tree_files
 
     def run(out: Path):
         cfg = load_demo_config(short_config(out))

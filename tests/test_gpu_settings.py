@@ -14,8 +14,8 @@ import yaml
 
 from treecot.backends.vllm_backend import GPUPlacementError, generator_kwargs, pin_rank_gpus, rank_gpu_ids
 from treecot.models import PINNED_GPUS_ENV, rank_gpus
+from treecot.pipeline.generate import SINGLE_PROCESS_LAUNCH, LaunchError, Shard, run_generate
 from treecot.recipe import ModelSpec, RecipeError, load_recipe
-from treecot.search.runner import SINGLE_PROCESS_LAUNCH, LaunchError, Shard, run_generate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ OLD_RUN_CONFIG_HASH = "f1e6ab17c0ba9d7b"
 
 
 def test_an_old_recipe_keeps_its_section_hashes_and_run_config_hash(tmp_path):
-    from tests.search.test_runner import fake_generators
+    from tests.pipeline.test_generate import fake_generators
 
     recipe = load_recipe(old_recipe())
     assert {name: recipe.section_hash(name) for name in OLD_SECTION_HASHES} == OLD_SECTION_HASHES
@@ -265,7 +265,7 @@ def test_a_launch_that_started_one_process_of_several_is_refused():
 
 
 def test_run_generate_refuses_the_one_process_launch_before_writing(tmp_path, monkeypatch):
-    from tests.search.test_runner import fake_generators, recipe_dict
+    from tests.pipeline.test_generate import fake_generators, recipe_dict
 
     for name in (
         "WORLD_SIZE",

@@ -180,8 +180,8 @@ def test_look_at_what_is_available(capsys):
 
 
 def test_build_a_tree_cot_dataset(capsys, monkeypatch):
-    from tests.search.test_runner import fake_generators
-    from treecot.search import runner
+    from tests.pipeline.test_generate import fake_generators
+    from treecot.pipeline import generate as runner
 
     monkeypatch.setattr(runner, "build_generators", lambda recipe: fake_generators())
     with step("recipe.yaml (the README's, shortened)"):

@@ -71,8 +71,8 @@ def test_eval_refuses_an_output_dir_it_may_not_write_into(tmp_path, capsys, monk
 def test_other_commands_name_the_path_they_cannot_write(tmp_path, capsys, monkeypatch):
     import yaml
 
-    from tests.search.test_runner import fake_generators, recipe_dict
-    from treecot.search import runner
+    from tests.pipeline.test_generate import fake_generators, recipe_dict
+    from treecot.pipeline import generate as runner
 
     monkeypatch.setattr(runner, "build_generators", lambda recipe: fake_generators())
     blocker = tmp_path / "a-file"

@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 
-from tests.search.test_runner import fake_generators, recipe_dict
+from tests.pipeline.test_generate import fake_generators, recipe_dict
 from treecot.prompts import (
     CONTRACT_FILE,
     TAG_GUIDE,
@@ -87,13 +87,13 @@ def test_contract_from_rows_lengths_budget_and_warning():
 
 
 def test_search_rows_provenance_and_evaluation_share_one_prompt(tmp_path):
-    from treecot.data.build import run_build
     from treecot.evaluation.lighteval_tasks import prompt_fn, task_config
     from treecot.evaluation.runner import resolve_prompts
     from treecot.hub import load_versioned
+    from treecot.pipeline.build import run_build
+    from treecot.pipeline.generate import run_generate
     from treecot.prompts import dataset_contract
     from treecot.recipe import load_recipe
-    from treecot.search.runner import run_generate
 
     recipe = recipe_dict(tmp_path / "trees")
     recipe["build"] = {"student": "tiny", "output_dir": str(tmp_path / "dataset")}
@@ -150,9 +150,9 @@ def test_search_rows_provenance_and_evaluation_share_one_prompt(tmp_path):
 
 
 def test_build_refuses_a_system_prompt_other_than_the_search_prompt(tmp_path):
-    from treecot.data.build import run_build
+    from treecot.pipeline.build import run_build
+    from treecot.pipeline.generate import run_generate
     from treecot.recipe import RecipeError, load_recipe
-    from treecot.search.runner import run_generate
 
     recipe = recipe_dict(tmp_path / "trees", limit=1)
     recipe["build"] = {"student": "tiny", "output_dir": str(tmp_path / "dataset"), "system_prompt": "Other."}
@@ -163,8 +163,8 @@ def test_build_refuses_a_system_prompt_other_than_the_search_prompt(tmp_path):
 
 
 def test_generate_system_prompt_is_seen_by_the_search_and_names_the_run(tmp_path):
+    from treecot.pipeline.generate import run_generate
     from treecot.recipe import load_recipe
-    from treecot.search.runner import run_generate
 
     hashes = []
     for i, prompt in enumerate((None, "Solve it. Tags: <thinking>, <answer>.")):

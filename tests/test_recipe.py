@@ -128,7 +128,7 @@ def test_counts_at_the_caps_are_accepted():
             },
         }
     )
-    assert r.generate.search["max_rollouts"] == 10_000 and r.generate.problems_in_flight == 4096
+    assert r.generate.search.max_rollouts == 10_000 and r.generate.problems_in_flight == 4096
 
 
 def test_patterns_are_checked_when_the_recipe_is_read(tmp_path):
@@ -199,3 +199,77 @@ def test_messages_quote_huge_values_briefly():
         with pytest.raises(RecipeError) as e:
             load_recipe({**GOOD, **patch})
         assert len(str(e.value)) < 500, str(e.value)[:200]
+
+
+# --------------------------------------------------------------------------- typed stage configs (issue #18)
+
+
+def test_the_search_section_is_a_typed_mcts_config_checked_field_by_field():
+    import dataclasses
+
+    from treecot.search.mcts import MCTSConfig
+
+    r = load_recipe({**GOOD, "generate": {**GOOD["generate"], "search": {"max_rollouts": 4, "c": 2}}})
+    assert isinstance(r.generate.search, MCTSConfig)
+    assert r.generate.search.max_rollouts == 4 and r.generate.search.max_depth == MCTSConfig().max_depth
+    for bad, message in [
+        ({"max_depth": "deep"}, r"^generate\.search\.max_depth: expected int, got 'deep'"),
+        ({"expand_truncated": "yes"}, r"^generate\.search\.expand_truncated: expected bool, got 'yes'"),
+        ({"top_p": 0}, r"^generate\.search: MCTSConfig\.top_p must be in \(0, 1\], got 0"),
+    ]:
+        with pytest.raises(RecipeError, match=message):
+            load_recipe({**GOOD, "generate": {**GOOD["generate"], "search": bad}})
+    # A search changed in code after loading is checked as one read from a file, and names the recipe.
+    r.generate.search.max_rollouts = 0
+    with pytest.raises(RecipeError, match=r"^generate\.search: MCTSConfig\.max_rollouts must be > 0"):
+        r.validate()
+    r.generate.search = dataclasses.replace(MCTSConfig(), max_rollouts=7)
+    assert r.to_dict()["generate"]["search"] == {"max_rollouts": 7}
+
+
+def test_the_search_names_the_recipe_by_the_settings_it_sets_as_before():
+    """`search` was a plain mapping: its hash covered the keys a recipe wrote. Typed, it still does, so the
+    hashes that name existing runs stay (see also tests/test_gpu_settings.py's pinned hashes)."""
+    import hashlib
+    import json
+
+    spelled = {
+        **GOOD,
+        "generate": {**GOOD["generate"], "search": {"max_rollouts": 4, "expand_truncated": False}},
+    }
+    r = load_recipe(spelled)
+    assert r.to_dict()["generate"]["search"] == {"max_rollouts": 4, "expand_truncated": False}
+    old = load_recipe(GOOD).to_dict()  # the section as the mapping-typed recipe wrote it
+    old["generate"]["search"] = spelled["generate"]["search"]
+    payload = {k: old[k] for k in ("seed", "problems", "generate")}
+    expected = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    assert r.section_hash("generate") == expected
+    assert load_recipe(GOOD).section_hash("generate") != expected  # spelling a default out is another run
+
+
+def test_the_recipe_seed_seeds_the_search_unless_the_search_sets_its_own():
+    r = load_recipe({**GOOD, "seed": 5})
+    assert r.generate.search_config(r.seed).seed == 5
+    own = load_recipe({**GOOD, "seed": 5, "generate": {**GOOD["generate"], "search": {"seed": 0}}})
+    assert own.generate.search_config(own.seed).seed == 0  # set, even to the default: it wins, as before
+
+
+def test_distillation_settings_are_declared_once():
+    import dataclasses
+
+    from treecot.data.distill import DistillConfig, DistillSampling
+    from treecot.recipe import DistillSpec
+
+    shared = [f.name for f in dataclasses.fields(DistillSampling)]
+    assert issubclass(DistillSpec, DistillSampling) and issubclass(DistillConfig, DistillSampling)
+    r = load_recipe(
+        {**GOOD, "distill": {"teacher": {"model": "tiny"}, "samples": 3, "pass_rate_range": [0.1, 0.9]}}
+    )
+    cfg = r.distill.distill_config(seed=r.seed)
+    assert {n: getattr(cfg, n) for n in shared} == {
+        **{n: getattr(r.distill, n) for n in shared},
+        "pass_rate_range": (0.1, 0.9),
+    }
+    assert cfg.seed == 1
+    with pytest.raises(RecipeError, match=r"^distill: pass_rate_range must satisfy 0 <= lo <= hi <= 1"):
+        load_recipe({**GOOD, "distill": {"teacher": {"model": "tiny"}, "pass_rate_range": [0.9, 0.1]}})

@@ -280,7 +280,44 @@ def from_dict(cls: type, data: Any, where: str = "", error: type[Exception] = Va
     for f in fields:
         if f.name not in kwargs and f.default is f.default_factory is dataclasses.MISSING:
             raise error(f"{where or 'top level'}: missing field {f.name!r}")
-    return cls(**kwargs)
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as e:  # the class's own checks (`__post_init__`), located
+        if isinstance(e, error):
+            raise
+        raise error(f"{where or 'top level'}: {clip(str(e))}") from None
+    vars(obj)[_FIELDS_SET] = frozenset(kwargs)
+    return obj
+
+
+_FIELDS_SET = "_treecot_fields_set"
+
+
+def fields_set(obj: Any) -> frozenset[str]:
+    """The fields of a dataclass instance that were set, not left at their defaults.
+
+    A field counts as set when the data `from_dict` read gave it (even to its default value, as a YAML file
+    that spells a default out), or when it now differs from its default (set in code after loading).
+
+    Args:
+        obj: A dataclass instance, made by `from_dict` or directly.
+
+    Returns:
+        The names of the fields that were set.
+    """
+    given = vars(obj).get(_FIELDS_SET, frozenset())
+    changed = set()
+    for f in dataclasses.fields(obj):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            changed.add(f.name)
+            continue
+        if getattr(obj, f.name) != default:
+            changed.add(f.name)
+    return frozenset(given | changed)
 
 
 def parse_overrides(argv: Sequence[str], error: type[Exception] = ValueError) -> dict[str, Any]:

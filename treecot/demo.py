@@ -355,7 +355,7 @@ class Demo:
 
     # -- 1. generate
     def generate(self) -> dict[str, Any]:
-        from treecot.search.runner import build_generators, run_generate
+        from treecot.pipeline.generate import build_generators, run_generate
 
         recipes = [load_recipe(self.cfg.recipe(i)) for i in range(len(self.cfg.generate))]
 
@@ -366,7 +366,7 @@ class Demo:
                 gens = self.generators
                 if gens is None:  # slices with the same models share the loaded generators
                     key = json.dumps(
-                        {k: v.__dict__ for k, v in recipe.generate.models.items()}, sort_keys=True
+                        {k: v.to_dict() for k, v in recipe.generate.models.items()}, sort_keys=True
                     )
                     if key not in made:
                         made[key] = build_generators(recipe)
@@ -379,7 +379,7 @@ class Demo:
 
     # -- 2. build
     def build(self) -> dict[str, Any]:
-        from treecot.data.build import run_build
+        from treecot.pipeline.build import run_build
 
         recipe = load_recipe(self.cfg.build_recipe())
 
@@ -636,7 +636,7 @@ def _pct(v: Any) -> str:
 def _example_tree(cfg: DemoConfig):
     """The smallest tree with both a correct and a wrong answer (else the first tree) of the first slice
     that has one."""
-    from treecot.search.runner import iter_tree_dicts, tree_files
+    from treecot.pipeline.generate import iter_tree_dicts, tree_files
     from treecot.search.tree import Tree
 
     best = None

@@ -43,14 +43,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from treecot.configs import RecipeError, clip, load_yaml, short_key, short_repr
+from treecot.configs import RecipeError, clip, fields_set, from_dict, load_yaml, merge, short_key, short_repr
+from treecot.data.balance import LENGTH_CHOICES
+from treecot.data.distill import DistillConfig, DistillSampling
+from treecot.data.extract import PAIR_RULES
 from treecot.models import DEFAULT_MODEL
+from treecot.search.mcts import MCTSConfig
+from treecot.search.patterns import PatternError, load_patterns
+from treecot.tasks import task_names
 
 BACKENDS = ("transformers", "openai", "vllm")
-#: Thoughts Length Balance: which correct paths of a problem are kept, by length (`treecot.data.balance`).
-LENGTH_CHOICES = ("shortest", "medium", "longest", "all")
-#: How the rejected path of a chosen one is picked (`treecot.data.extract.pick_rejected`).
-PAIR_RULES = ("shortest_prefix", "latest_branch")
 
 #: problems.offset + problems.limit at most (the largest shipped problem set has 7,500 rows).
 MAX_PROBLEMS = 10_000_000
@@ -243,8 +245,6 @@ class ProblemsSpec:
     limit: int | None = None
 
     def validate(self, where: str) -> None:
-        from treecot.tasks import task_names
-
         if self.task not in task_names():
             raise RecipeError(
                 f"{where}.task: unknown task {short_repr(self.task)}; known: {', '.join(task_names())}"
@@ -264,14 +264,28 @@ class ProblemsSpec:
 
 @dataclass
 class GenerateSpec:
-    """patterns: node patterns (default: the task's domain); models per role; search: MCTSConfig fields;
-    system_prompt: the dataset's system prompt, seen by the generators and copied into every training row
-    (default: `treecot.prompts.contract_system_prompt(task)`: the tag guide plus the task's answer format);
-    output_dir: tree shards; problems_in_flight: problems searched at once."""
+    """The `generate` section: the tree search of a recipe.
+
+    Args:
+        patterns (`str`, *optional*):
+            Node patterns: a name under the patterns directories or a YAML path (default: the task's domain).
+        models (`dict[str, ModelSpec]`):
+            The model of each role: `A` writes most nodes, `B` the double-checks and reflections.
+        search (`MCTSConfig`):
+            The search settings (`treecot.search.mcts.MCTSConfig`, every field typed and checked). The
+            recipe's `seed` seeds the search unless `search.seed` is set.
+        system_prompt (`str`, *optional*):
+            The dataset's system prompt, seen by the generators and copied into every training row (default:
+            `treecot.prompts.contract_system_prompt(task)`: the tag guide plus the task's answer format).
+        output_dir (`str`):
+            Where the tree shards go.
+        problems_in_flight (`int`):
+            Problems searched at once.
+    """
 
     patterns: str | None = None  # default: the task's domain patterns
     models: dict[str, ModelSpec] = field(default_factory=lambda: {"A": ModelSpec(), "B": ModelSpec()})
-    search: dict[str, Any] = field(default_factory=dict)  # treecot.search.mcts.MCTSConfig fields
+    search: MCTSConfig = field(default_factory=MCTSConfig)
     system_prompt: str | None = None
     output_dir: str = "outputs/trees"
     problems_in_flight: int = 8
@@ -289,20 +303,26 @@ class GenerateSpec:
             MAX_PROBLEMS_IN_FLIGHT,
             "treecot.recipe.MAX_PROBLEMS_IN_FLIGHT",
         )
-        from treecot.search.mcts import MCTSConfig
-
-        known = {f.name for f in dataclasses.fields(MCTSConfig)}
-        for key in self.search:
-            if key not in known:
-                raise RecipeError(
-                    f"{where}.search.{short_key(key)}: unknown field; known fields: {', '.join(sorted(known))}"
-                )
-        try:
-            MCTSConfig(**self.search)
+        try:  # a search set in code after loading is checked as one read from a file
+            dataclasses.replace(self.search)
         except (TypeError, ValueError) as e:
             raise RecipeError(f"{where}.search: {clip(str(e))}") from None
         if self.patterns is not None:
             self.load_patterns(where)
+
+    def search_settings(self) -> dict[str, Any]:
+        """The search settings the recipe sets (`treecot.configs.fields_set`): they, not the defaults, name
+        the recipe in `Recipe.to_dict` and its hashes, as when `search` was a plain mapping."""
+        given = fields_set(self.search)
+        return {
+            f.name: getattr(self.search, f.name) for f in dataclasses.fields(self.search) if f.name in given
+        }
+
+    def search_config(self, seed: int) -> MCTSConfig:
+        """The search's `MCTSConfig`: `search` with the recipe's `seed`, unless the recipe sets `search.seed`."""
+        return (
+            self.search if "seed" in fields_set(self.search) else dataclasses.replace(self.search, seed=seed)
+        )
 
     def load_patterns(self, where: str = "generate"):
         """The `patterns` named by this section (a name under the patterns directories or a YAML path),
@@ -310,8 +330,6 @@ class GenerateSpec:
         and its field."""
         if self.patterns is None:
             return None
-        from treecot.search.patterns import PatternError, load_patterns
-
         try:
             return load_patterns(self.patterns)
         except (PatternError, FileNotFoundError) as e:
@@ -360,19 +378,24 @@ class BuildSpec:
 
 
 @dataclass
-class DistillSpec:
+class DistillSpec(DistillSampling):
+    """The `distill` section: SkyThought-style distillation from a teacher.
+
+    The sampling and filtering fields are `treecot.data.distill.DistillSampling`'s (declared there once);
+    this section adds where the data comes from and where it goes.
+
+    Args:
+        teacher (`ModelSpec`): The teacher model.
+        reference (`ModelSpec`, *optional*): The model whose pass rate `pass_rate_range` filters on.
+        student (`str`): The tokenizer that measures lengths.
+        output_dir (`str`): Where the dataset goes.
+        push_to_hub (`str`, *optional*): A repo id to push the dataset to.
+        tag (`str`, *optional*): The version tag of the push.
+    """
+
     teacher: ModelSpec = field(default_factory=ModelSpec)
     reference: ModelSpec | None = None
     student: str = DEFAULT_MODEL
-    samples: int = 4
-    max_tokens: int = 1024
-    temperature: float = 0.7
-    top_p: float = 0.95
-    keep: str = "all"
-    min_difficulty: float | None = None
-    max_difficulty: float | None = None
-    pass_rate_range: list[float] | None = None
-    reference_samples: int = 4
     output_dir: str = "outputs/distill"
     push_to_hub: str | None = None
     tag: str | None = None
@@ -381,9 +404,9 @@ class DistillSpec:
         self.teacher.validate(f"{where}.teacher")
         if self.reference is not None:
             self.reference.validate(f"{where}.reference")
-        try:
+        try:  # settings changed in code after loading are checked as ones read from a file
             self.distill_config(seed=0)
-        except ValueError as e:
+        except (TypeError, ValueError) as e:
             raise RecipeError(f"{where}: {clip(str(e))}") from None
         for name in ("samples", "reference_samples"):
             check_count(getattr(self, name), f"{where}.{name}", MAX_SAMPLES, "treecot.recipe.MAX_SAMPLES")
@@ -394,21 +417,12 @@ class DistillSpec:
             "treecot.recipe.MAX_GENERATION_TOKENS",
         )
 
-    def distill_config(self, seed: int):
-        from treecot.data.distill import DistillConfig
-
-        rng = tuple(self.pass_rate_range) if self.pass_rate_range is not None else None
+    def distill_config(self, seed: int) -> DistillConfig:
+        """The `DistillConfig` of this section, seeded with the recipe's `seed`."""
+        sampling = {f.name: getattr(self, f.name) for f in dataclasses.fields(DistillSampling)}
+        rng = sampling["pass_rate_range"]
         return DistillConfig(
-            samples=self.samples,
-            max_tokens=self.max_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            keep=self.keep,
-            min_difficulty=self.min_difficulty,
-            max_difficulty=self.max_difficulty,
-            pass_rate_range=rng,
-            reference_samples=self.reference_samples,
-            seed=seed,
+            **{**sampling, "pass_rate_range": None if rng is None else tuple(rng)}, seed=seed
         )
 
 
@@ -432,8 +446,13 @@ class Recipe:
         return self
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self, dict_factory=_recipe_dict_factory)  # unset engine settings left out
+        """The recipe as plain data, for hashes and cards: unset engine settings and search settings left out
+        (`ModelSpec.to_dict`, `GenerateSpec.search_settings`), so a recipe's hashes do not change when treecot
+        adds a field."""
+        d = dataclasses.asdict(self, dict_factory=_recipe_dict_factory)
         d.pop("path", None)
+        if self.generate is not None:
+            d["generate"]["search"] = self.generate.search_settings()
         return d
 
     def section_hash(self, *names: str) -> str:
@@ -448,8 +467,6 @@ def load_recipe(path_or_dict: str | os.PathLike | dict, overrides: Mapping[str, 
 
     `overrides`: nested fields laid over the recipe before it is checked (`treecot.configs.parse_overrides`
     reads them from the command line: `--generate.search.max_rollouts 8`)."""
-    from treecot.configs import from_dict, merge
-
     if isinstance(path_or_dict, dict):
         data = merge(path_or_dict, overrides or {}, error=RecipeError)
         return from_dict(Recipe, data, "", RecipeError).validate()

@@ -133,8 +133,8 @@ def test_a_recipe_lists_several_fake_server(tmp_path):
 def test_a_search_survives_a_server_dying_mid_run(vllm_server, tmp_path):
     """`treecot generate` with two servers of one model: the real vLLM CPU server and a proxy in front of it
     that dies after a few requests. Every tree is finished and written once; the proxy's trees moved."""
+    from treecot.pipeline.generate import iter_tree_dicts, run_generate, tree_files
     from treecot.recipe import load_recipe
-    from treecot.search.runner import iter_tree_dicts, run_generate, tree_files
 
     def forward(path, body, i):
         resp = requests.post(

@@ -239,7 +239,7 @@ def _vllm_recipe(**engine):
 
 
 def test_a_recipes_engine_settings_reach_vllm_llm(fake_vllm, monkeypatch):
-    from treecot.search.runner import build_generators
+    from treecot.pipeline.generate import build_generators
 
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     gens = build_generators(
@@ -306,8 +306,8 @@ def test_under_a_launcher_the_engine_starts_on_this_ranks_gpus(fake_vllm, monkey
 
 
 def test_a_rank_whose_gpus_do_not_fit_fails_naming_the_field_before_any_engine(fake_vllm, monkeypatch):
+    from treecot.pipeline.generate import build_generators
     from treecot.recipe import RecipeError
-    from treecot.search.runner import build_generators
 
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")

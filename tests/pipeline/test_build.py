@@ -5,11 +5,11 @@ import sys
 
 import pytest
 
-from tests.search.test_runner import fake_generators, recipe_dict
-from treecot.data.build import load_trees, run_build
+from tests.pipeline.test_generate import fake_generators, recipe_dict
 from treecot.hub import list_versions, load_versioned
+from treecot.pipeline.build import load_trees, run_build
+from treecot.pipeline.generate import run_generate
 from treecot.recipe import RecipeError, load_recipe
-from treecot.search.runner import run_generate
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +55,8 @@ def test_build_writes_versioned_local_dataset(generated):
     assert quality["pair rule"] == "shortest_prefix"
     assert quality["shared prefix tokens per pair: median"] == report["shared_prefix_stats"]["median"]
     # backtracking figures of the trees (the scripted answers alternate, so some reflections were placed)
+    from treecot.pipeline.generate import iter_tree_dicts, tree_files
     from treecot.search.mcts import reflection_summary
-    from treecot.search.runner import iter_tree_dicts, tree_files
 
     summary = reflection_summary(iter_tree_dicts(tree_files(recipe.generate.output_dir)))
     assert quality["reflections placed"] == summary["reflections_placed"]
@@ -141,7 +141,7 @@ def test_build_errors(tmp_path, generated):
 
 def test_distill_writes_sft_and_rejected_configs(tmp_path):
     from tests.data.test_distill import ScriptedTeacher
-    from treecot.data.build import run_distill
+    from treecot.pipeline.build import run_distill
     from treecot.tasks.sources import load_source
 
     problems = load_source("gsm8k", "test", limit=2)
@@ -174,7 +174,7 @@ def test_distill_writes_sft_and_rejected_configs(tmp_path):
 
 
 def test_perturb_reads_a_dataset_and_writes_a_new_version(generated, tmp_path):
-    from treecot.data.build import run_perturb
+    from treecot.pipeline.build import run_perturb
 
     root, _, _ = generated
     out = run_perturb(

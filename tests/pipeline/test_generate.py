@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from treecot.recipe import RecipeError, load_recipe
-from treecot.search.runner import (
+from treecot.pipeline.generate import (
     Shard,
     _repair_tail,
     _summarise,
@@ -21,6 +20,7 @@ from treecot.search.runner import (
     run_generate,
     tree_files,
 )
+from treecot.recipe import RecipeError, load_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,9 +115,9 @@ def test_repair_tail(tmp_path):
 KILLED_RUN = """
 import sys
 sys.path.insert(0, {root!r})
-from tests.search.test_runner import fake_generators, recipe_dict
+from tests.pipeline.test_generate import fake_generators, recipe_dict
 from treecot.recipe import load_recipe
-from treecot.search.runner import run_generate
+from treecot.pipeline.generate import run_generate
 run_generate(load_recipe(recipe_dict({out!r}, limit=4)), generators=fake_generators(delay={delay}), progress=False)
 """
 
@@ -230,9 +230,9 @@ def test_generate_summary_reports_backtracking(tmp_path):
 TWO_WRITERS = """
 import os, sys, time
 sys.path.insert(0, {root!r})
-from tests.search.test_runner import fake_generators
+from tests.pipeline.test_generate import fake_generators
 from treecot.cli import main
-from treecot.search import runner
+from treecot.pipeline import generate as runner
 
 gens = fake_generators()
 inner = gens["A"].respond
@@ -285,7 +285,7 @@ def test_a_second_generate_of_the_same_shard_refuses_and_nothing_is_written_twic
 
 def test_the_shard_lock_is_taken_before_the_shard_is_touched(tmp_path):
     """In one process too: a held lock stops a run before it cuts the tail, reads or writes the shard."""
-    from treecot.search.runner import OutputBusyError, ShardLock
+    from treecot.pipeline.generate import OutputBusyError, ShardLock
 
     recipe = load_recipe(recipe_dict(tmp_path / "trees", limit=2))
     first = run_generate(recipe, generators=fake_generators(), progress=False)
@@ -336,8 +336,8 @@ def test_a_damaged_line_in_the_middle_of_a_shard_is_named(tmp_path, capsys, monk
     import yaml
 
     from treecot.cli import main
-    from treecot.search import runner
-    from treecot.search.runner import ShardError, finished_ids
+    from treecot.pipeline import generate as runner
+    from treecot.pipeline.generate import ShardError, finished_ids
 
     out = tmp_path / "trees"
     recipe = load_recipe(recipe_dict(out, limit=3))
@@ -377,7 +377,7 @@ def test_a_changed_recipe_object_is_validated_again(tmp_path):
 def test_generate_says_what_loads_before_the_first_tree(tmp_path, monkeypatch, capsys):
     """Loading and the first search steps took 42 s with nothing on screen: generate names the models it
     loads and says when they are ready, before the progress bar starts."""
-    import treecot.search.runner as runner
+    import treecot.pipeline.generate as runner
 
     monkeypatch.setattr(runner, "build_generators", lambda recipe: fake_generators())
     recipe = load_recipe(recipe_dict(tmp_path / "trees", limit=1))

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
+from treecot.pipeline import ray_engine
+from treecot.pipeline.generate import iter_tree_dicts, run_generate, tree_files
 from treecot.recipe import RecipeError, load_recipe
-from treecot.search import ray_engine
-from treecot.search.runner import iter_tree_dicts, run_generate, tree_files
 from treecot.tasks import get_task
 
 

@@ -1,4 +1,4 @@
-"""`treecot build`: trees → the `trees` / `sft` / `dpo` dataset configs, with card and versions (`treecot.data.build`)."""
+"""`treecot build`: trees → the `trees` / `sft` / `dpo` dataset configs, with card and versions (`treecot.pipeline.build`)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def make_parser(subparsers) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     """Run `treecot build` with its parsed `args`; returns the exit status."""
-    from treecot.data.build import run_build
+    from treecot.pipeline.build import run_build
     from treecot.recipe import RecipeError, load_recipe
 
     try:

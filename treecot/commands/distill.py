@@ -22,7 +22,7 @@ def make_parser(subparsers) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     """Run `treecot distill` with its parsed `args`; returns the exit status."""
-    from treecot.data.build import run_distill
+    from treecot.pipeline.build import run_distill
     from treecot.recipe import RecipeError, load_recipe
 
     try:

@@ -1,4 +1,4 @@
-"""`treecot generate`: MCTS reasoning trees for a recipe's problems (resumable; `treecot.search.runner`)."""
+"""`treecot generate`: MCTS reasoning trees for a recipe's problems (resumable; `treecot.pipeline.generate`)."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ def make_parser(subparsers) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     """Run `treecot generate` with its parsed `args`; returns the exit status."""
+    from treecot.pipeline.generate import Shard, run_generate
     from treecot.recipe import RecipeError, load_recipe
-    from treecot.search.runner import Shard, run_generate
 
     try:
         shard = Shard.parse(args.shard) if args.shard else None

@@ -29,7 +29,7 @@ def make_parser(subparsers) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     """Run `treecot perturb` with its parsed `args`; returns the exit status."""
-    from treecot.data.build import run_perturb
+    from treecot.pipeline.build import run_perturb
 
     try:
         run_perturb(

@@ -17,9 +17,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from treecot.recipe import LENGTH_CHOICES
-
 T = TypeVar("T")
+
+#: Thoughts Length Balance: which correct paths of a problem are kept, by length (`select_by_length`).
+LENGTH_CHOICES = ("shortest", "medium", "longest", "all")
 
 
 def rank_labels(lengths: Sequence[int]) -> list[str]:

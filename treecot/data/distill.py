@@ -32,25 +32,35 @@ DISTILL_SYSTEM_PROMPT = (
 
 
 @dataclass
-class DistillConfig:
-    """samples: k teacher samples per problem; max_tokens / temperature / top_p: teacher sampling;
-    keep: "all" correct samples or "first" (one per problem); min_difficulty / max_difficulty: keep
-    problems whose numeric difficulty (meta.difficulty, or the number in meta.level, e.g. "Level 4")
-    lies in range; pass_rate_range: (lo, hi) — keep problems whose reference-model pass rate is within
-    it (needs a reference generator); reference_samples: samples per problem for that pass rate."""
+class DistillSampling:
+    """How a distillation samples its teacher and which problems and samples it keeps.
+
+    The one declaration of these settings: `DistillConfig` (the `distill` function's) and the recipe's
+    `distill` section (`treecot.recipe.DistillSpec`) both extend it.
+
+    Args:
+        samples (`int`): Teacher samples per problem.
+        max_tokens (`int`): The teacher's token budget per sample.
+        temperature (`float`): The teacher's sampling temperature.
+        top_p (`float`): The teacher's nucleus sampling.
+        keep (`str`): `"all"` correct samples, or `"first"` (one per problem).
+        min_difficulty (`float`, *optional*): Keep problems whose numeric difficulty (`meta.difficulty`, or
+            the number in `meta.level`, e.g. "Level 4") is at least this.
+        max_difficulty (`float`, *optional*): ... and at most this.
+        pass_rate_range (`list[float]`, *optional*): `[lo, hi]`: keep problems whose reference-model pass
+            rate lies within it (needs a reference generator).
+        reference_samples (`int`): Samples per problem for that pass rate.
+    """
 
     samples: int = 4
     max_tokens: int = 1024
     temperature: float = 0.7
     top_p: float = 0.95
     keep: str = "all"
-    system_prompt: str = DISTILL_SYSTEM_PROMPT
     min_difficulty: float | None = None
     max_difficulty: float | None = None
-    pass_rate_range: tuple[float, float] | None = None
+    pass_rate_range: list[float] | None = None
     reference_samples: int = 4
-    seed: int = 0
-    batch_problems: int = 8
 
     def __post_init__(self):
         if self.samples < 1:
@@ -63,6 +73,22 @@ class DistillConfig:
                 raise ValueError(
                     f"pass_rate_range must satisfy 0 <= lo <= hi <= 1, got {self.pass_rate_range}"
                 )
+
+
+@dataclass
+class DistillConfig(DistillSampling):
+    """The settings of `distill`: the sampling (`DistillSampling`) plus the teacher's system prompt, the seed
+    and how many problems are sampled together.
+
+    Args:
+        system_prompt (`str`): The teacher's system prompt (SkyThought's, `DISTILL_SYSTEM_PROMPT`).
+        seed (`int`): Seeds the teacher's sampling.
+        batch_problems (`int`): Problems whose samples are requested together.
+    """
+
+    system_prompt: str = DISTILL_SYSTEM_PROMPT
+    seed: int = 0
+    batch_problems: int = 8
 
 
 @dataclass

@@ -29,13 +29,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from treecot.data.balance import rank_labels, select_by_length
+from treecot.data.balance import LENGTH_CHOICES, rank_labels, select_by_length
 from treecot.prompts import TAG_GUIDE, contract_system_prompt
-from treecot.recipe import LENGTH_CHOICES, PAIR_RULES
 from treecot.search.tree import Node, Tree
 from treecot.tasks.diagnostics import DiagnosticsConfig, approx_tokens, find_loops
 
 DATA_SCHEMA_VERSION = 1
+#: How the rejected path of a chosen one is picked (`pick_rejected`).
+PAIR_RULES = ("shortest_prefix", "latest_branch")
 
 #: Why a path is not clean (`path_defects`), in report order: a node cut at its token cap, a node that
 #: loops on the same content, a node holding a section tag (or a broken fragment of one) in its text, an

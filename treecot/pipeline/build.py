@@ -25,7 +25,19 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from treecot import __version__, backends
+from treecot.data.balance import plot_length_histograms
+from treecot.data.distill import distill
+from treecot.data.extract import build_datasets, tree_paths, tree_system_prompt
+from treecot.data.perturb import perturb_rows
+from treecot.hub import load_versioned, push_dataset, quiet_datasets, redact
+from treecot.models import load_tokenizer
+from treecot.pipeline.generate import iter_tree_dicts, tree_files
+from treecot.prompts import CONTRACT_FILE, PromptContract
 from treecot.recipe import Recipe, RecipeError, load_recipe
+from treecot.search.mcts import reflection_summary
+from treecot.search.tree import Tree
+from treecot.tasks import get_task
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +74,6 @@ def load_trees(directory: str | Path | list[str | Path]) -> tuple[list[dict], st
     A list of directories/files (e.g. one generation run per task) gives all their trees and a hash of
     their config hashes.
     """
-    from treecot.search.runner import iter_tree_dicts, tree_files
 
     if isinstance(directory, (list, tuple)):
         if not directory:
@@ -125,7 +136,6 @@ def _run_hash(search_hash: str, build_hash: str, tree_dicts: list[dict]) -> str:
 
 
 def _histograms(sft, dpo, all_lengths: dict[str, list[int]], out_dir: Path) -> dict[str, bytes]:
-    from treecot.data.balance import plot_length_histograms
 
     by_task: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for task, lengths in all_lengths.items():
@@ -143,8 +153,6 @@ def _preference_dataset(rows: list[dict]):
     (inferred, it would be a list of nulls, whose schema differs from a run with defects)."""
     from datasets import Dataset, Sequence, Value
 
-    from treecot.hub import quiet_datasets
-
     ds = Dataset.from_list(rows)
     with quiet_datasets():  # a "Casting the dataset" bar for a few hundred rows says nothing
         return ds.cast_column("rejected_defects", Sequence(Value("string")))
@@ -159,11 +167,6 @@ def run_build(
 ) -> dict[str, Any]:
     """Build the `trees` / `sft` / `dpo` configs of a recipe's trees and push (or write) them."""
     from datasets import Dataset
-
-    from treecot.data.extract import build_datasets, tree_paths, tree_system_prompt
-    from treecot.models import load_tokenizer
-    from treecot.prompts import CONTRACT_FILE, PromptContract
-    from treecot.search.tree import Tree
 
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
@@ -245,8 +248,6 @@ def _dataset_card(
     contract: Any,
 ) -> dict[str, Any]:
     """The dataset card's fields of a build: description, recipe, models, yield, path quality, search cost."""
-    from treecot import __version__
-    from treecot.hub import redact
 
     spec, report, sft, dpo = recipe.build, built.report, built.sft, built.dpo
     stats_keys = (
@@ -318,7 +319,6 @@ def _push_built(
 ) -> Any:
     """Push the built configs with their card and extra files to the Hub repo (the command's or the recipe's
     `push_to_hub`), else write them in the local Hub layout at `build.output_dir`; returns the push result."""
-    from treecot.hub import push_dataset
 
     spec = recipe.build
     repo = push_to_hub or spec.push_to_hub
@@ -347,7 +347,7 @@ def _push_built(
 
 def _generate_wall_seconds(trees_dir: Any, search_hash: str) -> float | None:
     """The wall time of the generate run that wrote the trees, from its `stats-<hash>-<shard>.json` files
-    (`treecot.search.runner`); shards run side by side, so the longest one. None when none is found (trees
+    (`treecot.pipeline.generate`); shards run side by side, so the longest one. None when none is found (trees
     given as a file, or searched by another configuration)."""
     import json
 
@@ -386,7 +386,6 @@ def _left_out(sft: list, dpo: list) -> list[str]:
 def _backtracking(trees: list) -> dict[str, Any]:
     """The card's backtracking figures: reflections placed after wrong answers, the share explored, and the
     share of correct paths that pass through one (`treecot.search.mcts.reflection_summary`)."""
-    from treecot.search.mcts import reflection_summary
 
     r = reflection_summary(trees)
     out: dict[str, Any] = {"reflections placed": r["reflections_placed"]}
@@ -432,13 +431,6 @@ def run_distill(
     """
     from datasets import Dataset
 
-    from treecot import __version__
-    from treecot.backends import make_generator
-    from treecot.data.distill import distill
-    from treecot.hub import push_dataset, redact
-    from treecot.models import load_tokenizer
-    from treecot.tasks import get_task
-
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     if recipe.distill is None:
@@ -449,9 +441,9 @@ def run_distill(
     end = len(problems) if recipe.problems.limit is None else recipe.problems.offset + recipe.problems.limit
     problems = [problems[i] for i in range(recipe.problems.offset, min(end, len(problems)))]
     tokenizer = load_tokenizer(spec.student)
-    teacher = teacher or make_generator(spec.teacher, seed=recipe.seed)
+    teacher = teacher or backends.make_generator(spec.teacher, seed=recipe.seed)
     if reference is None and spec.reference is not None:
-        reference = make_generator(spec.reference, seed=recipe.seed)
+        reference = backends.make_generator(spec.reference, seed=recipe.seed)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -538,11 +530,6 @@ def run_perturb(
     for MCTS datasets, from the wrong paths of its `trees` config.
     """
     from datasets import Dataset
-
-    from treecot import __version__
-    from treecot.data.perturb import perturb_rows
-    from treecot.hub import load_versioned, push_dataset
-    from treecot.search.tree import Tree
 
     rows = [dict(r) for r in load_versioned(source, "sft", revision=revision, split="train")]
     wrong = None

@@ -34,7 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from treecot.pipeline.generators import build_generators
+from treecot.pipeline.ray_engine import require_ray, run_search_ray
+from treecot.prompts import contract_system_prompt
 from treecot.recipe import Recipe, RecipeError, load_recipe
+from treecot.search.mcts import config_hash, reflection_summary, render_chat_prompts, run_search
+from treecot.search.patterns import patterns_for_task
+from treecot.tasks import get_task
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +76,7 @@ SINGLE_PROCESS_LAUNCH = (
 )
 
 
-#: Search engines of `run_generate`: this process, or a pool of Ray actors (`treecot.search.ray_engine`).
+#: Search engines of `run_generate`: this process, or a pool of Ray actors (`treecot.pipeline.ray_engine`).
 ENGINES = ("local", "ray")
 
 
@@ -292,41 +298,6 @@ def _load_generators(recipe: Recipe) -> dict[str, Any]:
     return gens
 
 
-def build_generators(recipe: Recipe) -> dict[str, Any]:
-    """Generators per role; roles with identical model specs share one instance (one model in memory).
-
-    `vllm` models get their engine settings (`VLLMGenerator.from_spec`); under `accelerate launch` /
-    torchrun every vllm model's GPU group is checked before any model loads (a RecipeError naming the
-    role's tensor_parallel_size when this rank's group does not fit the machine)."""
-    from treecot.backends import make_generator
-
-    gen = recipe.generate
-    assert gen is not None
-    specs = {role: gen.models.get(role) or gen.models["A"] for role in ("A", "B")}
-    for role, spec in specs.items():
-        if spec.backend == "vllm":
-            from treecot.backends.vllm_backend import GPUPlacementError, rank_gpu_ids
-
-            try:
-                rank_gpu_ids(spec.tensor_parallel_size or 1)
-            except GPUPlacementError as e:
-                where = role if role in gen.models else "A"
-                raise RecipeError(f"generate.models.{where}.tensor_parallel_size: {e}") from None
-    made: dict[str, Any] = {}
-    out = {}
-    for role, spec in specs.items():
-        key = json.dumps(spec.to_dict(), sort_keys=True, default=str)
-        if key not in made:
-            if spec.backend == "vllm":
-                from treecot.backends.vllm_backend import VLLMGenerator
-
-                made[key] = VLLMGenerator.from_spec(spec, seed=recipe.seed)
-            else:
-                made[key] = make_generator(spec, seed=recipe.seed)
-        out[role] = made[key]
-    return out
-
-
 # --------------------------------------------------------------------------- the run
 
 
@@ -334,8 +305,6 @@ def _summarise(trees: list[dict], wall: float, new_trees: list[dict] | None = No
     """Totals over the trees, each problem counted once (its first tree), as `treecot build` reads them.
     `wall` is this run's time: the token rate counts the tokens of the trees it wrote (`new_trees`; default
     all), and is None when it wrote none (a resumed run over finished trees has no rate)."""
-    from treecot.search.mcts import reflection_summary
-
     seen: set[str] = set()
     unique = []
     for t in trees:
@@ -393,12 +362,8 @@ def run_generate(
 
     generators: pre-built {"A": …, "B": …} (tests, notebooks); default: built from the recipe.
     engine: "local" (this process searches) or "ray" (`ray_actors` Ray actors search, each with its own
-    generators built from the recipe; `treecot.search.ray_engine`); the shard file and stats are the same.
+    generators built from the recipe; `treecot.pipeline.ray_engine`); the shard file and stats are the same.
     """
-    from treecot.prompts import contract_system_prompt
-    from treecot.search.mcts import MCTSConfig, config_hash, render_chat_prompts, run_search
-    from treecot.search.patterns import patterns_for_task
-    from treecot.tasks import get_task
 
     # A Recipe object is validated again: callers (the CLI's --limit, --output-dir) may have changed it.
     recipe = load_recipe(recipe) if not isinstance(recipe, Recipe) else recipe.validate()
@@ -408,8 +373,6 @@ def run_generate(
     if engine not in ENGINES:
         raise RecipeError(f"engine: {engine!r} is not an engine; choose one of {', '.join(ENGINES)}")
     if engine == "ray":
-        from treecot.search.ray_engine import require_ray
-
         if generators is not None:
             raise RecipeError("engine ray: pre-built generators cannot be sent to Ray actors; each actor "
                               "builds its own from the recipe's models (leave generators out)")  # fmt: skip
@@ -421,8 +384,7 @@ def run_generate(
     shard = shard or Shard.from_environment() or Shard()
     task = get_task(recipe.problems.task)
     patterns = spec.load_patterns() if spec.patterns else patterns_for_task(task)
-    search_cfg = {"seed": recipe.seed, **spec.search}
-    config = MCTSConfig(**search_cfg)
+    config = spec.search_config(recipe.seed)
     system_prompt = spec.system_prompt if spec.system_prompt is not None else contract_system_prompt(task)
 
     limit = recipe.problems.limit
@@ -512,8 +474,6 @@ def run_generate(
 
                 try:
                     if engine == "ray":
-                        from treecot.search.ray_engine import run_search_ray
-
                         run_search_ray(
                             todo,
                             recipe,

@@ -32,7 +32,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from treecot.recipe import Recipe, RecipeError
+from treecot.pipeline.generators import build_generators
+from treecot.recipe import Recipe, RecipeError, load_recipe
+from treecot.search.mcts import render_chat_prompts, run_search
+from treecot.search.tree import Tree
+from treecot.tasks import get_task
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +71,6 @@ class _SearchActor:
         # relative model paths of the recipe resolve on every node.
         if cwd and os.path.isdir(cwd):
             os.chdir(cwd)
-        from treecot.recipe import load_recipe
-        from treecot.search.runner import build_generators
-        from treecot.tasks import get_task
-
         self.task = get_task(task)
         self.patterns = patterns
         self.config = config
@@ -79,8 +79,6 @@ class _SearchActor:
 
     def search(self, problems: list[dict]) -> list[dict]:
         """The trees (dicts) of `problems`, searched together; caches of finished problems are released."""
-        from treecot.search.mcts import render_chat_prompts, run_search
-
         trees: list[dict] = []
 
         def finished(n_done: int, n_total: int, tree) -> None:
@@ -195,8 +193,6 @@ def run_search_ray(
     problems_per_actor: the batch an actor searches at once; actor_options: Ray actor options (resources,
     runtime_env) instead of `default_actor_options`; on_batch: called after each batch's trees.
     """
-    from treecot.search.tree import Tree
-
     ray = require_ray()
     from ray.exceptions import RayActorError
 

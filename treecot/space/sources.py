@@ -419,7 +419,7 @@ def _read_layout(
 
 def _shard_lines(stream: IO[bytes], gz: bool) -> Iterator[dict]:
     """Tree dicts of one JSONL shard (skipping a half-written last line, like
-    `treecot.search.runner.iter_tree_dicts`)."""
+    `treecot.pipeline.generate.iter_tree_dicts`)."""
     raw = gzip.GzipFile(fileobj=stream) if gz else stream
     for line in io.TextIOWrapper(raw, encoding="utf-8"):
         if not line.endswith("\n"):
@@ -430,7 +430,7 @@ def _shard_lines(stream: IO[bytes], gz: bool) -> Iterator[dict]:
 
 def _read_shards(path: Path, roots: Sequence[Path]) -> TreeSource:
     """The trees of a shard file or a folder of ``trees-*.jsonl`` shards, each opened with `open_checked`."""
-    from treecot.search.runner import tree_files
+    from treecot.pipeline.generate import tree_files
 
     files = [path] if path.is_file() else tree_files(path)
     trees: dict[str, dict] = {}
@@ -463,7 +463,7 @@ def refuse_hub(what: str, source: str) -> SpaceError:
 
 def _local_kind(path: Path) -> str:
     from treecot.hub import LOCAL_REFS_FILE
-    from treecot.search.runner import tree_files
+    from treecot.pipeline.generate import tree_files
 
     if (path / LOCAL_REFS_FILE).is_file():
         return "layout"
