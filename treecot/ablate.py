@@ -49,10 +49,10 @@ from treecot.demo import (
     Demo,
     DemoConfig,
     DemoError,
-    _jsonable,
-    _resolve_file,
     check_eval_stage,
     fresh_start,
+    jsonable,
+    resolve_file,
 )
 from treecot.recipe import RecipeError
 
@@ -115,15 +115,15 @@ class AblationConfig(DemoConfig):
 def load_ablation_config(source: str | os.PathLike | Mapping[str, Any], **overrides: Any) -> AblationConfig:
     """Read and validate an ablation recipe (a YAML path or a mapping); `overrides` are nested fields laid
     over it (`output_dir=…`, `ablation={"rows": ["dpo"]}`)."""
-    from treecot.demo import _validate_slices, read_config
+    from treecot.demo import read_config, validate_slices
 
     cfg, where = read_config(source, AblationConfig, "ablation recipe", overrides)
     path, spec, ev = cfg.path, cfg.ablation, cfg.eval
-    _validate_slices(cfg, where)
+    validate_slices(cfg, where)
     for stage in ("sft", "dpo"):
         if stage not in cfg.train:
             raise DemoError(f"{where}: train.{stage} is missing (a TRL recipe path and overrides)")
-        cfg.train[stage].config = _resolve_file(
+        cfg.train[stage].config = resolve_file(
             cfg.train[stage].config, path, f"{where}: train.{stage}.config"
         )
     unknown_rows = [r for r in spec.rows if r not in ROWS]
@@ -396,7 +396,7 @@ def write_ablation(
     tasks = list(cfg.eval.tasks)
     runs = {label_of(name): rec["tasks"] for name, rec in results["eval"].items()}
     record = _ablation_record(cfg, results, timings, tasks)
-    (out_dir / "ablation.json").write_text(json.dumps(_jsonable(record), indent=2) + "\n", encoding="utf-8")
+    (out_dir / "ablation.json").write_text(json.dumps(jsonable(record), indent=2) + "\n", encoding="utf-8")
     png = plot_rates(runs, tasks, out_dir / "ablation.png", title=f"Table 5 ablation: {cfg.name}")
     lines = [
         *_table_rows(cfg, record, runs, tasks),

@@ -249,7 +249,7 @@ def test_dataset_configs_of_a_hub_id_without_a_token_read_its_local_layout(tmp_p
     from treecot.hub import push_dataset
     from treecot.scripts.utils import dataset_configs
 
-    monkeypatch.setattr(hub, "_online_configured", lambda token, endpoint: False)
+    monkeypatch.setattr(hub, "online_configured", lambda token, endpoint: False)
     monkeypatch.setattr(hub, "default_local_dir", lambda repo_id: tmp_path / "cache" / repo_id)
 
     def no_network(*args, **kwargs):

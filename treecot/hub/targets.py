@@ -65,7 +65,7 @@ _OLD_SUFFIX = ".treecot-old"
 #: Seconds a writer waits for the lock before saying that it waits (and then waits on).
 _LOCK_NOTICE_AFTER = 5.0
 #: Branch, tag and revision names.
-_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
+REVISION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
 _T = TypeVar("_T")
 
 
@@ -110,7 +110,7 @@ def default_local_dir(repo_id: str) -> Path:
     return cache_dir() / "hub" / "datasets" / repo_id
 
 
-class _Target(ABC):
+class Target(ABC):
     """The operations a push needs, on a Hub repository (`_HubTarget`) or a local folder (`_LocalTarget`).
 
     Each operation is idempotent: it re-reads the remote state, so a retried or rerun step is safe.
@@ -173,7 +173,7 @@ class _Target(ABC):
     def result(self, branch: str, tag: str | None, skipped: bool) -> PushResult: ...
 
 
-class _HubTarget(_Target):
+class _HubTarget(Target):
     def __init__(
         self, repo_id: str, token: str | None, endpoint: str | None, retry: RetryPolicy, private: bool | None
     ):
@@ -323,11 +323,11 @@ class _HubTarget(_Target):
 def _same_content(remote: Any, source: Path | bytes) -> bool:
     """Whether a remote `RepoFile` already holds ``source`` (LFS sha256 or git blob sha)."""
     if getattr(remote, "lfs", None) is not None:
-        return remote.lfs.sha256 == _sha256(source)
+        return remote.lfs.sha256 == sha256_of(source)
     return remote.blob_id == _git_blob_sha(source)
 
 
-class _LocalTarget(_Target):
+class _LocalTarget(Target):
     def __init__(self, repo_id: str, root: Path):
         self.repo_id = repo_id
         self.root = root
@@ -422,7 +422,7 @@ class _LocalTarget(_Target):
         self._replaced.clear()
 
     def _folder(self, revision: str) -> Path:
-        if not _REVISION.match(revision) or revision == LOCAL_REFS_FILE:
+        if not REVISION_PATTERN.match(revision) or revision == LOCAL_REFS_FILE:
             raise ValueError(f"invalid revision name {revision!r}")
         return self.root / revision
 
@@ -663,7 +663,7 @@ def _local_data_files(folder: Path, config: str) -> dict[str, list[str]]:
     return out
 
 
-def _online_configured(token: str | None, endpoint: str | None) -> bool:
+def online_configured(token: str | None, endpoint: str | None) -> bool:
     if token or endpoint or os.environ.get("HF_ENDPOINT"):
         return True
     return bool(_hf_tokens())
@@ -680,7 +680,7 @@ def _hf_tokens() -> set[str]:
     return {v for v in values if v}
 
 
-def _open_target(
+def open_target(
     repo_id: str,
     *,
     local_dir: str | os.PathLike | None,
@@ -688,13 +688,13 @@ def _open_target(
     endpoint: str | None,
     retry: RetryPolicy,
     private: bool | None = None,
-) -> _Target:
+) -> Target:
     if local_dir is not None:
         return _LocalTarget(repo_id, Path(local_dir))
     if os.path.isfile(os.path.join(str(repo_id), LOCAL_REFS_FILE)):
         return _LocalTarget(Path(repo_id).name, Path(repo_id))
     check_repo_id(repo_id)
-    if _online_configured(token, endpoint):
+    if online_configured(token, endpoint):
         return _HubTarget(repo_id, token, endpoint, retry, private)
     root = default_local_dir(repo_id)
     if str(root) not in _LOCAL_NOTICES:  # once per folder and process: a command opens its target 2–3 times
@@ -706,7 +706,7 @@ def _open_target(
     return _LocalTarget(repo_id, root)
 
 
-#: Local-layout folders already announced in this process (`_open_target`).
+#: Local-layout folders already announced in this process (`open_target`).
 _LOCAL_NOTICES: set[str] = set()
 
 
@@ -714,7 +714,7 @@ def _read(source: Path | bytes) -> bytes:
     return source if isinstance(source, bytes) else Path(source).read_bytes()
 
 
-def _sha256(source: Path | bytes) -> str:
+def sha256_of(source: Path | bytes) -> str:
     return hashlib.sha256(_read(source)).hexdigest()
 
 

@@ -23,13 +23,13 @@ from treecot.hub.ids import check_repo_id
 from treecot.hub.redact import known_secrets, redact, scrub_dataset
 from treecot.hub.retry import RetryPolicy
 from treecot.hub.targets import (
-    _REVISION,
     MARKER_FILE,
+    REVISION_PATTERN,
     PushResult,
+    Target,
     Versions,
-    _open_target,
-    _sha256,
-    _Target,
+    open_target,
+    sha256_of,
 )
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def push_dataset(
     """
     branch = branch_name(config_hash)
     check_repo_id(repo_id)
-    if tag is not None and not _REVISION.match(tag):
+    if tag is not None and not REVISION_PATTERN.match(tag):
         raise ValueError(f"invalid tag {tag!r}: use letters, digits, '.', '_' or '-' (e.g. 'v1')")
     if not configs:
         raise ValueError("push_dataset: configs is empty; pass e.g. {'trees': ..., 'sft': ..., 'dpo': ...}")
@@ -97,7 +97,7 @@ def push_dataset(
         if not _NAME.match(name):
             raise ValueError(f"invalid config name {name!r}: use letters, digits, '_' or '-'")
     extra = _normalise_extra_files(extra_files or {})
-    target = _open_target(
+    target = open_target(
         repo_id,
         local_dir=local_dir,
         token=token,
@@ -139,7 +139,7 @@ def load_versioned(
     Works for Hub repositories and for the local layout written by :func:`push_dataset` (where
     ``revision`` is honoured too). ``repo_id`` may also be the path of a local layout folder.
     """
-    target = _open_target(repo_id, local_dir=local_dir, token=token, endpoint=endpoint, retry=RetryPolicy())
+    target = open_target(repo_id, local_dir=local_dir, token=token, endpoint=endpoint, retry=RetryPolicy())
     return target.load(config, revision or "main", split)
 
 
@@ -151,7 +151,7 @@ def list_versions(
     endpoint: str | None = None,
 ) -> Versions:
     """Branches and tags of a treecot dataset repository (Hub or local layout)."""
-    return _open_target(
+    return open_target(
         repo_id, local_dir=local_dir, token=token, endpoint=endpoint, retry=RetryPolicy()
     ).versions()
 
@@ -173,13 +173,13 @@ def write_lock(
     it. A Hub repository has no lock: there the block runs unlocked, and two concurrent
     read-modify-writes can still lose one.
     """
-    target = _open_target(repo_id, local_dir=local_dir, token=token, endpoint=endpoint, retry=RetryPolicy())
+    target = open_target(repo_id, local_dir=local_dir, token=token, endpoint=endpoint, retry=RetryPolicy())
     with target.writing():
         yield
 
 
 def _push(
-    target: _Target,
+    target: Target,
     staged: dict[str, dict[str, Path]],
     counts: dict[str, dict[str, int]],
     extra: dict[str, Path | bytes],
@@ -217,8 +217,8 @@ def _push(
         target.step(f"upload config {config}", target.commit_config, branch, config, files, rows)
 
     # The last commit: card, extra files, and the completeness marker.
-    hashes = {path: _sha256(p) for files in staged.values() for path, p in files.items()}
-    hashes.update({path: _sha256(content) for path, content in extra.items()})
+    hashes = {path: sha256_of(p) for files in staged.values() for path, p in files.items()}
+    hashes.update({path: sha256_of(content) for path, content in extra.items()})
     histograms = card.get("histograms") or [
         {"title": Path(p).stem.replace("_", " "), "path": p}
         for p in sorted(extra)

@@ -166,14 +166,14 @@ def _local_configs(name: str, revision: str | None) -> list[str] | None:
 def dataset_configs(name: str, revision: str | None = None) -> list[str] | None:
     """The config names of a treecot dataset (local layout folder or Hub id) at `revision`; None when they
     cannot be listed here (loading the dataset then reports the problem)."""
-    from treecot.hub.targets import _online_configured, default_local_dir
+    from treecot.hub.targets import default_local_dir, online_configured
 
     configs = _local_configs(name, revision)
     if configs is not None:
         return configs
     if os.path.exists(os.path.expanduser(name)):
         return None
-    if not _online_configured(None, None):  # as `load_versioned`: a Hub id is read from its local layout
+    if not online_configured(None, None):  # as `load_versioned`: a Hub id is read from its local layout
         try:
             return _local_configs(str(default_local_dir(name)), revision)
         except ValueError:  # not a valid repo id: load_versioned says so

@@ -444,9 +444,9 @@ def _read_shards(path: Path, roots: Sequence[Path]) -> TreeSource:
 def hub_layout_dir(repo_id: str) -> Path | None:
     """Where `treecot.hub` reads the Hub id `repo_id` from when no token and no endpoint is configured
     (the local Hub layout under ``$TREECOT_CACHE/hub``); None when it would reach the Hub."""
-    from treecot.hub.targets import _online_configured, default_local_dir
+    from treecot.hub.targets import default_local_dir, online_configured
 
-    return None if _online_configured(None, None) else default_local_dir(repo_id)
+    return None if online_configured(None, None) else default_local_dir(repo_id)
 
 
 def hub_cache_roots() -> list[Path]:
