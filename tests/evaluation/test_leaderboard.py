@@ -371,7 +371,7 @@ def test_compare_plot_draws_zero_missing_intervals_and_unclipped_axes(tmp_path):
     table, png = compared(tmp_path)
     assert png.read_bytes()[:4] == b"\x89PNG"
     tasks = [c for c in table.columns if not c.endswith(" no-answer")]
-    fig = lb._comparison_figure(table, tasks, "accuracy")
+    fig = lb.comparison_figure(table, tasks, "accuracy")
     try:
         top, bottom = fig.axes[:2]
         # the 0% no-answer rate of run-small is drawn (a line at 0 labelled "0"), unlike a missing value
