@@ -31,7 +31,9 @@ from functools import lru_cache
 
 from treecot.data.balance import LENGTH_CHOICES, rank_labels, select_by_length
 from treecot.prompts import TAG_GUIDE, contract_system_prompt
+from treecot.search.patterns import DEFAULT_NODE_TYPES
 from treecot.search.tree import Node, Tree
+from treecot.tasks import get_task, task_names
 from treecot.tasks.diagnostics import DiagnosticsConfig, approx_tokens, find_loops
 
 DATA_SCHEMA_VERSION = 1
@@ -62,8 +64,6 @@ def tree_system_prompt(tree: Tree) -> str:
     recorded = (tree.generator or {}).get("system_prompt")
     if recorded is not None:
         return str(recorded)
-    from treecot.tasks import get_task, task_names
-
     task = str(tree.problem.get("task", ""))
     return contract_system_prompt(get_task(task)) if task in task_names() else DEFAULT_SYSTEM_PROMPT
 
@@ -75,8 +75,6 @@ def tree_system_prompt(tree: Tree) -> str:
 def section_tags(nodes: Iterable[Node] = ()) -> frozenset[str]:
     """Tag names no node text may contain (lowercased): every built-in node type's tag and type name,
     `FOREIGN_TAGS`, and the tags of `nodes` (custom types of a patterns file)."""
-    from treecot.search.patterns import DEFAULT_NODE_TYPES
-
     names = set(FOREIGN_TAGS)
     for name, node_type in DEFAULT_NODE_TYPES.items():
         names.update((name, node_type.tag))
@@ -175,8 +173,6 @@ def answer_defects(answer: Node, task: str) -> list[str]:
 
 @lru_cache(maxsize=32)
 def _format_task(name: str):
-    from treecot.tasks import get_task, task_names
-
     return get_task(name) if name in task_names() else None
 
 
@@ -496,6 +492,185 @@ class BuiltRows:
     report: BuildReport
 
 
+def _check_build_options(sft_length: str, dpo_length: str, pair_rule: str) -> None:
+    """Raise `ValueError` for a length choice outside `LENGTH_CHOICES` or a pair rule outside `PAIR_RULES`."""
+    for name, value in (("sft_length", sft_length), ("dpo_length", dpo_length)):
+        if value not in LENGTH_CHOICES:
+            raise ValueError(f"{name} must be one of {LENGTH_CHOICES}, got {value!r}")
+    if pair_rule not in PAIR_RULES:
+        raise ValueError(f"pair_rule must be one of {PAIR_RULES}, got {pair_rule!r}")
+
+
+@dataclass
+class _DatasetBuilder:
+    """The rows of `build_datasets`, built one tree at a time (deduplication spans all trees)."""
+
+    tok: _StudentTokens
+    system_prompt: str | None
+    sft_length: str
+    dpo_length: str
+    source: str
+    clean_chosen: bool
+    unclean_rejected: bool
+    pair_rule: str
+    dpo_all: bool
+    diagnostics: DiagnosticsConfig | None
+    report: BuildReport = field(init=False)
+    sft: list[dict] = field(default_factory=list)
+    dpo: list[dict] = field(default_factory=list)
+    dpo_every: list[dict] = field(default_factory=list)
+    seen_sft: set[str] = field(default_factory=set)
+    seen_dpo: set[str] = field(default_factory=set)
+    seen_all: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.report = BuildReport(
+            pair_rule=self.pair_rule, clean_chosen=self.clean_chosen, unclean_rejected=self.unclean_rejected
+        )
+
+    def add_tree(self, tree: Tree) -> None:
+        """Add the SFT and preference rows of one tree and count its paths in the report."""
+        report = self.report
+        report.trees += 1
+        problem = tree.problem
+        pid = str(problem.get("id", ""))
+        correct, wrong = self._measure_paths(tree)
+        if not correct:
+            report.problems_without_correct_path.append(pid)
+            return
+        usable = [p for p in correct if p.clean] if self.clean_chosen else correct
+        report.dropped_correct_paths += len(correct) - len(usable)
+        if not usable:
+            report.problems_without_clean_correct_path.append(pid)
+            return
+        labels = rank_labels([p.n_tokens for p in usable])  # Thoughts Length Balance: usable paths only
+        label_of = {p.answer_id: lab for p, lab in zip(usable, labels)}
+        prompt = prompt_messages(
+            problem, tree_system_prompt(tree) if self.system_prompt is None else self.system_prompt
+        )
+        self._add_sft_rows(problem, prompt, usable, label_of)
+        pool = self._rejected_pool(pid, wrong)
+        if pool:
+            self._add_preference_rows(problem, prompt, usable, pool, label_of)
+
+    def _measure_paths(self, tree: Tree) -> tuple[list[PathInfo], list[PathInfo]]:
+        """The tree's correct and wrong paths (tokenized, with their defects), counted in the report."""
+        report = self.report
+        tags, cache = section_tags(tree.nodes), {}
+        kw = dict(encode=self.tok.encode, tags=tags, diagnostics=self.diagnostics, cache=cache)
+        correct = tree_paths(tree, correct=True, **kw)
+        wrong = tree_paths(tree, correct=False, **kw)
+        report.correct_paths += len(correct)
+        report.wrong_paths += len(wrong)
+        for paths, counts, attr in (
+            (correct, report.correct_path_defects, "unclean_correct_paths"),
+            (wrong, report.wrong_path_defects, "unclean_wrong_paths"),
+        ):
+            for p in paths:
+                for reason in p.defects:
+                    counts[reason] += 1
+            setattr(report, attr, getattr(report, attr) + sum(1 for p in paths if p.defects))
+        return correct, wrong
+
+    def _add_sft_rows(
+        self, problem: dict, prompt: list[dict], usable: list[PathInfo], label_of: dict[int, str]
+    ) -> None:
+        """One SFT row per `sft_length` selection of the usable correct paths, duplicates dropped."""
+        pid = str(problem.get("id", ""))
+        for p in select_by_length(usable, self.sft_length, key=lambda p: p.n_tokens):
+            key = _hash(prompt, p.text)
+            if key in self.seen_sft:
+                self.report.sft_duplicates_dropped += 1
+                continue
+            self.seen_sft.add(key)
+            self.sft.append(
+                {
+                    "schema_version": DATA_SCHEMA_VERSION,
+                    "messages": [*prompt, {"role": "assistant", "content": p.text}],
+                    "problem_id": pid,
+                    "task": problem.get("task", ""),
+                    "node_ids": p.node_ids,
+                    "n_tokens": p.n_tokens,
+                    "length_rank": label_of[p.answer_id],
+                    "source": self.source,
+                }
+            )
+
+    def _rejected_pool(self, pid: str, wrong: list[PathInfo]) -> list[PathInfo]:
+        """The wrong paths that may be rejected responses (empty: no preference row for this problem)."""
+        report = self.report
+        if not wrong:
+            report.problems_without_wrong_path.append(pid)
+            return []
+        pool = wrong if self.unclean_rejected else [w for w in wrong if w.clean]
+        report.dropped_wrong_paths += len(wrong) - len(pool)
+        if not pool:
+            report.problems_without_clean_wrong_path.append(pid)
+        return pool
+
+    def _add_preference_rows(
+        self,
+        problem: dict,
+        prompt: list[dict],
+        usable: list[PathInfo],
+        pool: list[PathInfo],
+        label_of: dict[int, str],
+    ) -> None:
+        """A preference row per `dpo_length` selection of the usable correct paths (`dpo`) and, with
+        `dpo_all`, per usable correct path (`dpo_all`); the rejected path is picked by the pair rule."""
+        pid = str(problem.get("id", ""))
+        selected = {p.answer_id for p in select_by_length(usable, self.dpo_length, key=lambda p: p.n_tokens)}
+        for c in usable if self.dpo_all else [p for p in usable if p.answer_id in selected]:
+            picked = pick_rejected(c, pool, self.pair_rule)
+            assert picked is not None
+            w, _, n_nodes = picked
+            prefix, n_prefix = token_shared_prefix(c.token_ids, w.token_ids, c.text, w.text, self.tok.decode)
+            row = {
+                "schema_version": DATA_SCHEMA_VERSION,
+                "prompt": prompt,
+                "chosen": c.text,
+                "rejected": w.text,
+                "shared_prefix": prefix,
+                "problem_id": pid,
+                "task": problem.get("task", ""),
+                "chosen_node_ids": c.node_ids,
+                "rejected_node_ids": w.node_ids,
+                "chosen_tokens": c.n_tokens,
+                "rejected_tokens": w.n_tokens,
+                "shared_prefix_tokens": n_prefix,
+                "shared_prefix_nodes": n_nodes,
+                "pair_rule": self.pair_rule,
+                "rejected_defects": list(w.defects),
+                "length_rank": label_of[c.answer_id],
+                "source": self.source,
+            }
+            key = _hash(prompt, c.text, w.text)
+            if c.answer_id in selected:
+                if key in self.seen_dpo:
+                    self.report.dpo_duplicates_dropped += 1
+                else:
+                    self.seen_dpo.add(key)
+                    self.dpo.append(row)
+                    self.report.rejected_unclean += bool(w.defects)
+            if self.dpo_all:
+                if key in self.seen_all:
+                    self.report.dpo_all_duplicates_dropped += 1
+                else:
+                    self.seen_all.add(key)
+                    self.dpo_every.append(dict(row))
+
+    def rows(self) -> BuiltRows:
+        """The rows built so far, with the report's row counts and shared-prefix statistics filled in."""
+        report = self.report
+        report.sft_rows, report.dpo_rows, report.dpo_all_rows = (
+            len(self.sft),
+            len(self.dpo),
+            len(self.dpo_every),
+        )
+        report.shared_prefix_stats = shared_prefix_stats(self.dpo)
+        return BuiltRows(self.sft, self.dpo, self.dpo_every, report)
+
+
 def build_datasets(
     trees: Iterable[Tree],
     tokenizer,
@@ -512,119 +687,51 @@ def build_datasets(
 ) -> BuiltRows:
     """SFT rows, preference rows and (with `dpo_all`) a preference row for EVERY usable correct path.
 
-    See `build_rows` for the options. dpo_all: also build the `dpo_all` rows (the Thoughts Length Balance
-    ablation: `dpo_length="all"`, same pair rule); `dpo` stays the `dpo_length` selection.
+    Args:
+        trees (`Iterable[Tree]`):
+            The search trees.
+        tokenizer:
+            The STUDENT's tokenizer: path lengths are counted in its tokens and it decodes the token-level
+            `shared_prefix`.
+        system_prompt (`str` or `None`, *optional*):
+            See `build_rows`; None uses each tree's own search prompt.
+        sft_length (`str`, *optional*, defaults to `"longest"`):
+            Which correct paths become SFT rows (`LENGTH_CHOICES`).
+        dpo_length (`str`, *optional*, defaults to `"shortest"`):
+            Which correct paths become chosen responses of the `dpo` rows (`LENGTH_CHOICES`).
+        source (`str`, *optional*, defaults to `"mcts"`):
+            The rows' `source` field.
+        clean_chosen (`bool`, *optional*, defaults to `True`):
+            Only clean correct paths become SFT rows and chosen responses (see `build_rows`).
+        unclean_rejected (`bool`, *optional*, defaults to `True`):
+            Wrong paths with defects may be rejected responses (see `build_rows`).
+        pair_rule (`str`, *optional*, defaults to `"shortest_prefix"`):
+            How the rejected path is picked (`PAIR_RULES`, see `pick_rejected`).
+        dpo_all (`bool`, *optional*, defaults to `False`):
+            Also build the `dpo_all` rows (the Thoughts Length Balance ablation: `dpo_length="all"`, same
+            pair rule); `dpo` stays the `dpo_length` selection.
+        diagnostics (`DiagnosticsConfig` or `None`, *optional*):
+            Thresholds of the repetition detector (default `DiagnosticsConfig()`).
+
+    Returns:
+        `BuiltRows`: the `sft`, `dpo` and `dpo_all` rows and the `BuildReport`.
     """
-    for name, value in (("sft_length", sft_length), ("dpo_length", dpo_length)):
-        if value not in LENGTH_CHOICES:
-            raise ValueError(f"{name} must be one of {LENGTH_CHOICES}, got {value!r}")
-    if pair_rule not in PAIR_RULES:
-        raise ValueError(f"pair_rule must be one of {PAIR_RULES}, got {pair_rule!r}")
-    tok = _StudentTokens(tokenizer)
-    report = BuildReport(pair_rule=pair_rule, clean_chosen=clean_chosen, unclean_rejected=unclean_rejected)
-    sft, dpo, dpo_every = [], [], []
-    seen_sft, seen_dpo, seen_all = set(), set(), set()
+    _check_build_options(sft_length, dpo_length, pair_rule)
+    builder = _DatasetBuilder(
+        tok=_StudentTokens(tokenizer),
+        system_prompt=system_prompt,
+        sft_length=sft_length,
+        dpo_length=dpo_length,
+        source=source,
+        clean_chosen=clean_chosen,
+        unclean_rejected=unclean_rejected,
+        pair_rule=pair_rule,
+        dpo_all=dpo_all,
+        diagnostics=diagnostics,
+    )
     for tree in trees:
-        report.trees += 1
-        problem = tree.problem
-        pid = str(problem.get("id", ""))
-        tags, cache = section_tags(tree.nodes), {}
-        kw = dict(encode=tok.encode, tags=tags, diagnostics=diagnostics, cache=cache)
-        correct = tree_paths(tree, correct=True, **kw)
-        wrong = tree_paths(tree, correct=False, **kw)
-        report.correct_paths += len(correct)
-        report.wrong_paths += len(wrong)
-        for paths, counts, attr in (
-            (correct, report.correct_path_defects, "unclean_correct_paths"),
-            (wrong, report.wrong_path_defects, "unclean_wrong_paths"),
-        ):
-            for p in paths:
-                for reason in p.defects:
-                    counts[reason] += 1
-            setattr(report, attr, getattr(report, attr) + sum(1 for p in paths if p.defects))
-        if not correct:
-            report.problems_without_correct_path.append(pid)
-            continue
-        usable = [p for p in correct if p.clean] if clean_chosen else correct
-        report.dropped_correct_paths += len(correct) - len(usable)
-        if not usable:
-            report.problems_without_clean_correct_path.append(pid)
-            continue
-        labels = rank_labels([p.n_tokens for p in usable])  # Thoughts Length Balance: usable paths only
-        label_of = {p.answer_id: lab for p, lab in zip(usable, labels)}
-        prompt = prompt_messages(
-            problem, tree_system_prompt(tree) if system_prompt is None else system_prompt
-        )
-
-        for p in select_by_length(usable, sft_length, key=lambda p: p.n_tokens):
-            key = _hash(prompt, p.text)
-            if key in seen_sft:
-                report.sft_duplicates_dropped += 1
-                continue
-            seen_sft.add(key)
-            sft.append(
-                {
-                    "schema_version": DATA_SCHEMA_VERSION,
-                    "messages": [*prompt, {"role": "assistant", "content": p.text}],
-                    "problem_id": pid,
-                    "task": problem.get("task", ""),
-                    "node_ids": p.node_ids,
-                    "n_tokens": p.n_tokens,
-                    "length_rank": label_of[p.answer_id],
-                    "source": source,
-                }
-            )
-
-        if not wrong:
-            report.problems_without_wrong_path.append(pid)
-            continue
-        pool = wrong if unclean_rejected else [w for w in wrong if w.clean]
-        report.dropped_wrong_paths += len(wrong) - len(pool)
-        if not pool:
-            report.problems_without_clean_wrong_path.append(pid)
-            continue
-        selected = {p.answer_id for p in select_by_length(usable, dpo_length, key=lambda p: p.n_tokens)}
-        for c in usable if dpo_all else [p for p in usable if p.answer_id in selected]:
-            picked = pick_rejected(c, pool, pair_rule)
-            assert picked is not None
-            w, _, n_nodes = picked
-            prefix, n_prefix = token_shared_prefix(c.token_ids, w.token_ids, c.text, w.text, tok.decode)
-            row = {
-                "schema_version": DATA_SCHEMA_VERSION,
-                "prompt": prompt,
-                "chosen": c.text,
-                "rejected": w.text,
-                "shared_prefix": prefix,
-                "problem_id": pid,
-                "task": problem.get("task", ""),
-                "chosen_node_ids": c.node_ids,
-                "rejected_node_ids": w.node_ids,
-                "chosen_tokens": c.n_tokens,
-                "rejected_tokens": w.n_tokens,
-                "shared_prefix_tokens": n_prefix,
-                "shared_prefix_nodes": n_nodes,
-                "pair_rule": pair_rule,
-                "rejected_defects": list(w.defects),
-                "length_rank": label_of[c.answer_id],
-                "source": source,
-            }
-            key = _hash(prompt, c.text, w.text)
-            if c.answer_id in selected:
-                if key in seen_dpo:
-                    report.dpo_duplicates_dropped += 1
-                else:
-                    seen_dpo.add(key)
-                    dpo.append(row)
-                    report.rejected_unclean += bool(w.defects)
-            if dpo_all:
-                if key in seen_all:
-                    report.dpo_all_duplicates_dropped += 1
-                else:
-                    seen_all.add(key)
-                    dpo_every.append(dict(row))
-    report.sft_rows, report.dpo_rows, report.dpo_all_rows = len(sft), len(dpo), len(dpo_every)
-    report.shared_prefix_stats = shared_prefix_stats(dpo)
-    return BuiltRows(sft, dpo, dpo_every, report)
+        builder.add_tree(tree)
+    return builder.rows()
 
 
 def build_rows(
