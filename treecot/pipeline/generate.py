@@ -349,27 +349,9 @@ def _summarise(trees: list[dict], wall: float, new_trees: list[dict] | None = No
     return total
 
 
-def run_generate(
-    recipe: Recipe | str | os.PathLike,
-    shard: Shard | None = None,
-    *,
-    generators: dict[str, Any] | None = None,
-    progress: bool = True,
-    engine: str = "local",
-    ray_actors: int = 2,
-) -> dict:
-    """Run (or resume) the recipe's MCTS generation for one shard; returns the stats summary.
-
-    generators: pre-built {"A": …, "B": …} (tests, notebooks); default: built from the recipe.
-    engine: "local" (this process searches) or "ray" (`ray_actors` Ray actors search, each with its own
-    generators built from the recipe; `treecot.pipeline.ray_engine`); the shard file and stats are the same.
-    """
-
-    # A Recipe object is validated again: callers (the CLI's --limit, --output-dir) may have changed it.
-    recipe = load_recipe(recipe) if not isinstance(recipe, Recipe) else recipe.validate()
-    if recipe.generate is None:
-        raise RecipeError("generate: the recipe has no 'generate' section")
-    spec = recipe.generate
+def _check_engine(engine: str, generators: dict[str, Any] | None, ray_actors: int) -> None:
+    """Refuse an unknown engine, and for Ray pre-built generators or a bad actor count; Ray must be
+    installed (before anything is read or written)."""
     if engine not in ENGINES:
         raise RecipeError(f"engine: {engine!r} is not an engine; choose one of {', '.join(ENGINES)}")
     if engine == "ray":
@@ -380,13 +362,11 @@ def run_generate(
             raise RecipeError(
                 f"engine ray: the number of actors must be a positive integer, got {ray_actors!r}"
             )
-        require_ray()  # a missing extra fails before anything is read or written
-    shard = shard or Shard.from_environment() or Shard()
-    task = get_task(recipe.problems.task)
-    patterns = spec.load_patterns() if spec.patterns else patterns_for_task(task)
-    config = spec.search_config(recipe.seed)
-    system_prompt = spec.system_prompt if spec.system_prompt is not None else contract_system_prompt(task)
+        require_ray()
 
+
+def _shard_problems(recipe: Recipe, task, shard: Shard) -> tuple[Any, list[int]]:
+    """The recipe's problem set and the indices of this shard's problems in it."""
     limit = recipe.problems.limit
     # Generated problem sets (blocksworld, arithmetic) make only what the slice needs.
     problems = task.load(
@@ -394,7 +374,183 @@ def run_generate(
     )
     end = len(problems) if limit is None else recipe.problems.offset + limit
     indices = list(range(recipe.problems.offset, min(end, len(problems))))
-    mine = [indices[i] for i in shard.select(len(indices))]
+    return problems, [indices[i] for i in shard.select(len(indices))]
+
+
+class _TreeWriter:
+    """Appends each finished tree to the shard (flushed and fsynced), releases its caches, and moves the
+    progress bar: `on_tree` after each tree, `on_step` (live counts) after each search step."""
+
+    def __init__(
+        self,
+        out,
+        run_hash: str,
+        task,
+        gens: dict[str, Any],
+        system_prompt: str,
+        *,
+        total: int,
+        progress: bool,
+        t0: float,
+    ):
+        self.out, self.run_hash, self.task, self.gens = out, run_hash, task, gens
+        self.system_prompt = system_prompt
+        self.written: list[dict] = []
+        self.counters = {"rollouts": 0, "correct": 0, "tokens": 0}
+        self.t0 = t0  # the run's start: the token rate counts the models' loading, as the wall time does
+        self.bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="MCTS trees", unit="problem", dynamic_ncols=True)
+
+    def on_tree(self, n_done: int, n_total: int, tree) -> None:
+        tree.config_hash = self.run_hash
+        d = tree.to_dict()
+        self.out.write(json.dumps(d, ensure_ascii=False) + "\n")
+        self.out.flush()
+        os.fsync(self.out.fileno())
+        self.written.append(d)
+        gens = self.gens
+        for role, prompt in render_chat_prompts(self.task, tree.problem, gens, self.system_prompt).items():
+            release = getattr(gens[role], "release", None)
+            if callable(release):  # evict the finished problem's prefix caches
+                release(prompt)
+            end = getattr(gens[role], "end_affinity", None)
+            if callable(end):  # several servers: the tree no longer counts on its server
+                end(str(tree.problem.get("id", "")))
+        st = tree.stats
+        self.counters["rollouts"] += int(st.get("rollouts", 0))
+        self.counters["correct"] += int(st.get("correct_paths", 0))
+        self.counters["tokens"] += int(st.get("generated_tokens", 0))
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def on_step(self, in_flight) -> None:
+        """Live counts after every search step (finished trees + those still being searched)."""
+        if self.bar is None:
+            return
+        live = {"rollouts": 0, "correct": 0, "tokens": 0}
+        for t in in_flight:
+            live["rollouts"] += int(t.stats.get("rollouts", 0))
+            live["correct"] += int(t.stats.get("correct_paths", 0))
+            live["tokens"] += int(t.stats.get("generated_tokens", 0))
+        el = time.perf_counter() - self.t0
+        tokens = self.counters["tokens"] + live["tokens"]
+        self.bar.set_postfix(
+            rollouts=self.counters["rollouts"] + live["rollouts"],
+            correct=self.counters["correct"] + live["correct"],
+            tok_s=f"{tokens / el:.1f}" if el else "-",
+            refresh=True,
+        )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _search_into(
+    shard_path: Path,
+    todo: list[dict],
+    recipe: Recipe,
+    setup: dict[str, Any],
+    *,
+    generators: dict[str, Any] | None,
+    progress: bool,
+    engine: str,
+    ray_actors: int,
+) -> list[dict]:
+    """Search `todo` with `engine`, appending each tree to `shard_path`; returns the trees written."""
+    spec = recipe.generate
+    task, patterns, config, system_prompt = (
+        setup[k] for k in ("task", "patterns", "config", "system_prompt")
+    )
+    # The ray engine's actors hold the generators (and release their caches): none here.
+    gens = {} if engine == "ray" else generators or _load_generators(recipe)
+    with open(shard_path, "a", encoding="utf-8") as out:
+        writer = _TreeWriter(
+            out,
+            setup["run_hash"],
+            task,
+            gens,
+            system_prompt,
+            total=len(todo),
+            progress=progress,
+            t0=setup["t0"],
+        )
+        try:
+            if engine == "ray":
+                run_search_ray(
+                    todo,
+                    recipe,
+                    task=task.name,
+                    patterns=patterns,
+                    config=config,
+                    on_tree=writer.on_tree,
+                    num_actors=ray_actors,
+                    problems_per_actor=spec.problems_in_flight,
+                    system_prompt=system_prompt,
+                    on_batch=lambda: writer.on_step([]),  # the live counts move per finished batch
+                )
+            else:
+                run_search(
+                    todo,
+                    task,
+                    patterns,
+                    gens,
+                    config,
+                    progress=writer.on_tree,
+                    max_in_flight=spec.problems_in_flight,
+                    on_step=writer.on_step,
+                    system_prompt=system_prompt,
+                )
+        finally:
+            writer.close()
+    return writer.written
+
+
+def run_generate(
+    recipe: Recipe | str | os.PathLike,
+    shard: Shard | None = None,
+    *,
+    generators: dict[str, Any] | None = None,
+    progress: bool = True,
+    engine: str = "local",
+    ray_actors: int = 2,
+) -> dict:
+    """Run (or resume) the recipe's MCTS generation for one shard.
+
+    Args:
+        recipe (`Recipe`, `str` or `os.PathLike`):
+            The recipe, or the path of its YAML file; a `Recipe` object is validated again (callers such as
+            the CLI's `--limit` and `--output-dir` may have changed it).
+        shard (`Shard`, *optional*):
+            The slice of problems this process searches (default: from the launcher's environment, else all).
+        generators (`dict[str, Generator]`, *optional*):
+            Pre-built `{"A": …, "B": …}` (tests, notebooks); default: built from the recipe.
+        progress (`bool`):
+            Show a progress bar.
+        engine (`str`):
+            `"local"` (this process searches) or `"ray"` (`ray_actors` Ray actors search, each with its own
+            generators built from the recipe; `treecot.pipeline.ray_engine`); the shard file and stats are the
+            same.
+        ray_actors (`int`):
+            The number of Ray actors.
+
+    Returns:
+        The shard's stats summary (also written to `stats-<config_hash>-<shard>.json`).
+    """
+    recipe = load_recipe(recipe) if not isinstance(recipe, Recipe) else recipe.validate()
+    if recipe.generate is None:
+        raise RecipeError("generate: the recipe has no 'generate' section")
+    spec = recipe.generate
+    _check_engine(engine, generators, ray_actors)
+    shard = shard or Shard.from_environment() or Shard()
+    task = get_task(recipe.problems.task)
+    patterns = spec.load_patterns() if spec.patterns else patterns_for_task(task)
+    config = spec.search_config(recipe.seed)
+    system_prompt = spec.system_prompt if spec.system_prompt is not None else contract_system_prompt(task)
+    problems, mine = _shard_problems(recipe, task, shard)
 
     # The config hash names the run: it depends on the recipe's models, not on loaded objects. Unset vLLM
     # engine settings are left out, so runs named before those fields existed keep their hash.
@@ -419,88 +575,29 @@ def run_generate(
             f"{shard.index}/{shard.count} ({skipped} already done), config {run_hash} → {shard_path}",
             flush=True,
         )
-
         t0 = time.perf_counter()
-        written: list[dict] = []
-        if todo:
-            # The ray engine's actors hold the generators (and release their caches): none here.
-            gens = {} if engine == "ray" else generators or _load_generators(recipe)
-            bar = None
-            if progress:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=len(todo), desc="MCTS trees", unit="problem", dynamic_ncols=True)
-            counters = {"rollouts": 0, "correct": 0, "tokens": 0}
-            with open(shard_path, "a", encoding="utf-8") as out:
-
-                def on_tree(n_done: int, n_total: int, tree) -> None:
-                    tree.config_hash = run_hash
-                    d = tree.to_dict()
-                    out.write(json.dumps(d, ensure_ascii=False) + "\n")
-                    out.flush()
-                    os.fsync(out.fileno())
-                    written.append(d)
-                    for role, prompt in render_chat_prompts(task, tree.problem, gens, system_prompt).items():
-                        release = getattr(gens[role], "release", None)
-                        if callable(release):  # evict the finished problem's prefix caches
-                            release(prompt)
-                        end = getattr(gens[role], "end_affinity", None)
-                        if callable(end):  # several servers: the tree no longer counts on its server
-                            end(str(tree.problem.get("id", "")))
-                    st = tree.stats
-                    counters["rollouts"] += int(st.get("rollouts", 0))
-                    counters["correct"] += int(st.get("correct_paths", 0))
-                    counters["tokens"] += int(st.get("generated_tokens", 0))
-                    if bar is not None:
-                        bar.update(1)
-
-                def on_step(in_flight) -> None:
-                    # Live counts after every search step (finished trees + those still being searched).
-                    if bar is None:
-                        return
-                    live = {"rollouts": 0, "correct": 0, "tokens": 0}
-                    for t in in_flight:
-                        live["rollouts"] += int(t.stats.get("rollouts", 0))
-                        live["correct"] += int(t.stats.get("correct_paths", 0))
-                        live["tokens"] += int(t.stats.get("generated_tokens", 0))
-                    el = time.perf_counter() - t0
-                    tokens = counters["tokens"] + live["tokens"]
-                    bar.set_postfix(
-                        rollouts=counters["rollouts"] + live["rollouts"],
-                        correct=counters["correct"] + live["correct"],
-                        tok_s=f"{tokens / el:.1f}" if el else "-",
-                        refresh=True,
-                    )
-
-                try:
-                    if engine == "ray":
-                        run_search_ray(
-                            todo,
-                            recipe,
-                            task=task.name,
-                            patterns=patterns,
-                            config=config,
-                            on_tree=on_tree,
-                            num_actors=ray_actors,
-                            problems_per_actor=spec.problems_in_flight,
-                            system_prompt=system_prompt,
-                            on_batch=lambda: on_step([]),  # the live counts move per finished batch
-                        )
-                    else:
-                        run_search(
-                            todo,
-                            task,
-                            patterns,
-                            gens,
-                            config,
-                            progress=on_tree,
-                            max_in_flight=spec.problems_in_flight,
-                            on_step=on_step,
-                            system_prompt=system_prompt,
-                        )
-                finally:
-                    if bar is not None:
-                        bar.close()
+        setup = {
+            "task": task,
+            "patterns": patterns,
+            "config": config,
+            "system_prompt": system_prompt,
+            "run_hash": run_hash,
+            "t0": t0,
+        }
+        written = (
+            _search_into(
+                shard_path,
+                todo,
+                recipe,
+                setup,
+                generators=generators,
+                progress=progress,
+                engine=engine,
+                ray_actors=ray_actors,
+            )
+            if todo
+            else []
+        )
         wall = time.perf_counter() - t0
         all_trees = list(iter_tree_dicts([shard_path])) if shard_path.exists() else []
         summary = _summarise(all_trees, wall, written)

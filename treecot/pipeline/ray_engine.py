@@ -172,6 +172,34 @@ def _ids(problems: Sequence[dict], shown: int = 5) -> str:
     return ", ".join(ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
 
 
+def _actor_options(ray, recipe: Recipe, actor_options: dict[str, Any] | None) -> dict[str, Any]:
+    """The Ray options of each actor (`actor_options`, else `default_actor_options`); warns when the cluster
+    has fewer GPUs now than an actor asks for (the actors wait until it has them)."""
+    if actor_options is not None:
+        options = dict(actor_options)
+    else:
+        options = default_actor_options(recipe, float(ray.cluster_resources().get("GPU", 0)))
+    have = ray.cluster_resources().get("GPU", 0)
+    if options.get("num_gpus", 0) > have:
+        logger.warning("ray engine: each actor asks for %s GPU(s) but the cluster has %s now; the actors "
+                       "wait until the cluster has them", options["num_gpus"], have)  # fmt: skip
+    return options
+
+
+def _retry_or_stop(error: BaseException, batch: Sequence[dict], tries: int, deaths: int, n_actors: int,
+                   n_done: int) -> None:  # fmt: skip
+    """After an actor died searching `batch`: stop (`RayEngineError`) when the batch or the pool has failed
+    too often, else say that the batch goes to a fresh actor."""
+    ids = _ids(batch)
+    if tries >= MAX_BATCH_TRIES or deaths > MAX_DEATHS_PER_ACTOR * n_actors:
+        raise RayEngineError(
+            f"ray engine: {deaths} actors died ({tries} of them searching problems {ids}); the "
+            f"last: {_death(error)} The {n_done} trees written are kept: rerun to resume"
+        ) from None
+    print(f"[treecot generate] ray engine: an actor died ({_death(error)}); its problems {ids} go "
+          "to a fresh actor", flush=True)  # fmt: skip
+
+
 def run_search_ray(
     todo: Sequence[dict],
     recipe: Recipe,
@@ -209,14 +237,7 @@ def run_search_ray(
         ray.init(address=address) if address else ray.init()
     actors: list = []
     try:
-        if actor_options is not None:
-            options = dict(actor_options)
-        else:
-            options = default_actor_options(recipe, float(ray.cluster_resources().get("GPU", 0)))
-        have = ray.cluster_resources().get("GPU", 0)
-        if options.get("num_gpus", 0) > have:
-            logger.warning("ray engine: each actor asks for %s GPU(s) but the cluster has %s now; the actors "
-                           "wait until the cluster has them", options["num_gpus"], have)  # fmt: skip
+        options = _actor_options(ray, recipe, actor_options)
         remote = ray.remote(_SearchActor).options(max_restarts=0, **options)
         args = (recipe.to_dict(), task, patterns, config, system_prompt, os.getcwd())
 
@@ -252,14 +273,7 @@ def run_search_ray(
                     ) from None
                 deaths += 1
                 tries[b] += 1
-                ids = _ids(batches[b])
-                if tries[b] >= MAX_BATCH_TRIES or deaths > MAX_DEATHS_PER_ACTOR * n_actors:
-                    raise RayEngineError(
-                        f"ray engine: {deaths} actors died ({tries[b]} of them searching problems {ids}); the "
-                        f"last: {_death(e)} The {n_done} trees written are kept: rerun to resume"
-                    ) from None
-                print(f"[treecot generate] ray engine: an actor died ({_death(e)}); its problems {ids} go "
-                      "to a fresh actor", flush=True)  # fmt: skip
+                _retry_or_stop(e, batches[b], tries[b], deaths, n_actors, n_done)
                 pending.appendleft(b)
                 idle.append(new_actor())
                 continue
