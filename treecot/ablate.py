@@ -52,8 +52,13 @@ from treecot.demo import (
     check_eval_stage,
     fresh_start,
     jsonable,
+    read_config,
     resolve_file,
+    validate_slices,
 )
+from treecot.evaluation import EVAL_TASKS, eval_task, leaderboard
+from treecot.evaluation.leaderboard import reference
+from treecot.evaluation.stats import format_rate, noise_verdicts, plot_rates, rate_interval
 from treecot.recipe import RecipeError
 
 __all__ = [
@@ -115,7 +120,6 @@ class AblationConfig(DemoConfig):
 def load_ablation_config(source: str | os.PathLike | Mapping[str, Any], **overrides: Any) -> AblationConfig:
     """Read and validate an ablation recipe (a YAML path or a mapping); `overrides` are nested fields laid
     over it (`output_dir=…`, `ablation={"rows": ["dpo"]}`)."""
-    from treecot.demo import read_config, validate_slices
 
     cfg, where = read_config(source, AblationConfig, "ablation recipe", overrides)
     path, spec, ev = cfg.path, cfg.ablation, cfg.eval
@@ -135,7 +139,6 @@ def load_ablation_config(source: str | os.PathLike | Mapping[str, Any], **overri
         raise DemoError(f"{where}: ablation.epsilon must lie in [0, 0.5), got {spec.epsilon!r}")
     if spec.alpha < 0:
         raise DemoError(f"{where}: ablation.alpha must be >= 0, got {spec.alpha!r}")
-    from treecot.evaluation import EVAL_TASKS
 
     for t in ev.tasks:
         if t not in EVAL_TASKS:
@@ -162,7 +165,6 @@ def _check_select(cfg: AblationConfig, where: str) -> None:
         raise DemoError(f"{where}: ablation.select.limit must be a positive integer, got {sel.limit!r}")
     if isinstance(sel.offset, bool) or not isinstance(sel.offset, int) or sel.offset < 0:
         raise DemoError(f"{where}: ablation.select.offset must be a non-negative integer, got {sel.offset!r}")
-    from treecot.evaluation import eval_task
 
     for task in cfg.eval.tasks:
         source = eval_task(task)
@@ -342,7 +344,6 @@ class AblationRun(Demo):
         return self._stage("sft", settings, upstream, run)
 
     def push_leaderboard(self, evals: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-        from treecot.evaluation import leaderboard
 
         local = self.out / "leaderboard"
 
@@ -373,7 +374,6 @@ def label_of(name: str) -> str:
 
 def _paper_rows() -> tuple[list[str], dict[str, dict[str, dict[str, float]]]]:
     """The paper's Table 5 (Llama-3.1-8B): columns and method -> task -> {accuracy, no_answer_rate}."""
-    from treecot.evaluation.leaderboard import reference
 
     frame = reference("table5")
     out: dict[str, dict[str, dict[str, float]]] = {}
@@ -390,7 +390,6 @@ def write_ablation(
     cfg: AblationConfig, results: Mapping[str, Any], timings: Mapping[str, tuple[float, bool]], out_dir: Path
 ) -> dict[str, Any]:
     """Write ``table.md``, ``ablation.png`` and ``ablation.json`` to `out_dir`; returns their paths."""
-    from treecot.evaluation.stats import plot_rates
 
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks = list(cfg.eval.tasks)
@@ -420,7 +419,6 @@ def _ablation_record(
 ) -> dict[str, Any]:
     """The run as ``ablation.json`` records it: one entry per row and task (rates, Wilson bounds, n), the data
     counts, the wall times, the learning-rate selection and the commit."""
-    from treecot.evaluation.stats import rate_interval
 
     evals = results["eval"]
     build = results["build"]
@@ -480,7 +478,6 @@ def _table_rows(
     cfg: AblationConfig, record: Mapping[str, Any], runs: Mapping[str, Any], tasks: list[str]
 ) -> list[str]:
     """``table.md``'s title, what was run, and the table: accuracy and no-answer rate per row and task."""
-    from treecot.evaluation.stats import format_rate
 
     data = record["data"]
     head = ["method", *[f"{t} acc. [95% CI]" for t in tasks], *[f"{t} no answer [95% CI]" for t in tasks]]
@@ -511,7 +508,6 @@ def _table_rows(
 
 def _selection_lines(selection: Mapping[str, Any] | None, tasks: list[str]) -> list[str]:
     """The learning-rate selection on the validation problems, as ``table.md`` shows it (none without one)."""
-    from treecot.evaluation.stats import format_rate
 
     if not selection:
         return []
@@ -537,7 +533,6 @@ def _selection_lines(selection: Mapping[str, Any] | None, tasks: list[str]) -> l
 def _noise_lines(cfg: AblationConfig, runs: Mapping[str, Any], tasks: list[str]) -> list[str]:
     """Which differences exceed noise: each row against the base model under the data's prompt, and each
     cumulative step against the row before it."""
-    from treecot.evaluation.stats import noise_verdicts
 
     verdicts = noise_verdicts(runs, label_of("base-data-prompt"), tasks)
     step = []

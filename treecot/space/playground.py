@@ -22,7 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from treecot.data.extract import DEFAULT_SYSTEM_PROMPT
+from treecot.evaluation import decode
+from treecot.evaluation.runner import PROVENANCE_FILE
 from treecot.hub import is_repo_id
+from treecot.models import embedded_model_paths, known_models, load_model
+from treecot.prompts import PromptContract, contract_system_prompt, with_system_prompt
 from treecot.space.config import SpaceConfig
 from treecot.space.errors import (
     SpaceError,
@@ -42,6 +47,9 @@ from treecot.space.sources import (
     real_path,
     refuse_hub,
 )
+from treecot.tasks import get_task, make_problem
+from treecot.tasks.base import Verdict
+from treecot.tasks.diagnostics import diagnose
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +93,6 @@ def check_adapter_base(
     base = data.get("base_model_name_or_path") if isinstance(data, dict) else None
     if not isinstance(base, str) or not base.strip():
         raise SpaceError(f"{what}: adapter_config.json names no base model")
-    from treecot.models import embedded_model_paths, known_models
 
     if base in known_models():
         return
@@ -123,8 +130,6 @@ class ModelCache:
         with lock:
             hit = self._lru.get(name)
             if hit is None:
-                from treecot.models import load_model
-
                 hit = load_model(name)
                 self._lru.put(name, hit)
             return hit
@@ -145,7 +150,6 @@ def resolve_model(choice: str, config: SpaceConfig) -> str:
     Returns:
         The name or Hub id, or the resolved directory; anything else is refused with a `SpaceError`.
     """
-    from treecot.models import known_models
 
     choice = input_text(choice, "model")
     if not choice:
@@ -195,7 +199,6 @@ def read_provenance(folder: str | os.PathLike, roots: Sequence[Path]) -> dict:
         The record; empty when there is none or it cannot be read (leads outside the roots, larger than
         `MAX_PROVENANCE_BYTES`, not a JSON object).
     """
-    from treecot.evaluation.runner import PROVENANCE_FILE
 
     path = Path(folder) / PROVENANCE_FILE
     if not os.path.lexists(path):
@@ -219,7 +222,6 @@ def read_provenance(folder: str | os.PathLike, roots: Sequence[Path]) -> dict:
 
 def _provenance_contract(provenance: dict):
     """The `PromptContract` of a provenance record, or None (absent or malformed)."""
-    from treecot.prompts import PromptContract
 
     data = provenance.get("prompt_contract") if isinstance(provenance, dict) else None
     if not data:
@@ -234,7 +236,6 @@ def trained_system_prompt(contract, task) -> str:
     """The system prompt a model trained under `contract` is prompted with for `task`, as `treecot eval`
     picks it: the contract's prompt of the task, else the prompt a dataset of that task would carry
     (`treecot.prompts.contract_system_prompt`)."""
-    from treecot.prompts import contract_system_prompt
 
     return contract.system_prompt(task.name) or contract_system_prompt(task)
 
@@ -347,7 +348,6 @@ def discover_models(
 def _model_contract(name: str, config: SpaceConfig):
     """The prompt contract of the model `resolve_model` returned, when it is a local folder whose
     ``treecot_provenance.json`` (inside the data roots) carries one; else None."""
-    from treecot.models import known_models
 
     if name in known_models() or is_repo_id(name) or not os.path.isdir(name):
         return None
@@ -394,7 +394,6 @@ class _DeadlineGenerator:
 def _unverified(task):
     """`task` with a verifier that never fails: for questions typed by the user (no reference answer),
     so that an MCTS decode can run; its verdicts say "not verified"."""
-    from treecot.tasks.base import Verdict
 
     class Unverified(type(task)):
         def __init__(self) -> None:  # share the configured task's state, skip its constructor
@@ -472,7 +471,6 @@ class PlaygroundHandlers:
 
     def draw_question(self, task_name: str, seed: Any = None):
         """→ (question, problem record, info). `seed` picks the problem (None or negative: random)."""
-        from treecot.tasks import get_task
 
         task = get_task(input_text(task_name, "task"))
         split = _default_split(task)
@@ -542,9 +540,6 @@ class PlaygroundHandlers:
         rollouts: Any = 4,
     ) -> Iterator[tuple]:
         """Stream (answer HTML, raw text, verdict, diagnostics, status, MCTS tree plot)."""
-        from treecot.data.extract import DEFAULT_SYSTEM_PROMPT
-        from treecot.prompts import with_system_prompt
-        from treecot.tasks import get_task, make_problem
 
         start = time.monotonic()
         deadline = start + float(self.config.request_timeout)
@@ -595,7 +590,6 @@ class PlaygroundHandlers:
         )
 
     def _finish(self, task, record: dict, drawn: bool, text: str, tokenizer, max_new: int, finish: str):
-        from treecot.tasks.diagnostics import diagnose
 
         verdict = task.verify(text, record) if drawn else None
         diagnostics = diagnose(
@@ -705,20 +699,14 @@ class PlaygroundHandlers:
         system_prompt: str | None = None,
     ):
         """An MCTS decode; `system_prompt` None: `mcts_decode`'s default (the task's contract prompt)."""
-        from treecot.evaluation.decode import MCTSDecodeConfig, best_answers, mcts_decode
 
-        try:
-            from treecot.backends.transformers_backend import TransformersGenerator
+        from treecot.backends.transformers_backend import TransformersGenerator  # torch: loaded on use
 
-            inner = TransformersGenerator(
-                model, tokenizer, dtype=None, max_batch_size=8, cache_budget_tokens=8192
-            )
-        except ImportError:  # pragma: no cover - fallback when the optimised backend is unavailable
-            from treecot.evaluation.decode import HFGenerator
-
-            inner = HFGenerator(model, tokenizer)
+        inner = TransformersGenerator(
+            model, tokenizer, dtype=None, max_batch_size=8, cache_budget_tokens=8192
+        )
         generator = _DeadlineGenerator(inner, deadline, float(self.config.request_timeout))
-        config = MCTSDecodeConfig(
+        config = decode.MCTSDecodeConfig(
             max_rollouts=n_rollouts,
             max_depth=6,
             max_node_tokens=min(128, max_new),
@@ -726,10 +714,10 @@ class PlaygroundHandlers:
         )
         yield "", "", "", None, f"MCTS decode: searching with {n_rollouts} rollouts …", None
         search_task = task if drawn else _unverified(task)
-        [result] = mcts_decode([record], search_task, generator, config, system_prompt=system_prompt)
+        [result] = decode.mcts_decode([record], search_task, generator, config, system_prompt=system_prompt)
         tree = result.tree
         text = result.texts[0]
-        best = best_answers(tree, 1)
+        best = decode.best_answers(tree, 1)
         verdict_md, diagnostics = self._finish(task, record, drawn, text, tokenizer, max_new, "stop")
         elapsed = time.monotonic() - start
         status = (

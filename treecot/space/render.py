@@ -9,6 +9,9 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from treecot.search.patterns import DEFAULT_NODE_TYPES
+from treecot.search.show import CORRECT_COLOR, OTHER_COLOR, TYPE_COLORS, WRONG_COLOR, format_node, tree_layout
+
 if TYPE_CHECKING:
     from treecot.search.tree import Tree
     from treecot.space.sources import TreeSource
@@ -31,7 +34,6 @@ def node_kind(node) -> str:
 
 def kind_color(kind: str) -> str:
     """The colour of a `node_kind` (the colours of `treecot.search.show`'s plots)."""
-    from treecot.search.show import CORRECT_COLOR, OTHER_COLOR, TYPE_COLORS, WRONG_COLOR
 
     if kind == ANSWER_LABEL_CORRECT:
         return CORRECT_COLOR
@@ -82,7 +84,6 @@ def tree_plot_spec(tree: Tree, selected: int | None = None, title: str | None = 
 
 def _plot_data(tree: Tree, selected: int | None) -> tuple[list[dict], list[dict]]:
     """The plot's data: one record per node (position, fields, text) and one per edge to a parent."""
-    from treecot.search.show import tree_layout
 
     pos = tree_layout(tree)
     on_path = {n.id for n in tree.path(selected)} | {0} if selected is not None else set()
@@ -214,7 +215,6 @@ def vega_plot(spec: dict, chart: str):
 
 def node_label(node) -> str:
     """A node's entry in the node menu (`treecot.search.show.format_node`, 8 words of its text)."""
-    from treecot.search.show import format_node
 
     return format_node(node, words=8)
 
@@ -277,7 +277,6 @@ def pair_segments(text: str, prefix: str, label: str) -> list[tuple[str, str | N
 
 def known_tags() -> dict[str, str]:
     """Tag -> node type of the reasoning nodes (``<thinking>`` -> thinking, …), ``<think>`` included."""
-    from treecot.search.patterns import DEFAULT_NODE_TYPES
 
     tags = {t.tag: name for name, t in DEFAULT_NODE_TYPES.items()}
     tags["think"] = "thinking"
@@ -347,8 +346,6 @@ def render_sections(text: str) -> str:
 
 def css() -> str:
     """The app's CSS: reasoning sections bordered in their node type's colour, the answer in green."""
-    from treecot.search.patterns import DEFAULT_NODE_TYPES
-    from treecot.search.show import OTHER_COLOR, TYPE_COLORS
 
     rules = [
         ".tc-sections details { border-left: 4px solid #9ecae1; margin: 6px 0; padding: 2px 10px;"

@@ -24,7 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from treecot.hub import is_repo_id
+from treecot.data.extract import build_rows
+from treecot.hub import LOCAL_REFS_FILE, is_repo_id, list_versions, load_versioned
+from treecot.hub.targets import default_local_dir, online_configured
+from treecot.models import DEFAULT_MODEL, cache_dir, load_tokenizer
+from treecot.pipeline.generate import tree_files
+from treecot.search.tree import Tree
 from treecot.space.errors import SpaceError
 
 if TYPE_CHECKING:
@@ -215,7 +220,6 @@ class TreeSource:
     revisions: list[str]
 
     def tree(self, problem_id: str) -> Tree:
-        from treecot.search.tree import Tree
 
         pid = input_text(problem_id, "problem")
         if not pid:
@@ -248,7 +252,6 @@ def _tree_dicts_from_config(ds) -> dict[str, dict]:
 
 
 def _read_versioned(location: str, revision: str, kind: str) -> TreeSource:
-    from treecot.hub import list_versions, load_versioned
 
     try:
         versions = list_versions(location)
@@ -297,7 +300,6 @@ class HubLayout:
 
     def refs(self) -> tuple[dict, dict]:
         """The branches and tags of ``refs.json``."""
-        from treecot.hub import LOCAL_REFS_FILE
 
         what = f"{LOCAL_REFS_FILE} of {self.name}"
         try:
@@ -430,7 +432,6 @@ def _shard_lines(stream: IO[bytes], gz: bool) -> Iterator[dict]:
 
 def _read_shards(path: Path, roots: Sequence[Path]) -> TreeSource:
     """The trees of a shard file or a folder of ``trees-*.jsonl`` shards, each opened with `open_checked`."""
-    from treecot.pipeline.generate import tree_files
 
     files = [path] if path.is_file() else tree_files(path)
     trees: dict[str, dict] = {}
@@ -444,14 +445,12 @@ def _read_shards(path: Path, roots: Sequence[Path]) -> TreeSource:
 def hub_layout_dir(repo_id: str) -> Path | None:
     """Where `treecot.hub` reads the Hub id `repo_id` from when no token and no endpoint is configured
     (the local Hub layout under ``$TREECOT_CACHE/hub``); None when it would reach the Hub."""
-    from treecot.hub.targets import default_local_dir, online_configured
 
     return None if online_configured(None, None) else default_local_dir(repo_id)
 
 
 def hub_cache_roots() -> list[Path]:
     """The root a Hub id read offline stays inside: ``$TREECOT_CACHE/hub``."""
-    from treecot.models import cache_dir
 
     return [(cache_dir() / "hub").expanduser().resolve()]
 
@@ -462,8 +461,6 @@ def refuse_hub(what: str, source: str) -> SpaceError:
 
 
 def _local_kind(path: Path) -> str:
-    from treecot.hub import LOCAL_REFS_FILE
-    from treecot.pipeline.generate import tree_files
 
     if (path / LOCAL_REFS_FILE).is_file():
         return "layout"
@@ -479,7 +476,6 @@ def _local_kind(path: Path) -> str:
 
 def fingerprint(path: Path) -> float:
     """Latest modification time of what a local source reads (cache invalidation)."""
-    from treecot.hub import LOCAL_REFS_FILE
 
     if path.is_file():
         return path.stat().st_mtime
@@ -544,7 +540,6 @@ def load_tree_source(
         local = hub_layout_dir(source)
         if local is None:
             return _read_versioned(source, revision, "hub")
-        from treecot.hub import LOCAL_REFS_FILE
 
         if not os.path.lexists(local / LOCAL_REFS_FILE):
             raise SpaceError(
@@ -568,8 +563,6 @@ def rows_for_tree(tree: Tree, source: TreeSource) -> tuple[list[dict], list[dict
         sft = (source.sft or {}).get(tree.problem_id, [])
         dpo = (source.dpo or {}).get(tree.problem_id, [])
         return sft, dpo, f"rows of the dataset's `sft` / `dpo` configs (revision {source.revision})"
-    from treecot.data.extract import build_rows
-    from treecot.models import DEFAULT_MODEL, load_tokenizer
 
     sft, dpo, _ = build_rows([tree], load_tokenizer(DEFAULT_MODEL))
     return sft, dpo, "built from this tree with the paper's defaults (longest path for SFT, shortest for DPO)"
