@@ -48,7 +48,7 @@ from treecot.data.balance import LENGTH_CHOICES
 from treecot.data.distill import DistillConfig, DistillSampling
 from treecot.data.extract import PAIR_RULES
 from treecot.models import DEFAULT_MODEL
-from treecot.search.mcts import MCTSConfig
+from treecot.search.config import MCTSConfig
 from treecot.search.patterns import PatternError, load_patterns
 from treecot.tasks import task_names
 
