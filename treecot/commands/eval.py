@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from treecot.commands.common import CLIError
+from treecot.commands.common import CLIError, accept_overrides, overrides
 
 
 def make_parser(subparsers) -> argparse.ArgumentParser:
@@ -16,16 +16,18 @@ def make_parser(subparsers) -> argparse.ArgumentParser:
     )
     add_eval_arguments(s)
     s.set_defaults(func=main)
+    accept_overrides(s, "--mcts_config.temperature 0.5 --provenance.recipe_hash abc123")
     return s
 
 
 def main(args: argparse.Namespace) -> int:
     """Run `treecot eval` with its parsed `args`; returns the exit status."""
+    from treecot.evaluation.config import EvalConfigError
     from treecot.evaluation.lighteval_version import UnsupportedLightevalVersion
     from treecot.evaluation.runner import ResultsRescued, eval_from_args, format_markdown
 
     try:
-        eval_from_args(args)
+        eval_from_args(args, overrides(args, EvalConfigError))
     except ResultsRescued as e:  # the run finished: show its table, then say where its outputs are
         print(format_markdown(e.run.summary))
         raise CLIError(str(e)) from None

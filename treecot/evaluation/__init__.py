@@ -3,7 +3,8 @@
 - `treecot.evaluation.lighteval_tasks`: the lighteval custom-task module (gsm8k, arithmetic, math500,
   aime24, aime25, blocksworld, planbench, planbench_zeroshot, synthetic ifeval, ifbench) scored by
   treecot's verifiers and diagnostics.
-- `treecot.evaluation.runner`: `run_eval` / `treecot eval` — lighteval on the CPU (or a GPU), offline,
+- `treecot.evaluation.config`: `EvalConfig`, the settings of an evaluation (YAML, flags, overrides).
+- `treecot.evaluation.runner`: `evaluate(EvalConfig)`, `run_eval` (its keyword form) / `treecot eval` — lighteval on the CPU (or a GPU), offline,
   registering only treecot's tasks; writes lighteval's results JSON, ``summary.json`` and ``summary.md``.
 - `treecot.evaluation.decode`: scoring of sampled responses (pass@k, Test@N) and MCTS decoding with the
   token-confidence value.
@@ -18,7 +19,16 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["EVAL_TASKS", "EVAL_TASK_VARIANTS", "compare", "eval_task", "push", "reference", "run_eval"]
+__all__ = [
+    "EVAL_TASKS",
+    "EVAL_TASK_VARIANTS",
+    "compare",
+    "eval_task",
+    "evaluate",
+    "push",
+    "reference",
+    "run_eval",
+]
 
 #: The benchmarks `treecot eval` runs: evaluation task name -> evaluation split.
 #:
@@ -60,6 +70,14 @@ def run_eval(*args: Any, **kwargs: Any):
     from treecot.evaluation.runner import run_eval as _run_eval
 
     return _run_eval(*args, **kwargs)
+
+
+def evaluate(*args: Any, **kwargs: Any):
+    """`treecot.evaluation.runner.evaluate` (imported on first use): an evaluation from its
+    `treecot.evaluation.config.EvalConfig`."""
+    from treecot.evaluation.runner import evaluate as _evaluate
+
+    return _evaluate(*args, **kwargs)
 
 
 def push(*args: Any, **kwargs: Any):

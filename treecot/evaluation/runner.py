@@ -86,9 +86,11 @@ from pathlib import Path
 from typing import Any
 
 from treecot import models
+from treecot.configs import merge
 from treecot.evaluation import EVAL_TASKS, eval_task
+from treecot.evaluation.config import EvalConfig, EvalConfigError, load_eval_config
 from treecot.evaluation.decode import MCTSDecodeConfig
-from treecot.evaluation.eval_arguments import BACKEND_OPTIONS, add_eval_arguments
+from treecot.evaluation.eval_arguments import add_eval_arguments, eval_settings
 from treecot.evaluation.eval_model import PROVENANCE_FILE as PROVENANCE_FILE
 from treecot.evaluation.eval_model import (
     EvalModel,
@@ -122,6 +124,7 @@ from treecot.evaluation.lighteval_version import UnsupportedLightevalVersion, ch
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "EvalConfig",
     "EvalRun",
     "OutputDirNotWritable",
     "PromptChoice",
@@ -129,8 +132,10 @@ __all__ = [
     "add_eval_arguments",
     "check_output_dir",
     "eval_from_args",
+    "evaluate",
     "eval_main",
     "format_markdown",
+    "load_eval_config",
     "model_revision",
     "rescue_root",
     "resolve_prompts",
@@ -263,6 +268,45 @@ def _prompts(
 # ----------------------------------------------------------------------------------------- run_eval
 
 
+def evaluate(
+    config: EvalConfig, *, loaded: tuple[Any, Any] | None = None, generator: Any = None, progress: bool = True
+) -> EvalRun:
+    """Evaluate `config.model` on treecot's tasks with lighteval (CPU, offline); returns what it wrote.
+
+    Args:
+        config (`EvalConfig`):
+            The evaluation's settings (`treecot.evaluation.config.EvalConfig` documents each field).
+        loaded (`tuple[Any, Any]`, *optional*):
+            An already loaded ``(model, tokenizer)`` for `config.model` (benchmarks reuse one model).
+        generator (`Generator`, *optional*):
+            An already built `Generator` for `config.model` (with a backend other than "transformers").
+        progress (`bool`, *optional*, defaults to `True`):
+            Show lighteval's progress bars.
+
+    Returns:
+        `EvalRun`: the paths of the results, the summary and the table, and the summary.
+    """
+    c = config
+    check_lighteval_version()  # before any problem is read or model loaded: the workarounds need lighteval 0.13
+    task_names = _parse_tasks(c.tasks)
+    _check_counts(task_names, c.limit, c.offset, c.split, c.samples, c.max_new_tokens, c.batch_size, c.seed)
+    temperature, top_p = _sampling(c.samples, c.temperature, c.top_p, c.mcts)
+    spec = _backend(c.model, c.backend, c.backend_settings, c.dtype, c.batch_size, generator)
+    out = _output_dir(c.output_dir, c.model, c.mcts)
+    device = models.resolve_device(c.device)
+    mcts_config = c.mcts_config or MCTSDecodeConfig(seed=c.seed)
+    provenance_info = read_provenance(c.model, c.provenance)
+    prompts, budget = _prompts(c.model, task_names, c.system_prompt, c.prompt_from, c.prompt_revision,
+                               c.max_new_tokens)  # fmt: skip
+    with keep_grad_mode(), quiet_known_noise():
+        return _run(c.model, task_names, limit=c.limit, samples=c.samples, seed=c.seed, out=out, mcts=c.mcts,
+                    mcts_config=mcts_config, max_new_tokens=c.max_new_tokens, batch_size=c.batch_size,
+                    temperature=float(temperature), top_p=float(top_p), dtype=c.dtype, device=device,
+                    provenance=provenance_info, loaded=loaded, progress=progress, prompts=prompts,
+                    budget_warnings=budget, split=c.split, offset=c.offset, backend_spec=spec,
+                    generator=generator)  # fmt: skip
+
+
 def run_eval(
     model: str,
     tasks: str | Sequence[str] = ("gsm8k",),
@@ -291,77 +335,20 @@ def run_eval(
     backend_settings: Mapping[str, Any] | None = None,
     generator: Any = None,
 ) -> EvalRun:
-    """Evaluate `model` on treecot's `tasks` with lighteval (CPU, offline); returns what it wrote (`EvalRun`).
+    """`evaluate` with the settings as keyword arguments: each is the `EvalConfig` field of the same name
+    (documented there); `loaded`, `generator` and `progress` are `evaluate`'s.
 
-    Args:
-        model (`str`):
-            "smollm2-135m-instruct" (embedded), "tiny", a local model directory or a Hub id.
-        tasks (`str` or `Sequence[str]`, *optional*, defaults to `("gsm8k",)`):
-            Names or a comma-separated string from `EVAL_TASKS`, each read before the model loads.
-        limit (`int`, *optional*):
-            Evaluate the first `limit` problems of each task (None: all).
-        samples (`int`, *optional*, defaults to `1`):
-            N samples per problem: Test@N, pass@k for k = 1, 2, 4, …, N (accuracy is then pass@1).
-        seed (`int`, *optional*, defaults to `0`):
-            Seeds torch (sampling) and the MCTS search; with the same seed a run is reproducible.
-        output_dir (`str` or `os.PathLike`, *optional*):
-            Default ``outputs/eval/<model-slug>/``; checked first (`OutputDirNotWritable`), else rescued.
-        mcts (`bool`, *optional*, defaults to `False`):
-            Decode by tree search with the token-confidence value; the N best-valued answers are the samples.
-        mcts_config (`MCTSDecodeConfig`, *optional*):
-            The tree search's budget (default: `MCTSDecodeConfig` seeded with `seed`).
-        max_new_tokens (`int`, *optional*, defaults to `1024`):
-            Generation cap per response (per node under MCTS: `mcts_config`); see the module docstring.
-        batch_size (`int`, *optional*, defaults to `16`):
-            Prompts per `generate` call.
-        temperature (`float`, *optional*):
-            Sampling temperature; default 0 (greedy) for one sample, 0.7 for several.
-        top_p (`float`, *optional*):
-            Nucleus sampling; default 1 for one sample, 0.9 for several.
-        dtype (`str`, *optional*, defaults to `"float32"`):
-            Weights dtype ("float32", "bfloat16", "auto").
-        device (`str`, *optional*, defaults to `"auto"`):
-            "auto" (a CUDA GPU when one is visible, else the CPU), "cpu", "cuda" or "cuda:N".
-        provenance (`Mapping[str, Any]`, *optional*):
-            ``dataset_repo``, ``dataset_revision``, ``recipe_hash`` (default: the model's provenance file).
-        loaded (`tuple[Any, Any]`, *optional*):
-            An already loaded ``(model, tokenizer)`` for `model` (benchmarks reuse one model).
-        progress (`bool`, *optional*, defaults to `True`):
-            Show lighteval's progress bars.
-        system_prompt (`str`, *optional*):
-            Every task's system prompt: "task" (each task's own), "contract" or text; see `resolve_prompts`.
-        prompt_from (`str`, *optional*):
-            Read the system prompts from this treecot dataset (its rows' prompt contract) instead.
-        prompt_revision (`str`, *optional*):
-            The revision of `prompt_from`.
-        split (`str`, *optional*):
-            Evaluate this split instead of each task's test split (a validation slice of ``train``).
-        offset (`int`, *optional*, defaults to `0`):
-            Evaluate problems `offset`… of the split; the summary records split and offset.
-        backend (`str`, *optional*, defaults to `"transformers"`):
-            Who decodes: "transformers" (in-process), "openai" (a server) or "vllm" (module docstring).
-        backend_settings (`Mapping[str, Any]`, *optional*):
-            The `treecot.recipe.ModelSpec` fields of a backend (``base_url``, ``served_model``, …).
-        generator (`Generator`, *optional*):
-            An already built `Generator` for `model` (with a backend other than "transformers").
+    Returns:
+        `EvalRun`: what the run wrote.
     """
-    check_lighteval_version()  # before any problem is read or model loaded: the workarounds need lighteval 0.13
-    task_names = _parse_tasks(tasks)
-    _check_counts(task_names, limit, offset, split, samples, max_new_tokens, batch_size, seed)
-    temperature, top_p = _sampling(samples, temperature, top_p, mcts)
-    spec = _backend(model, backend, backend_settings, dtype, batch_size, generator)
-    out = _output_dir(output_dir, model, mcts)
-    device = models.resolve_device(device)
-    mcts_config = mcts_config or MCTSDecodeConfig(seed=seed)
-    provenance_info = read_provenance(model, provenance)
-    prompts, budget = _prompts(model, task_names, system_prompt, prompt_from, prompt_revision, max_new_tokens)
-    with keep_grad_mode(), quiet_known_noise():
-        return _run(model, task_names, limit=limit, samples=samples, seed=seed, out=out, mcts=mcts,
-                    mcts_config=mcts_config, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                    temperature=float(temperature), top_p=float(top_p), dtype=dtype, device=device,
-                    provenance=provenance_info, loaded=loaded, progress=progress, prompts=prompts,
-                    budget_warnings=budget, split=split, offset=offset, backend_spec=spec,
-                    generator=generator)  # fmt: skip
+    config = EvalConfig(
+        model=model, tasks=tasks, limit=limit, samples=samples, seed=seed, output_dir=output_dir, mcts=mcts,
+        mcts_config=mcts_config, max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature,
+        top_p=top_p, dtype=dtype, device=device, provenance=provenance, system_prompt=system_prompt,
+        prompt_from=prompt_from, prompt_revision=prompt_revision, split=split, offset=offset, backend=backend,
+        backend_settings=backend_settings,
+    )  # fmt: skip
+    return evaluate(config, loaded=loaded, generator=generator, progress=progress)
 
 
 def _run(
@@ -496,51 +483,22 @@ def _write_or_rescue(
 # ----------------------------------------------------------------------------------------- CLI
 
 
-def eval_from_args(args: argparse.Namespace) -> EvalRun:
-    """Run `run_eval` from parsed `add_eval_arguments` arguments and print the table and paths.
+def eval_from_args(args: argparse.Namespace, overrides: Mapping[str, Any] | None = None) -> EvalRun:
+    """Run `evaluate` from parsed `add_eval_arguments` arguments and print the table and paths.
 
     Args:
         args (`argparse.Namespace`):
-            The parsed arguments of `treecot eval`.
+            The parsed arguments of `treecot eval`: an optional ``--config`` file, then the flags given.
+        overrides (`Mapping[str, Any]`, *optional*):
+            `--dotted.field value` overrides of the config (`treecot.configs.parse_overrides`), laid over the
+            file and the flags.
 
     Returns:
         `EvalRun`: what the run wrote.
     """
-    mcts_config = MCTSDecodeConfig(
-        max_rollouts=args.max_rollouts,
-        max_depth=args.max_depth,
-        max_node_tokens=args.max_node_tokens,
-        seed=args.seed,
-    )
-    run = run_eval(
-        args.model,
-        args.tasks,
-        limit=args.limit,
-        split=args.split,
-        offset=args.offset,
-        samples=args.samples,
-        seed=args.seed,
-        output_dir=args.output_dir,
-        mcts=args.mcts,
-        mcts_config=mcts_config,
-        max_new_tokens=args.max_new_tokens,
-        batch_size=args.batch_size,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        dtype=args.dtype,
-        device=args.device,
-        provenance={
-            "dataset_repo": args.dataset_repo,
-            "dataset_revision": args.dataset_revision,
-            "recipe_hash": args.recipe_hash,
-        },
-        progress=not args.no_progress,
-        system_prompt=args.system_prompt,
-        prompt_from=args.prompt_from,
-        prompt_revision=args.prompt_revision,
-        backend=args.backend,
-        backend_settings={k: getattr(args, k) for k in BACKEND_OPTIONS if getattr(args, k) is not None},
-    )
+    settings = merge(eval_settings(args), overrides or {}, error=EvalConfigError)
+    config = load_eval_config(getattr(args, "config", None), settings)
+    run = evaluate(config, progress=not getattr(args, "no_progress", False))
     print(format_markdown(run.summary))
     print(f"lighteval results: {run.results_path}\nsummary: {run.summary_path}\ntable: {run.markdown_path}")
     return run
