@@ -99,24 +99,50 @@ ENGINE_OWNED_KWARGS = ("model", "tokenizer", "dtype", "seed")
 
 @dataclass
 class ModelSpec:
-    """model: embedded name, local dir or Hub id (for `openai`: the served model name, defaults to this);
-    backend: transformers | openai | vllm; dtype: inference dtype (transformers: bfloat16 default);
-    base_url / api_key_env / served_model: OpenAI-compatible server settings (base_url may list several
-    servers of the same model: sticky per tree, spread by load, failover; `treecot.backends.multi`); tokenizer: where the chat
-    template comes from (default: `model`); max_batch_size: rows decoded together (transformers);
-    concurrency / timeout: HTTP backend limits.
+    """A model of a recipe: what it is, who serves it, and how.
 
-    vLLM engine settings (backend vllm only; null leaves vLLM's / treecot's default; any other backend
-    refuses them, since a server takes its settings on its own command line): tensor_parallel_size (GPUs
-    per engine, default 1); gpu_memory_utilization (the share of each GPU's memory the engine reserves,
-    0 < x <= 1, default 0.9); max_model_len (context tokens, default: the model's); enable_prefix_caching
-    (default true: tree search continues the same prefixes); quantization (vLLM's method name, e.g. awq,
-    gptq, fp8); engine_kwargs: any other `vllm.LLM` argument (e.g. {enforce_eager: true, swap_space: 8}),
-    not one of the settings above nor model / tokenizer / dtype / seed, which treecot sets.
+    Args:
+        model (`str`):
+            An embedded name, a local directory or a Hub id (for `openai`: the served model name, defaults to
+            this).
+        backend (`str`, *optional*, defaults to `"transformers"`):
+            `transformers` | `openai` | `vllm`.
+        dtype (`str`, *optional*, defaults to `"bfloat16"`):
+            The inference dtype.
+        base_url (`str` or `list[str]`, *optional*):
+            The OpenAI-compatible server; several servers of the same model are used sticky per tree, spread
+            by load, failing over (`treecot.backends.multi`).
+        api_key_env (`str`, *optional*, defaults to `"OPENAI_API_KEY"`):
+            The environment variable holding the server's API key.
+        served_model (`str`, *optional*):
+            The model name the server knows.
+        tokenizer (`str`, *optional*):
+            Where the chat template comes from (default: `model`).
+        max_batch_size (`int`, *optional*, defaults to `16`):
+            Rows decoded together (transformers).
+        concurrency (`int`, *optional*, defaults to `8`):
+            HTTP requests in flight.
+        timeout (`float`, *optional*, defaults to `600.0`):
+            Seconds per HTTP request.
+        tensor_parallel_size (`int`, *optional*):
+            vLLM engine setting: GPUs per engine (default 1).
+        gpu_memory_utilization (`float`, *optional*):
+            vLLM engine setting: the share of each GPU's memory the engine reserves, 0 < x <= 1 (default 0.9).
+        max_model_len (`int`, *optional*):
+            vLLM engine setting: context tokens (default: the model's).
+        enable_prefix_caching (`bool`, *optional*):
+            vLLM engine setting (default true: tree search continues the same prefixes).
+        quantization (`str`, *optional*):
+            vLLM engine setting: vLLM's method name, e.g. awq, gptq, fp8.
+        engine_kwargs (`dict[str, Any]`, *optional*):
+            Any other `vllm.LLM` argument (e.g. `{enforce_eager: true, swap_space: 8}`), not one of the
+            settings above nor model / tokenizer / dtype / seed, which treecot sets.
 
-    Engine settings left unset are left out of `to_dict()`, so the hashes that name runs (`treecot
-    generate`'s config hash, `Recipe.section_hash`) of recipes written before these fields existed do not
-    change."""
+    The vLLM engine settings are taken by backend vllm only (null leaves vLLM's / treecot's default; any other
+    backend refuses them, since a server takes its settings on its own command line). Left unset, they are
+    left out of `to_dict()`, so the hashes that name runs (`treecot generate`'s config hash,
+    `Recipe.section_hash`) of recipes written before these fields existed do not change.
+    """
 
     model: str = DEFAULT_MODEL
     backend: str = "transformers"
@@ -237,7 +263,18 @@ def _recipe_dict_factory(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 @dataclass
 class ProblemsSpec:
-    """task: a registered task name; split; offset / limit: the slice of problems (limit null = all)."""
+    """The `problems` section: which problems a recipe searches.
+
+    Args:
+        task (`str`, *optional*, defaults to `"gsm8k"`):
+            A registered task name.
+        split (`str`, *optional*, defaults to `"train"`):
+            The task's split.
+        offset (`int`, *optional*, defaults to `0`):
+            The first problem of the slice.
+        limit (`int`, *optional*):
+            The number of problems (null: all).
+    """
 
     task: str = "gsm8k"
     split: str = "train"
@@ -338,20 +375,41 @@ class GenerateSpec:
 
 @dataclass
 class BuildSpec:
-    """trees: tree directories or shard files (default: generate.output_dir); student: the tokenizer that
-    measures lengths and shared prefixes; system_prompt: must restate the trees' search prompt (default:
-    theirs); sft_length / dpo_length: Thoughts Length Balance, shortest | medium | longest | all (paper:
-    longest for SFT, shortest for DPO).
-    clean_chosen: only clean correct paths become SFT rows and chosen responses, and only they are ranked
-    by length (a path is unclean when a node was cut at its token cap, loops, or holds a section tag the
-    model wrote itself: `treecot.data.extract.path_defects`); default true.
-    unclean_rejected: wrong paths with such defects may still be rejected responses; default true.
-    pair_rule: how each chosen path's rejected path is picked: shortest_prefix (the paper's: the fewest
-    shared leading tokens) | latest_branch (Step-DPO style: branches off the chosen path as late as
-    possible, so the shared-prefix mask has something to mask).
-    dpo_all: also write config `dpo_all`, a pair for every clean correct path (dpo_length "all", same
-    pair rule), for the Thoughts Length Balance ablation; default false.
-    output_dir / push_to_hub / tag / private: where the dataset goes."""
+    """The `build` section: the datasets built from a recipe's trees.
+
+    Args:
+        trees (`str` or `list[str]`, *optional*):
+            Tree directories or shard files (default: `generate.output_dir`).
+        student (`str`):
+            The tokenizer that measures lengths and shared prefixes.
+        system_prompt (`str`, *optional*):
+            Must restate the trees' search prompt (default: theirs).
+        sft_length (`str`, *optional*, defaults to `"longest"`):
+            Thoughts Length Balance of the SFT rows: shortest | medium | longest | all (the paper: longest).
+        dpo_length (`str`, *optional*, defaults to `"shortest"`):
+            The same for the chosen responses of the pairs (the paper: shortest).
+        clean_chosen (`bool`, *optional*, defaults to `True`):
+            Only clean correct paths become SFT rows and chosen responses, and only they are ranked by length
+            (a path is unclean when a node was cut at its token cap, loops, or holds a section tag the model
+            wrote itself: `treecot.data.extract.path_defects`).
+        unclean_rejected (`bool`, *optional*, defaults to `True`):
+            Wrong paths with such defects may still be rejected responses.
+        pair_rule (`str`, *optional*, defaults to `"shortest_prefix"`):
+            How each chosen path's rejected path is picked: shortest_prefix (the paper's: the fewest shared
+            leading tokens) | latest_branch (Step-DPO style: branches off the chosen path as late as possible,
+            so the shared-prefix mask has something to mask).
+        dpo_all (`bool`, *optional*, defaults to `False`):
+            Also write config `dpo_all`, a pair for every clean correct path (dpo_length "all", same pair
+            rule), for the Thoughts Length Balance ablation.
+        output_dir (`str`, *optional*, defaults to `"outputs/dataset"`):
+            Where the dataset goes.
+        push_to_hub (`str`, *optional*):
+            A repo id to push the dataset to (or the local Hub layout).
+        tag (`str`, *optional*):
+            The version tag of the push.
+        private (`bool`, *optional*, defaults to `False`):
+            Push as a private repo.
+    """
 
     trees: str | list[str] | None = None  # tree directories or shard files; default: generate.output_dir
     student: str = DEFAULT_MODEL
@@ -428,6 +486,25 @@ class DistillSpec(DistillSampling):
 
 @dataclass
 class Recipe:
+    """A data run: problems → trees → datasets (`generate`, `build`), or teacher distillation (`distill`).
+
+    Args:
+        name (`str`, *optional*, defaults to `"treecot-run"`):
+            Names the run in logs and cards.
+        seed (`int`, *optional*, defaults to `0`):
+            Seeds the search (unless `generate.search.seed` is set) and the distillation.
+        problems (`ProblemsSpec`):
+            The problems.
+        generate (`GenerateSpec`, *optional*):
+            The tree search.
+        build (`BuildSpec`, *optional*):
+            The datasets built from the trees.
+        distill (`DistillSpec`, *optional*):
+            SkyThought-style distillation.
+        path (`str`, *optional*):
+            The file the recipe was read from (set by `load_recipe`; not part of any hash).
+    """
+
     name: str = "treecot-run"
     seed: int = 0
     problems: ProblemsSpec = field(default_factory=ProblemsSpec)
