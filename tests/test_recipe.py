@@ -225,6 +225,12 @@ def test_the_search_section_is_a_typed_mcts_config_checked_field_by_field():
         r.validate()
     r.generate.search = dataclasses.replace(MCTSConfig(), max_rollouts=7)
     assert r.to_dict()["generate"]["search"] == {"max_rollouts": 7}
+    r.generate.search = {"max_rollouts": 7, "expand_truncated": False}  # plain data, as the file's
+    assert r.validate().generate.search == MCTSConfig(max_rollouts=7)
+    assert r.to_dict()["generate"]["search"] == {"max_rollouts": 7, "expand_truncated": False}
+    r.generate.search = 7
+    with pytest.raises(RecipeError, match=r"^generate\.search: expected the search settings .*got int"):
+        r.validate()
 
 
 def test_the_search_names_the_recipe_by_the_settings_it_sets_as_before():

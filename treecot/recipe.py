@@ -340,7 +340,12 @@ class GenerateSpec:
             MAX_PROBLEMS_IN_FLIGHT,
             "treecot.recipe.MAX_PROBLEMS_IN_FLIGHT",
         )
-        try:  # a search set in code after loading is checked as one read from a file
+        if isinstance(self.search, Mapping):  # set in code as plain data: read as the file's would be
+            self.search = from_dict(MCTSConfig, dict(self.search), f"{where}.search", RecipeError)
+        if not isinstance(self.search, MCTSConfig):
+            raise RecipeError(f"{where}.search: expected the search settings (a mapping or an MCTSConfig), got "
+                              f"{type(self.search).__name__}")  # fmt: skip
+        try:  # a search changed in code after loading is checked as one read from a file
             dataclasses.replace(self.search)
         except (TypeError, ValueError) as e:
             raise RecipeError(f"{where}.search: {clip(str(e))}") from None
