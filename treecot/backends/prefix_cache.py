@@ -75,7 +75,8 @@ class PrefixCache:
     """A radix tree of per-layer KV segments keyed by token ids, bounded by a token budget.
 
     Args:
-        budget_tokens: the most tokens kept after :meth:`evict` (0 keeps nothing between calls).
+        budget_tokens (`int`):
+            The most tokens kept after :meth:`evict` (0 keeps nothing between calls).
     """
 
     def __init__(self, budget_tokens: int) -> None:

@@ -52,12 +52,12 @@ def check_full_attention(model) -> None:
     """Refuse models whose cache is not plain full attention (sliding windows, recurrent state).
 
     Args:
-        model:
+        model (`PreTrainedModel`):
             The causal LM to check (a config the cache cannot read is let through: the first forward
             decides).
 
     Raises:
-        NotImplementedError: The model's cache has other layers than full attention.
+        `NotImplementedError`: The model's cache has other layers than full attention.
     """
     try:
         probe = DynamicCache(config=model.config)

@@ -41,7 +41,7 @@ class Detokenizer:
     """Incremental detokenization: text grows only by characters that later tokens cannot change.
 
     Args:
-        tokenizer:
+        tokenizer (`PreTrainedTokenizerBase`):
             The tokenizer whose ``decode`` turns ids into text (special tokens kept, no clean-up).
     """
 

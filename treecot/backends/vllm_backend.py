@@ -151,18 +151,31 @@ class VLLMGenerator:
     """Generate with an in-process ``vllm.LLM`` (prefix caching on).
 
     Args:
-        model: a Hub id, a local directory, or an embedded name such as ``"smollm2-135m-instruct"``
+        model (`str`):
+            A Hub id, a local directory, or an embedded name such as ``"smollm2-135m-instruct"``
             (resolved to its converted safetensors directory).
-        tokenizer: tokenizer name or path if it differs from the model's.
-        dtype: ``"auto"``, ``"bfloat16"``, ``"float16"`` or ``"float32"``.
-        seed: the engine's seed (requests can carry their own).
-        enable_prefix_caching: reuse the KV cache of shared prompt prefixes (default on: tree search
-            continues the same prefixes many times).
-        gpu_memory_utilization, max_model_len, tensor_parallel_size, quantization: passed to ``vllm.LLM``.
-            Under ``accelerate launch`` / torchrun the engine runs on this rank's own GPUs
-            (:func:`pin_rank_gpus`).
-        model_id: the id recorded in trees and cards (default: ``model``).
-        **llm_kwargs: any other ``vllm.LLM`` argument (e.g. ``enforce_eager=True``, ``swap_space=8``).
+        tokenizer (`str`, *optional*):
+            Tokenizer name or path if it differs from the model's.
+        dtype (`str`, *optional*, defaults to `"auto"`):
+            ``"auto"``, ``"bfloat16"``, ``"float16"`` or ``"float32"``.
+        seed (`int`, *optional*, defaults to `0`):
+            The engine's seed (requests can carry their own).
+        enable_prefix_caching (`bool`, *optional*, defaults to `True`):
+            Reuse the KV cache of shared prompt prefixes (default on: tree search continues the same prefixes
+            many times).
+        gpu_memory_utilization (`float`, *optional*, defaults to `0.9`):
+            Passed to ``vllm.LLM``.
+        max_model_len (`int`, *optional*):
+            Passed to ``vllm.LLM``.
+        tensor_parallel_size (`int`, *optional*, defaults to `1`):
+            Passed to ``vllm.LLM``. Under ``accelerate launch`` / torchrun the engine runs on this rank's own
+            GPUs (:func:`pin_rank_gpus`).
+        quantization (`str`, *optional*):
+            Passed to ``vllm.LLM``.
+        model_id (`str`, *optional*):
+            The id recorded in trees and cards (default: ``model``).
+        llm_kwargs (`Any`):
+            Any other ``vllm.LLM`` argument (e.g. ``enforce_eager=True``, ``swap_space=8``).
     """
 
     def __init__(

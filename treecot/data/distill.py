@@ -39,17 +39,26 @@ class DistillSampling:
     `distill` section (`treecot.recipe.DistillSpec`) both extend it.
 
     Args:
-        samples (`int`): Teacher samples per problem.
-        max_tokens (`int`): The teacher's token budget per sample.
-        temperature (`float`): The teacher's sampling temperature.
-        top_p (`float`): The teacher's nucleus sampling.
-        keep (`str`): `"all"` correct samples, or `"first"` (one per problem).
-        min_difficulty (`float`, *optional*): Keep problems whose numeric difficulty (`meta.difficulty`, or
-            the number in `meta.level`, e.g. "Level 4") is at least this.
-        max_difficulty (`float`, *optional*): ... and at most this.
-        pass_rate_range (`list[float]`, *optional*): `[lo, hi]`: keep problems whose reference-model pass
-            rate lies within it (needs a reference generator).
-        reference_samples (`int`): Samples per problem for that pass rate.
+        samples (`int`, *optional*, defaults to `4`):
+            Teacher samples per problem.
+        max_tokens (`int`, *optional*, defaults to `1024`):
+            The teacher's token budget per sample.
+        temperature (`float`, *optional*, defaults to `0.7`):
+            The teacher's sampling temperature.
+        top_p (`float`, *optional*, defaults to `0.95`):
+            The teacher's nucleus sampling.
+        keep (`str`, *optional*, defaults to `"all"`):
+            `"all"` correct samples, or `"first"` (one per problem).
+        min_difficulty (`float`, *optional*):
+            Keep problems whose numeric difficulty (`meta.difficulty`, or the number in `meta.level`, e.g.
+            "Level 4") is at least this.
+        max_difficulty (`float`, *optional*):
+            ... and at most this.
+        pass_rate_range (`list[float]`, *optional*):
+            `[lo, hi]`: keep problems whose reference-model pass rate lies within it (needs a reference
+            generator).
+        reference_samples (`int`, *optional*, defaults to `4`):
+            Samples per problem for that pass rate.
     """
 
     samples: int = 4
@@ -81,9 +90,12 @@ class DistillConfig(DistillSampling):
     and how many problems are sampled together.
 
     Args:
-        system_prompt (`str`): The teacher's system prompt (SkyThought's, `DISTILL_SYSTEM_PROMPT`).
-        seed (`int`): Seeds the teacher's sampling.
-        batch_problems (`int`): Problems whose samples are requested together.
+        system_prompt (`str`, *optional*, defaults to `DISTILL_SYSTEM_PROMPT`):
+            The teacher's system prompt (SkyThought's, `DISTILL_SYSTEM_PROMPT`).
+        seed (`int`, *optional*, defaults to `0`):
+            Seeds the teacher's sampling.
+        batch_problems (`int`, *optional*, defaults to `8`):
+            Problems whose samples are requested together.
     """
 
     system_prompt: str = DISTILL_SYSTEM_PROMPT

@@ -690,7 +690,7 @@ def build_datasets(
     Args:
         trees (`Iterable[Tree]`):
             The search trees.
-        tokenizer:
+        tokenizer (`PreTrainedTokenizerBase`):
             The STUDENT's tokenizer: path lengths are counted in its tokens and it decodes the token-level
             `shared_prefix`.
         system_prompt (`str` or `None`, *optional*):
@@ -749,18 +749,32 @@ def build_rows(
 ) -> tuple[list[dict], list[dict], BuildReport]:
     """SFT rows and preference rows from trees, with clean paths, Thoughts Length Balance and deduplication.
 
-    system_prompt: None (default) uses each tree's own search prompt (`tree_system_prompt`), so the rows
-    carry exactly what the generators saw; a string overrides it for every row.
-    sft_length / dpo_length: which correct paths of each problem to use — "shortest", "medium",
-    "longest" or "all" (paper: longest for SFT, shortest for DPO). Lengths are counted in `tokenizer`'s
-    tokens (the STUDENT's); the tokenizer also decodes the token-level `shared_prefix`.
-    clean_chosen: only clean correct paths (`path_defects` empty) become SFT rows and chosen responses,
-    and Thoughts Length Balance ranks only those (default True; False: every correct path).
-    unclean_rejected: wrong paths with defects may be rejected responses (default True; False: only
-    clean wrong paths).
-    pair_rule: how the rejected path is picked (`PAIR_RULES`, see `pick_rejected`; default the paper's
-    "shortest_prefix").
-    diagnostics: thresholds of the repetition detector (default `DiagnosticsConfig()`).
+    Args:
+        trees (`Iterable[Tree]`):
+            The search trees.
+        tokenizer (`PreTrainedTokenizerBase`):
+            The STUDENT's tokenizer: lengths are counted in its tokens; it also decodes the token-level
+            `shared_prefix`.
+        system_prompt (`str`, *optional*):
+            None (default) uses each tree's own search prompt (`tree_system_prompt`), so the rows carry
+            exactly what the generators saw; a string overrides it for every row.
+        sft_length (`str`, *optional*, defaults to `"longest"`):
+            Which correct paths of each problem to use for SFT — "shortest", "medium", "longest" or "all"
+            (paper: longest for SFT).
+        dpo_length (`str`, *optional*, defaults to `"shortest"`):
+            The same for DPO (paper: shortest for DPO).
+        source (`str`, *optional*, defaults to `"mcts"`):
+            The rows' `source` column.
+        clean_chosen (`bool`, *optional*, defaults to `True`):
+            Only clean correct paths (`path_defects` empty) become SFT rows and chosen responses, and
+            Thoughts Length Balance ranks only those (False: every correct path).
+        unclean_rejected (`bool`, *optional*, defaults to `True`):
+            Wrong paths with defects may be rejected responses (False: only clean wrong paths).
+        pair_rule (`str`, *optional*, defaults to `"shortest_prefix"`):
+            How the rejected path is picked (`PAIR_RULES`, see `pick_rejected`; default the paper's
+            "shortest_prefix").
+        diagnostics (`DiagnosticsConfig`, *optional*):
+            Thresholds of the repetition detector (default `DiagnosticsConfig()`).
     """
     out = build_datasets(
         trees,

@@ -28,7 +28,7 @@ def template_dirs() -> list[Path]:
     3. ``hub_cards/`` at the root of a source checkout.
 
     Returns:
-        The folders, first match wins.
+        `list[Path]`: The folders, first match wins.
     """
     package_dir = Path(__file__).resolve().parents[1]
     candidates = [package_dir / "resources" / "hub_cards", package_dir.parent / "hub_cards"]
@@ -41,10 +41,12 @@ def find_template(name: str) -> Path:
     """The path of card template ``name``.
 
     Args:
-        name: the template's file name, e.g. ``"dataset_card.md"`` or ``"model_card.md"``.
+        name (`str`):
+            The template's file name, e.g. ``"dataset_card.md"`` or ``"model_card.md"``.
 
     Returns:
-        Its path in the first of :func:`template_dirs` that holds it; `FileNotFoundError` names every place searched.
+        `Path`: Its path in the first of :func:`template_dirs` that holds it; `FileNotFoundError` names every
+        place searched.
     """
     for folder in template_dirs():
         if (folder / name).is_file():
@@ -57,14 +59,16 @@ def format_value(value: Any, *, metric: bool = False) -> str:
     """A card's table cell for ``value``.
 
     Args:
-        value: a count, measure or setting: integers get thousands separators, lists and mappings are joined
+        value (`Any`):
+            A count, measure or setting: integers get thousands separators, lists and mappings are joined
             (``"a, b"``, ``"k: v"``; ``"none"`` when empty), anything else prints as `str` does.
-        metric: how floats print. False (dataset cards' counts and costs): a whole float as the integer it is
+        metric (`bool`, *optional*, defaults to `False`):
+            How floats print. False (dataset cards' counts and costs): a whole float as the integer it is
             (``1,319``), one decimal from 100 on, else 3 significant digits. True (model cards' settings and
             metrics): 4 significant digits, in scientific notation with 3 below 1e-3 and from 1e6 on.
 
     Returns:
-        The cell's text.
+        `str`: The cell's text.
     """
     if isinstance(value, bool) or value is None:
         return str(value)
@@ -91,13 +95,17 @@ def card_rows(
     """The rows (``{"label", "value"}``) of a card's table: labelled keys first, in ``labels``' order.
 
     Args:
-        values: ``{key: value}`` to show.
-        labels: ``{key: label}`` for the keys a card knows.
-        metric: passed to :func:`format_value`.
-        spaced_keys: an unlabelled key shows with ``_`` as spaces (dataset cards); else as it is (model cards).
+        values (`Mapping[str, Any]`):
+            ``{key: value}`` to show.
+        labels (`Mapping[str, str]`):
+            ``{key: label}`` for the keys a card knows.
+        metric (`bool`, *optional*, defaults to `False`):
+            Passed to :func:`format_value`.
+        spaced_keys (`bool`, *optional*, defaults to `False`):
+            An unlabelled key shows with ``_`` as spaces (dataset cards); else as it is (model cards).
 
     Returns:
-        One row per key of ``values``.
+        `list[dict[str, str]]`: One row per key of ``values``.
     """
     ordered = [k for k in labels if k in values] + [k for k in values if k not in labels]
     return [
@@ -113,11 +121,13 @@ def package_version(dist: str, given: Any = None) -> str:
     """The version a card records for ``dist``.
 
     Args:
-        dist: a distribution name: ``"treecot"`` (the running package's ``__version__``), ``"trl"``, ``"transformers"``.
-        given: a version recorded elsewhere (e.g. ``info["treecot_version"]``); it wins when set.
+        dist (`str`):
+            A distribution name: ``"treecot"`` (the running package's ``__version__``), ``"trl"``, ``"transformers"``.
+        given (`Any`, *optional*):
+            A version recorded elsewhere (e.g. ``info["treecot_version"]``); it wins when set.
 
     Returns:
-        The version, or ``"unknown"`` when ``dist`` is not installed.
+        `str`: The version, or ``"unknown"`` when ``dist`` is not installed.
     """
     if given:
         return str(given)
@@ -147,17 +157,21 @@ def render_card(
     name must not publish an empty card section), and ``pyrepr`` is both a filter and a function.
 
     Args:
-        card_class: `huggingface_hub.DatasetCard` or `huggingface_hub.ModelCard`.
-        metadata: the YAML front matter; it becomes the card's ``DatasetCardData`` / ``ModelCardData``.
-        template: path of the Jinja template; its text is kept as written, final line break included.
-        **fields: the template's variables (``metadata_yaml``, ``card_data`` and ``pyrepr`` are added, and
+        card_class (`type[RepoCard]`):
+            `huggingface_hub.DatasetCard` or `huggingface_hub.ModelCard`.
+        metadata (`Mapping[str, Any]`):
+            The YAML front matter; it becomes the card's ``DatasetCardData`` / ``ModelCardData``.
+        template (`str | os.PathLike`):
+            Path of the Jinja template; its text is kept as written, final line break included.
+        fields (`Any`):
+            The template's variables (``metadata_yaml``, ``card_data`` and ``pyrepr`` are added, and
             the metadata's keys, as ``from_template`` adds them).
 
     Returns:
-        The card's text: the front matter as `huggingface_hub` writes it, then the rendered body.
+        `str`: The card's text: the front matter as `huggingface_hub` writes it, then the rendered body.
 
     Raises:
-        jinja2.UndefinedError: the template names a variable the card does not give.
+        `jinja2.UndefinedError`: The template names a variable the card does not give.
     """
     import jinja2
     from huggingface_hub.utils import yaml_dump

@@ -122,11 +122,13 @@ def render_dataset_card(info: Mapping[str, Any], template: str | os.PathLike | N
     """Render a dataset card (README.md text) with ``huggingface_hub.DatasetCard.from_template``.
 
     Args:
-        info: the card's fields (see the module docstring for the keys); secrets are redacted first.
-        template: a template path; default ``dataset_card.md`` found by `treecot.hub.cards.find_template`.
+        info (`Mapping[str, Any]`):
+            The card's fields (see the module docstring for the keys); secrets are redacted first.
+        template (`str | os.PathLike`, *optional*):
+            A template path; default ``dataset_card.md`` found by `treecot.hub.cards.find_template`.
 
     Returns:
-        The card's text.
+        `str`: The card's text.
     """
     from huggingface_hub import DatasetCard
 

@@ -16,13 +16,15 @@ def is_repo_id(value: Any, *, local_first: bool = True) -> bool:
     whether a model name is to be fetched rather than read locally, which a bare ``"gpt2"`` is.)
 
     Args:
-        value: the string to check (anything else is not a repository id).
-        local_first: a string that names an existing local path (a folder ``me/data`` in the working directory)
+        value (`Any`):
+            The string to check (anything else is not a repository id).
+        local_first (`bool`, *optional*, defaults to `True`):
+            A string that names an existing local path (a folder ``me/data`` in the working directory)
             is that path, not a repository id. False checks the form only (what a push or a load of ``value``
             needs).
 
     Returns:
-        True for a repository id.
+        `bool`: True for a repository id.
     """
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
@@ -42,7 +44,8 @@ def check_repo_id(repo_id: Any) -> None:
     """Raise `ValueError` unless ``repo_id`` has the form of a Hub repository id (see `is_repo_id`).
 
     Args:
-        repo_id: the id to check; an existing local path of that name does not matter here.
+        repo_id (`Any`):
+            The id to check; an existing local path of that name does not matter here.
     """
     if not is_repo_id(repo_id, local_first=False):
         raise ValueError(f"repo_id must look like 'namespace/name', got {repo_id!r}")

@@ -51,6 +51,12 @@ def redact(obj: Any, secrets: Iterable[str | None] | None = None) -> Any:
     :func:`known_secrets`: ``HF_TOKEN`` and friends, the stored Hugging Face login) and anything
     shaped like a Hugging Face token (``hf_…``). Use it whenever a config, card, tree or log message
     is written.
+
+    Args:
+        obj (`Any`):
+            The value to redact (dicts, lists, tuples, strings, scalars).
+        secrets (`Iterable[str | None]`, *optional*):
+            Known secret values to redact, in addition to :func:`known_secrets`.
     """
     values = sorted(known_secrets(secrets or ()), key=len, reverse=True)
 
@@ -86,12 +92,15 @@ def scrub_dataset(ds: Dataset, secrets: set[str], where: str) -> Dataset:
     """Redact secret values found anywhere in ``ds`` (scanned column-wise in Arrow first: cheap).
 
     Args:
-        ds: the dataset to upload.
-        secrets: the values to redact (e.g. :func:`known_secrets`).
-        where: names ``ds`` in the warning logged when a secret is found (e.g. ``"sft/train"``).
+        ds (`Dataset`):
+            The dataset to upload.
+        secrets (`set[str]`):
+            The values to redact (e.g. :func:`known_secrets`).
+        where (`str`):
+            Names ``ds`` in the warning logged when a secret is found (e.g. ``"sft/train"``).
 
     Returns:
-        ``ds`` itself when it holds none of ``secrets``, else a redacted copy.
+        `Dataset`: ``ds`` itself when it holds none of ``secrets``, else a redacted copy.
     """
     if not secrets or not any(_arrow_contains(column, secrets) for column in ds.data.columns):
         return ds

@@ -72,20 +72,34 @@ def push_dataset(
     """Push one run's configs to ``repo_id`` on its own branch; optionally tag it; see `treecot.hub`.
 
     Args:
-        repo_id: ``"namespace/name"`` of the dataset repository (created if missing).
-        configs: ``{"trees": ds, "sft": ds_or_dict, "dpo": …}``; a `Dataset` becomes split ``train``.
-        card: card fields (``recipe``, ``models``, ``seeds``, ``yield``, ``cost``, ``description``, …;
+        repo_id (`str`):
+            ``"namespace/name"`` of the dataset repository (created if missing).
+        configs (`Mapping[str, Dataset | DatasetDict]`):
+            ``{"trees": ds, "sft": ds_or_dict, "dpo": …}``; a `Dataset` becomes split ``train``.
+        card (`Mapping[str, Any]`):
+            Card fields (``recipe``, ``models``, ``seeds``, ``yield``, ``cost``, ``description``, …;
             see `treecot.hub.dataset_card`); counts, configs, versions and histograms are filled in here.
-        config_hash: the run's configuration hash; names the branch.
-        tag: e.g. ``"v1"``; created after the complete push (an existing tag elsewhere needs ``force``).
-        force: overwrite a complete branch (and move an existing tag).
-        local_dir: write the local Hub layout here instead of pushing.
-        token, endpoint: Hub credentials/URL; default ``HF_TOKEN``/stored login and ``HF_ENDPOINT``.
-        extra_files: ``{path_in_repo: bytes or file path}`` pushed alongside (e.g. histogram PNGs).
+        config_hash (`str`):
+            The run's configuration hash; names the branch.
+        tag (`str`, *optional*):
+            e.g. ``"v1"``; created after the complete push (an existing tag elsewhere needs ``force``).
+        force (`bool`, *optional*, defaults to `False`):
+            Overwrite a complete branch (and move an existing tag).
+        local_dir (`str | os.PathLike`, *optional*):
+            Write the local Hub layout here instead of pushing.
+        token (`str`, *optional*):
+            Hub credentials; default ``HF_TOKEN``/stored login.
+        endpoint (`str`, *optional*):
+            Hub URL; default ``HF_ENDPOINT``.
+        extra_files (`Mapping[str, bytes | str | os.PathLike]`, *optional*):
+            ``{path_in_repo: bytes or file path}`` pushed alongside (e.g. histogram PNGs).
             PNGs under ``histograms/`` are linked from the card unless ``card["histograms"]`` is given.
-        update_main: after a complete push, make ``main`` hold this run too.
-        private: visibility when the repository is created.
-        retry: backoff policy for Hub calls.
+        update_main (`bool`, *optional*, defaults to `True`):
+            After a complete push, make ``main`` hold this run too.
+        private (`bool`, *optional*):
+            Visibility when the repository is created.
+        retry (`RetryPolicy`, *optional*):
+            Backoff policy for Hub calls.
     """
     branch = branch_name(config_hash)
     check_repo_id(repo_id)
@@ -137,7 +151,23 @@ def load_versioned(
     """Load ``config`` of a treecot dataset at ``revision`` (branch, tag or commit; default ``main``).
 
     Works for Hub repositories and for the local layout written by :func:`push_dataset` (where
-    ``revision`` is honoured too). ``repo_id`` may also be the path of a local layout folder.
+    ``revision`` is honoured too).
+
+    Args:
+        repo_id (`str`):
+            The dataset repository; may also be the path of a local layout folder.
+        config (`str`):
+            The config to load.
+        revision (`str`, *optional*):
+            Branch, tag or commit; default ``main``.
+        split (`str`, *optional*):
+            The split to load.
+        local_dir (`str | os.PathLike`, *optional*):
+            The local Hub layout to read instead of the Hub, as in :func:`push_dataset`.
+        token (`str`, *optional*):
+            Hub credentials, as in :func:`push_dataset`.
+        endpoint (`str`, *optional*):
+            Hub URL, as in :func:`push_dataset`.
     """
     target = open_target(repo_id, local_dir=local_dir, token=token, endpoint=endpoint, retry=RetryPolicy())
     return target.load(config, revision or "main", split)

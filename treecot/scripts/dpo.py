@@ -37,7 +37,7 @@ __all__ = ["DPOScriptArguments", "main", "make_parser", "train"]
 class DPOScriptArguments(TrainScriptArguments):
     """Dataset arguments of the DPO script (`dataset_config` defaults to `"dpo"`) plus the reference model.
 
-    Parameters:
+    Args:
         ref_model_name_or_path (`str`, *optional*):
             Reference model (e.g. the SFT model the policy starts from, when the policy is something else). Default:
             the initial policy (see the module docstring).

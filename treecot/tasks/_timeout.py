@@ -125,15 +125,20 @@ class TimeoutWorker:
     """Run ``target(*args)`` in a persistent worker process, killing and restarting it on timeout.
 
     Args:
-        target: the function to run, as ``"package.module:function"``. It is imported once, when the
+        target (`str`):
+            The function to run, as ``"package.module:function"``. It is imported once, when the
             worker starts; its arguments and return value must be JSON values.
-        warmup: optional ``"package.module:function"`` called once (without arguments) when a worker
+        warmup (`str`, *optional*):
+            Optional ``"package.module:function"`` called once (without arguments) when a worker
             starts, before it reports ready: heavy imports and caches belong there, so that they never
             count against a call's timeout (a fresh worker after a timeout would otherwise time out on
             its first call, and so on).
-        memory_limit_mb: address-space cap of the worker (``RLIMIT_AS``); ``None`` for no cap.
-        startup_timeout: seconds a (re)started worker may take to import `target` and report ready.
-        stderr: where the worker's stderr goes (``subprocess.DEVNULL`` by default; pass ``None`` to
+        memory_limit_mb (`int | None`, *optional*, defaults to `DEFAULT_MEMORY_LIMIT_MB`):
+            Address-space cap of the worker (``RLIMIT_AS``); ``None`` for no cap.
+        startup_timeout (`float`, *optional*, defaults to `DEFAULT_STARTUP_TIMEOUT`):
+            Seconds a (re)started worker may take to import `target` and report ready.
+        stderr (`int | None`, *optional*, defaults to `subprocess.DEVNULL`):
+            Where the worker's stderr goes (``subprocess.DEVNULL`` by default; pass ``None`` to
             inherit the caller's stderr when debugging).
     """
 

@@ -78,10 +78,14 @@ class Box(NamedTuple):
     """One box found by `boxes`.
 
     Args:
-        start: where ``\\boxed`` starts.
-        end: where the box ends (after its closing brace, or after the token of ``\\boxed 5``).
-        content: what the box holds, stripped of surrounding whitespace (``""`` for ``\\boxed{}``).
-        nested: whether the box closes inside another box.
+        start (`int`):
+            Where ``\\boxed`` starts.
+        end (`int`):
+            Where the box ends (after its closing brace, or after the token of ``\\boxed 5``).
+        content (`str`):
+            What the box holds, stripped of surrounding whitespace (``""`` for ``\\boxed{}``).
+        nested (`bool`):
+            Whether the box closes inside another box.
     """
 
     start: int
@@ -105,11 +109,13 @@ def boxes(text: str, dialect: Literal["latex", "loose", "braced"] = "latex") -> 
       after any backslash is literal (``\\\\{`` too), and ``\\boxed`` right after another backslash is a box.
 
     Args:
-        text: the text to read.
-        dialect: ``"latex"``, ``"loose"`` or ``"braced"``, as above.
+        text (`str`):
+            The text to read.
+        dialect (`Literal['latex', 'loose', 'braced']`, *optional*, defaults to `"latex"`):
+            ``"latex"``, ``"loose"`` or ``"braced"``, as above.
 
     Returns:
-        The boxes as `Box` tuples ``(start, end, content, nested)``.
+        `list[Box]`: The boxes as `Box` tuples ``(start, end, content, nested)``.
     """
     tokens = _BOX_TOKENS[dialect]
     starts = [i for i in (text.find("\\boxed"), text.find("\\fbox")) if i != -1]
@@ -149,10 +155,11 @@ def last_boxed(text: str) -> str | None:
     it is empty (``""``).
 
     Args:
-        text: a worked solution.
+        text (`str`):
+            A worked solution.
 
     Returns:
-        The stripped content of the box that starts last, or None without a box.
+        `str | None`: The stripped content of the box that starts last, or None without a box.
     """
     if not text:
         return None
@@ -168,10 +175,12 @@ def final_boxes(text: str) -> tuple[int, list[str]] | None:
     (``\\boxed{-2} \\quad \\text{and} \\quad \\boxed{1}``), at most `MAX_BOXES_PER_ANSWER` of them.
 
     Args:
-        text: a completion.
+        text (`str`):
+            A completion.
 
     Returns:
-        ``(where the last box ends, contents in order)``, or None without a non-empty box.
+        `tuple[int, list[str]] | None`: ``(where the last box ends, contents in order)``, or None without a
+        non-empty box.
     """
     found = [b for b in boxes(text) if b.content]
     if not found:
@@ -221,12 +230,15 @@ def split_sections(text: str, instructions: bool = False) -> tuple[str, str | No
     The *thinking section* is everything before the answer section.
 
     Args:
-        text: a completion.
-        instructions: read untagged text as an instruction task's response (all of it is the answer).
+        text (`str`):
+            A completion.
+        instructions (`bool`, *optional*, defaults to `False`):
+            Read untagged text as an instruction task's response (all of it is the answer).
 
     Returns:
-        ``(thinking, answer)``; `answer` is None when the text has no answer section (an unclosed
-        ``<think>``, or nothing after the thinking), and ``""`` when the section exists but is empty.
+        `tuple[str, str | None]`: ``(thinking, answer)``; `answer` is None when the text has no answer section
+        (an unclosed ``<think>``, or nothing after the thinking), and ``""`` when the section exists but is
+        empty.
     """
     opens = list(_ANSWER_OPEN_RE.finditer(text))
     if opens:
@@ -258,10 +270,11 @@ def extract_response(completion: str) -> str:
     ``<|end_of_thought|>``; an opened but never closed ``<think>`` means no response; else the whole text.
 
     Args:
-        completion: a completion; anything but a string has no response.
+        completion (`str`):
+            A completion; anything but a string has no response.
 
     Returns:
-        The response, ``""`` when there is none.
+        `str`: The response, ``""`` when there is none.
     """
     if not isinstance(completion, str):
         return ""
@@ -273,11 +286,12 @@ def after_thinking(text: str) -> str | None:
     """What follows the last ``</think>`` (Blocksworld's reading; R1 / QwQ tags only, unlike `split_sections`).
 
     Args:
-        text: a completion.
+        text (`str`):
+            A completion.
 
     Returns:
-        The text after the last ``</think>``; the whole text without thinking tags; None when a ``<think>``
-        block is never closed (no answer yet).
+        `str | None`: The text after the last ``</think>``; the whole text without thinking tags; None when a
+        ``<think>`` block is never closed (no answer yet).
     """
     closes = list(_R1_THINK_CLOSE_RE.finditer(text))
     if closes:
@@ -299,11 +313,13 @@ def answer_tag(text: str, *, unclosed: bool = False) -> str | None:
       content is returned as written.
 
     Args:
-        text: a completion (or, for Blocksworld, what follows its thinking: `after_thinking`).
-        unclosed: read as Blocksworld does (see above).
+        text (`str`):
+            A completion (or, for Blocksworld, what follows its thinking: `after_thinking`).
+        unclosed (`bool`, *optional*, defaults to `False`):
+            Read as Blocksworld does (see above).
 
     Returns:
-        The content of the tag, or None when there is none.
+        `str | None`: The content of the tag, or None when there is none.
     """
     if unclosed:
         tags = list(_ANSWER_TAG_RE.finditer(text))
@@ -339,10 +355,11 @@ def extract_answer(text: str) -> str | None:
     (`Task.verify`) are more precise; this is the fallback when no problem is at hand.
 
     Args:
-        text: a completion.
+        text (`str`):
+            A completion.
 
     Returns:
-        The answer, stripped, or None when the completion gives none.
+        `str | None`: The answer, stripped, or None when the completion gives none.
     """
     _, section = split_sections(text)
     if section is None:

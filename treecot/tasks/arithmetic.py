@@ -85,10 +85,14 @@ class ArithmeticTask(MathTask):
     """Synthetic one- and two-step arithmetic word problems (add, subtract, multiply, divide).
 
     Args:
-        max_value: largest operand (operands are drawn from 2..max_value; answers are whole numbers).
-        max_steps: 1 keeps the one-operation templates only; 2 (default) adds two-operation ones.
-        seed: generator seed (a different seed gives a different problem stream).
-        timeout: hard wall-clock limit of a symbolic check (see `MathTask`).
+        max_value (`int`, *optional*, defaults to `20`):
+            Largest operand (operands are drawn from 2..max_value; answers are whole numbers).
+        max_steps (`int`, *optional*, defaults to `2`):
+            1 keeps the one-operation templates only; 2 (default) adds two-operation ones.
+        seed (`int`, *optional*, defaults to `0`):
+            Generator seed (a different seed gives a different problem stream).
+        timeout (`float`, *optional*, defaults to `DEFAULT_TIMEOUT`):
+            Hard wall-clock limit of a symbolic check (see `MathTask`).
     """
 
     name = "arithmetic"

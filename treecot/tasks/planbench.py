@@ -450,9 +450,21 @@ def load_planbench(
 ) -> Dataset:
     """PlanBench's Blocksworld plan-generation problems as a `datasets.Dataset` of Problem records.
 
-    From the checkout `path` (default ``$TREECOT_PLANBENCH``), else from the Hub dataset `hub_id` (default
-    ``$TREECOT_PLANBENCH_HUB``, else ``tasksource/planbench``). `limit` keeps the first rows (ordered by
-    PlanBench's instance number). Raises `SourceNotAvailableError` when neither can be read.
+    Args:
+        path (`str | os.PathLike`, *optional*):
+            The PlanBench checkout read first (default ``$TREECOT_PLANBENCH``).
+        prompt_type (`str`, *optional*, defaults to `"oneshot"`):
+            The PlanBench prompt type: "oneshot" or "zeroshot".
+        limit (`int`, *optional*):
+            Keeps the first rows (ordered by PlanBench's instance number).
+        hub_id (`str`, *optional*):
+            The Hub dataset read when no checkout is found (default ``$TREECOT_PLANBENCH_HUB``, else
+            ``tasksource/planbench``).
+        task (`str`, *optional*, defaults to `"blocksworld"`):
+            The PlanBench task.
+
+    Raises:
+        `SourceNotAvailableError`: When neither can be read.
     """
     from datasets import Dataset
 
@@ -589,10 +601,13 @@ class PlanBenchTask(BlocksworldTask):
     """PlanBench's 500 Blocksworld plan-generation problems, verified like `BlocksworldTask`.
 
     Args:
-        path: a local PlanBench checkout (default ``$TREECOT_PLANBENCH``).
-        hub_id: the Hub dataset read when no checkout is given (default ``$TREECOT_PLANBENCH_HUB``, else
+        path (`str | os.PathLike`, *optional*):
+            A local PlanBench checkout (default ``$TREECOT_PLANBENCH``).
+        hub_id (`str`, *optional*):
+            The Hub dataset read when no checkout is given (default ``$TREECOT_PLANBENCH_HUB``, else
             ``tasksource/planbench``).
-        prompt_type: "oneshot" (instances 2–501) or "zeroshot" (instances 1–500).
+        prompt_type (`str`, *optional*, defaults to `"oneshot"`):
+            "oneshot" (instances 2–501) or "zeroshot" (instances 1–500).
 
     The question is PlanBench's prompt text unchanged; as in PlanBench, no system prompt is sent unless a
     prompt contract adds one. Only a ``test`` split exists. Training data comes from ``blocksworld``'s

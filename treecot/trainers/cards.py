@@ -175,11 +175,13 @@ def render_model_card(info: Mapping[str, Any], template: str | os.PathLike | Non
     """Render a model card (README.md text) with ``huggingface_hub.ModelCard.from_template``.
 
     Args:
-        info: the card's fields (see the module docstring for the keys); secrets are redacted first.
-        template: a template path; default ``model_card.md`` found by `treecot.hub.cards.find_template`.
+        info (`Mapping[str, Any]`):
+            The card's fields (see the module docstring for the keys); secrets are redacted first.
+        template (`str | os.PathLike`, *optional*):
+            A template path; default ``model_card.md`` found by `treecot.hub.cards.find_template`.
 
     Returns:
-        The card's text.
+        `str`: The card's text.
     """
     from huggingface_hub import ModelCard
 
@@ -450,13 +452,16 @@ def write_model_card(trainer: Any, stage: str, **overrides: Any) -> Path | None:
     `treecot.hub.cards.find_template`.
 
     Args:
-        trainer: a finished treecot trainer (`BalancedSFTTrainer`, `CDPOTrainer`: a TRL trainer with
+        trainer (`Any`):
+            A finished treecot trainer (`BalancedSFTTrainer`, `CDPOTrainer`: a TRL trainer with
             `TreecotModelCardMixin`, whose ``_template_file`` and ``_paper`` are treecot's).
-        stage: ``"sft"`` or ``"cdpo"``.
-        **overrides: any ``info`` key of :func:`render_model_card` (see :func:`model_card_info`).
+        stage (`str`):
+            ``"sft"`` or ``"cdpo"``.
+        overrides (`Any`):
+            Any ``info`` key of :func:`render_model_card` (see :func:`model_card_info`).
 
     Returns:
-        The path written, or None on other processes.
+        `Path | None`: The path written, or None on other processes.
     """
     if not trainer.is_world_process_zero():
         return None

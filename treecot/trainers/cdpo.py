@@ -70,14 +70,21 @@ def cdpo_loss(
     ε is the assumed probability that a preference label is flipped; ε = 0 is the standard DPO `sigmoid` loss.
 
     Args:
-        policy_chosen_logps, policy_rejected_logps: summed log-probs of the chosen / rejected completions under
-            the policy, shape `(batch,)`.
-        ref_chosen_logps, ref_rejected_logps: the same under the reference model, shape `(batch,)`.
-        beta: β, the inverse temperature of the implicit reward.
-        epsilon: ε in [0, 0.5).
+        policy_chosen_logps (`torch.Tensor`):
+            Summed log-probs of the chosen completions under the policy, shape `(batch,)`.
+        policy_rejected_logps (`torch.Tensor`):
+            Summed log-probs of the rejected completions under the policy, shape `(batch,)`.
+        ref_chosen_logps (`torch.Tensor`):
+            The same as `policy_chosen_logps` under the reference model, shape `(batch,)`.
+        ref_rejected_logps (`torch.Tensor`):
+            The same as `policy_rejected_logps` under the reference model, shape `(batch,)`.
+        beta (`float`):
+            β, the inverse temperature of the implicit reward.
+        epsilon (`float`):
+            ε in [0, 0.5).
 
     Returns:
-        The loss of each pair, shape `(batch,)` (not reduced).
+        `torch.Tensor`: The loss of each pair, shape `(batch,)` (not reduced).
     """
     if not 0.0 <= epsilon < 0.5:
         raise ValueError(f"epsilon must be in [0, 0.5), got {epsilon}")
@@ -204,7 +211,7 @@ class CDPOConfig(DPOConfig):
 
     The defaults of the three knobs are treecot's (METHOD §3): the paper does not publish its values.
 
-    Parameters:
+    Args:
         cdpo_epsilon (`float`, *optional*, defaults to `0.1`):
             ε of conservative DPO, the assumed probability that a preference label is flipped:
             L_cDPO = −(1−ε)·log σ(β·h) − ε·log σ(−β·h). Must lie in [0, 0.5); `0.0` is the standard sigmoid DPO

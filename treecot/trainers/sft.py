@@ -61,7 +61,7 @@ class BalancedSFTConfig(SFTConfig):
     Every [`~trl.SFTConfig`] parameter keeps its meaning, except that `completion_only_loss` defaults to `True`:
     the loss covers the final assistant turn only (system and user tokens get label -100).
 
-    Parameters:
+    Args:
         length_ranks (`list[str]`, *optional*, defaults to `["longest"]`):
             Which rows to keep by their `length_rank` column (the rank of the path's length among the correct paths
             of its problem): any of `"shortest"`, `"medium"`, `"longest"`, or `["all"]` to keep every row (needed

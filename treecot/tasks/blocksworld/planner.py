@@ -147,12 +147,15 @@ def optimal_plan(
     every way of setting it down is tried first.
 
     Args:
-        init: a complete, consistent state (closed world).
-        goal: facts to reach: ``on``, ``ontable`` and ``handempty`` facts.
-        max_expansions: optional cap on expanded states; `SearchBudgetExceeded` is raised beyond it.
+        init (`Iterable[str | Fact]`):
+            A complete, consistent state (closed world).
+        goal (`Iterable[str | Fact]`):
+            Facts to reach: ``on``, ``ontable`` and ``handempty`` facts.
+        max_expansions (`int`, *optional*):
+            Optional cap on expanded states; `SearchBudgetExceeded` is raised beyond it.
 
     Raises:
-        ValueError: inconsistent `init`, a goal with other predicates, unknown blocks, or a goal that no
+        `ValueError`: Inconsistent `init`, a goal with other predicates, unknown blocks, or a goal that no
             state can satisfy (a block in two places, a cycle, two blocks on one).
     """
     init_facts = [parse_fact(f) for f in init]

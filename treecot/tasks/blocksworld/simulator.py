@@ -96,18 +96,21 @@ def simulate(
     """Execute `plan` from `init` with STRIPS semantics and report the first failing step.
 
     Args:
-        init: the initial facts (closed world: anything not listed is false).
-        plan: actions (`Action` objects or strings that `parse_action` understands).
-        goal: optional goal facts; when given, `goal_reached` and `unmet_goal` are filled in.
+        init (`Iterable[str | Fact]`):
+            The initial facts (closed world: anything not listed is false).
+        plan (`Sequence[Action | str]`):
+            Actions (`Action` objects or strings that `parse_action` understands).
+        goal (`Iterable[str | Fact]`, *optional*):
+            Optional goal facts; when given, `goal_reached` and `unmet_goal` are filled in.
 
     Raises:
-        ValueError: if a string step is not a Blocksworld action.
+        `ValueError`: If a string step is not a Blocksworld action.
 
     Returns:
-        A `SimulationResult`. A step fails when it names a block that does not exist or when one of its
-        preconditions is false; `reason` then reads e.g. ``"step 3 (stack red blue): blue is not clear
-        (green is on it)"``. A plan that executes but misses the goal has ``valid=True`` and a reason like
-        ``"plan valid but goal not reached: (on red green) false"``.
+        `SimulationResult`: A `SimulationResult`. A step fails when it names a block that does not exist or
+        when one of its preconditions is false; `reason` then reads e.g. ``"step 3 (stack red blue): blue is
+        not clear (green is on it)"``. A plan that executes but misses the goal has ``valid=True`` and a
+        reason like ``"plan valid but goal not reached: (on red green) false"``.
     """
     state = frozenset(parse_fact(f) for f in init)
     goal_facts = [parse_fact(f) for f in goal] if goal is not None else None

@@ -19,7 +19,7 @@ def check_state(facts: Iterable[Fact]) -> tuple[list[str], dict[str, str | None]
         block under x, "table", or None when x is held.
 
     Raises:
-        ValueError: if the state is inconsistent (a block in two places or on itself, several blocks
+        `ValueError`: If the state is inconsistent (a block in two places or on itself, several blocks
             held, a cycle, a ``clear`` fact that does not match the towers, …).
     """
     facts = set(facts)

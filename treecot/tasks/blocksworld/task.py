@@ -50,9 +50,14 @@ class BlocksworldTask(Task):
     """Blocksworld planning (PlanBench style), generated offline with optimal reference plans.
 
     Args:
-        min_blocks, max_blocks: range of block counts (3–8 by default, spread uniformly).
-        seed: base seed; each split derives its own stream from it.
-        max_expansions: optional A* budget per instance (None = unlimited, plans are always optimal).
+        min_blocks (`int`, *optional*, defaults to `3`):
+            Lower end of the range of block counts (3–8 by default, spread uniformly).
+        max_blocks (`int`, *optional*, defaults to `8`):
+            Upper end of that range.
+        seed (`int`, *optional*, defaults to `0`):
+            Base seed; each split derives its own stream from it.
+        max_expansions (`int`, *optional*):
+            Optional A* budget per instance (None = unlimited, plans are always optimal).
     """
 
     name = "blocksworld"

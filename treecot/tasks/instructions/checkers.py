@@ -120,7 +120,7 @@ def clean_kwargs(kwargs: Any) -> dict:
         `dict`: the kwargs without the entries whose value is None.
 
     Raises:
-        TypeError: if `kwargs` is not a dict (after reading JSON).
+        `TypeError`: If `kwargs` is not a dict (after reading JSON).
     """
     if kwargs is None:
         return {}

@@ -89,7 +89,7 @@ def parse_reference(problem: dict) -> Any:
         `Any`: the decoded reference (an object, or a list of objects for Multi-IF).
 
     Raises:
-        MalformedProblemError: if the reference is missing or not valid JSON.
+        `MalformedProblemError`: If the reference is missing or not valid JSON.
     """
     if not isinstance(problem, Mapping):
         raise TypeError(f"problem must be a Problem dict, got {type(problem).__name__}")
@@ -122,7 +122,7 @@ def reference_instructions(problem: dict, turn: Any, field: str) -> tuple[list[s
         `tuple[list[str], list[Any]]`: the instruction ids and their kwargs, paired.
 
     Raises:
-        MalformedProblemError: if `turn` is not such an object or its lists do not pair up.
+        `MalformedProblemError`: If `turn` is not such an object or its lists do not pair up.
     """
     if not isinstance(turn, dict) or "instruction_id_list" not in turn or "kwargs" not in turn:
         raise MalformedProblemError(

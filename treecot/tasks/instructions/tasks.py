@@ -80,10 +80,14 @@ class IFEvalTask(_InstructionTask):
     phrased by IFEval's own checkers. Deterministic; train and test never share a prompt.
 
     Args:
-        n_test: size of the test split (IFEval has 541 prompts).
-        n_train: size of the train split.
-        max_instructions: at most this many instructions per prompt.
-        loose: `verify` scores prompt-level loose instead of strict by default.
+        n_test (`int`, *optional*, defaults to `541`):
+            Size of the test split (IFEval has 541 prompts).
+        n_train (`int`, *optional*, defaults to `2000`):
+            Size of the train split.
+        max_instructions (`int`, *optional*, defaults to `3`):
+            At most this many instructions per prompt.
+        loose (`bool`, *optional*, defaults to `False`):
+            `verify` scores prompt-level loose instead of strict by default.
     """
 
     name = "ifeval"

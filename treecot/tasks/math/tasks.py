@@ -55,7 +55,8 @@ class MathTask(Task):
     """A math problem set whose answers are checked by `extract_answer` + `check_equivalence`.
 
     Args:
-        timeout: hard wall-clock limit, in seconds, of each symbolic (math-verify) check.
+        timeout (`float`, *optional*, defaults to `DEFAULT_TIMEOUT`):
+            Hard wall-clock limit, in seconds, of each symbolic (math-verify) check.
     """
 
     domain = "math"
