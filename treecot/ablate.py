@@ -87,9 +87,19 @@ STATE_NAME = "ablation"
 
 @dataclass
 class SelectSpec:
-    """Choose the SFT learning rate on validation problems: `learning_rates` are the candidates (decided
-    before any run); each trained SFT model is scored on `limit` problems of `split` from `offset` on, a
-    slice that no search slice of the same task may overlap."""
+    """Choose the SFT learning rate on validation problems: each trained SFT model is scored on `limit`
+    problems of `split` from `offset` on, a slice that no search slice of the same task may overlap.
+
+    Args:
+        learning_rates (`list[float]`, *optional*, defaults to `[]`):
+            The candidates (decided before any run).
+        split (`str`, *optional*, defaults to `"train"`):
+            The split of the validation problems.
+        offset (`int`, *optional*, defaults to `0`):
+            The first validation problem.
+        limit (`int`, *optional*, defaults to `100`):
+            How many validation problems.
+    """
 
     learning_rates: list[float] = field(default_factory=list)
     split: str = "train"
@@ -99,8 +109,18 @@ class SelectSpec:
 
 @dataclass
 class AblationSpec:
-    """epsilon: ε of the cDPO rows; alpha: α of the joint-loss rows; rows: which preference rows to run
-    (default all, in Table 5's order); select: choose the SFT learning rate on a validation slice."""
+    """The `ablation` section of an ablation recipe.
+
+    Args:
+        epsilon (`float`, *optional*, defaults to `0.1`):
+            ε of the cDPO rows.
+        alpha (`float`, *optional*, defaults to `1.0`):
+            α of the joint-loss rows.
+        rows (`list[str]`, *optional*, defaults to `list(ROWS)`):
+            Which preference rows to run (default all, in Table 5's order).
+        select (`SelectSpec`, *optional*):
+            Choose the SFT learning rate on a validation slice.
+    """
 
     epsilon: float = 0.1
     alpha: float = 1.0
@@ -110,7 +130,18 @@ class AblationSpec:
 
 @dataclass
 class AblationConfig(DemoConfig):
-    """A demo config (slices, build, train: `sft` and `dpo`, eval) plus the `ablation` section."""
+    """A demo config (slices, build, train: `sft` and `dpo`, eval) plus the `ablation` section.
+
+    Args:
+        name (`str`, *optional*, defaults to `"ablation"`):
+            The ablation's name.
+        output_dir (`str`, *optional*, defaults to `"outputs/ablation"`):
+            Where the stages write.
+        ablation (`AblationSpec`, *optional*, defaults to `AblationSpec()`):
+            The `ablation` section.
+
+    The other fields are `DemoConfig`'s.
+    """
 
     name: str = "ablation"
     output_dir: str = "outputs/ablation"
@@ -118,8 +149,14 @@ class AblationConfig(DemoConfig):
 
 
 def load_ablation_config(source: str | os.PathLike | Mapping[str, Any], **overrides: Any) -> AblationConfig:
-    """Read and validate an ablation recipe (a YAML path or a mapping); `overrides` are nested fields laid
-    over it (`output_dir=…`, `ablation={"rows": ["dpo"]}`)."""
+    """Read and validate an ablation recipe.
+
+    Args:
+        source (`str`, `os.PathLike` or `Mapping[str, Any]`):
+            A YAML path or a mapping.
+        **overrides (`Any`):
+            Nested fields laid over it (`output_dir=…`, `ablation={"rows": ["dpo"]}`).
+    """
 
     cfg, where = read_config(source, AblationConfig, "ablation recipe", overrides)
     path, spec, ev = cfg.path, cfg.ablation, cfg.eval
@@ -191,7 +228,14 @@ def _check_select(cfg: AblationConfig, where: str) -> None:
 
 def select_learning_rate(candidates: Mapping[float, Mapping[str, Any]], tasks: list[str]) -> float:
     """The candidate with the best mean validation accuracy over `tasks`; ties: the lower mean no-answer
-    rate, then the smaller learning rate. `candidates` maps a learning rate to its `tasks` scores."""
+    rate, then the smaller learning rate.
+
+    Args:
+        candidates (`Mapping[float, Mapping[str, Any]]`):
+            Maps a learning rate to its `tasks` scores.
+        tasks (`list[str]`):
+            The tasks the mean is taken over.
+    """
 
     def key(lr: float) -> tuple[float, float, float]:
         scores = candidates[lr]
@@ -389,7 +433,18 @@ def _paper_rows() -> tuple[list[str], dict[str, dict[str, dict[str, float]]]]:
 def write_ablation(
     cfg: AblationConfig, results: Mapping[str, Any], timings: Mapping[str, tuple[float, bool]], out_dir: Path
 ) -> dict[str, Any]:
-    """Write ``table.md``, ``ablation.png`` and ``ablation.json`` to `out_dir`; returns their paths."""
+    """Write ``table.md``, ``ablation.png`` and ``ablation.json`` to `out_dir`; returns their paths.
+
+    Args:
+        cfg (`AblationConfig`):
+            The ablation's config.
+        results (`Mapping[str, Any]`):
+            Each stage's recorded outputs.
+        timings (`Mapping[str, tuple[float, bool]]`):
+            Per stage, its wall seconds and whether it was reused.
+        out_dir (`Path`):
+            Where the files are written.
+    """
 
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks = list(cfg.eval.tasks)
@@ -625,8 +680,23 @@ def run_ablation(
     progress: bool = True,
     overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the ablation of `config`; returns each stage's recorded outputs. `overrides`: nested
-    fields laid over the recipe (`treecot ablate R --ablation.rows '[dpo]'`: `{"ablation": {"rows": ["dpo"]}}`)."""
+    """Run (or resume) the ablation of `config`; returns each stage's recorded outputs.
+
+    Args:
+        config (`str`, `os.PathLike` or `Mapping[str, Any]`):
+            The ablation recipe.
+        output_dir (`str`, *optional*):
+            Replaces the recipe's `output_dir`.
+        fresh (`bool`, *optional*, defaults to `False`):
+            Delete a previous run's output directory first (`fresh_start`).
+        generators (`Mapping[str, Any]`, *optional*):
+            Prebuilt generators for the generate stage (see `Demo`).
+        progress (`bool`, *optional*, defaults to `True`):
+            Show progress.
+        overrides (`Mapping[str, Any]`, *optional*):
+            Nested fields laid over the recipe (`treecot ablate R --ablation.rows '[dpo]'`:
+            `{"ablation": {"rows": ["dpo"]}}`).
+    """
     given = {**(overrides or {}), **({"output_dir": output_dir} if output_dir is not None else {})}
     cfg = load_ablation_config(config, **given)
     if fresh:

@@ -148,9 +148,16 @@ def _check_expansion(root: yaml.Node, where: str, error: type[Exception]) -> Non
 def parse_yaml(text: str, where: str, error: type[Exception] = RecipeError) -> Any:
     """Parse one YAML document safely: no Python objects, and the size checks of `load_yaml`.
 
-    `where` starts every message (a file name: "recipe r.yaml"); errors are `error` (RecipeError by
-    default) with a short message. For YAML text that does not come from a file (e.g. model-card front
-    matter)."""
+    For YAML text that does not come from a file (e.g. model-card front matter).
+
+    Args:
+        text (`str`):
+            The YAML document.
+        where (`str`):
+            Starts every message (a file name: "recipe r.yaml").
+        error (`type[Exception]`, *optional*, defaults to `RecipeError`):
+            The exception raised, with a short message.
+    """
     if len(text) > MAX_YAML_BYTES:
         raise error(
             f"{where}: {len(text):,} characters of YAML, more than the limit of {MAX_YAML_BYTES:,} "
@@ -185,7 +192,15 @@ def load_yaml(path: str | os.PathLike, what: str = "recipe", error: type[Excepti
 
     The file must be at most `MAX_YAML_BYTES`, UTF-8 text, one YAML document whose aliases expand to at
     most `MAX_YAML_NODES` values / `MAX_YAML_EXPANDED_CHARS` characters, at most `MAX_YAML_DEPTH` deep.
-    Every message starts with `what` and the file's path (`recipe r.yaml: not valid YAML: …`)."""
+
+    Args:
+        path (`str` or `os.PathLike`):
+            The YAML file.
+        what (`str`, *optional*, defaults to `"recipe"`):
+            Every message starts with `what` and the file's path (`recipe r.yaml: not valid YAML: …`).
+        error (`type[Exception]`, *optional*, defaults to `RecipeError`):
+            The exception raised.
+    """
     where = f"{what} {os.fspath(path)}"
     try:
         with open(path, "rb") as f:
@@ -253,15 +268,20 @@ def from_dict(cls: type, data: Any, where: str = "", error: type[Exception] = Va
     """An instance of dataclass `cls` from plain data, every key and value checked against its type hints.
 
     Args:
-        cls: The dataclass to fill; nested dataclass, `list[...]`, `dict[str, ...]` and `X | None` fields are
+        cls (`type`):
+            The dataclass to fill; nested dataclass, `list[...]`, `dict[str, ...]` and `X | None` fields are
             filled recursively.
-        data: A mapping (None reads as an empty one).
-        where: The dotted path of `data` in the whole document, starting every message (`""` at the top).
-        error: The exception type raised for a wrong key or value (e.g. `RecipeError`).
-        skip: Fields that plain data may not set (filled in by the caller, e.g. the file's `path`).
+        data (`Any`):
+            A mapping (None reads as an empty one).
+        where (`str`, *optional*, defaults to `""`):
+            The dotted path of `data` in the whole document, starting every message (`""` at the top).
+        error (`type[Exception]`, *optional*, defaults to `ValueError`):
+            The exception type raised for a wrong key or value (e.g. `RecipeError`).
+        skip (`tuple[str, ...]`, *optional*, defaults to `("path",)`):
+            Fields that plain data may not set (filled in by the caller, e.g. the file's `path`).
 
     Returns:
-        The instance; a field missing from `data` keeps its default, and a field without a default that is
+        `cls`: the instance; a field missing from `data` keeps its default, and a field without a default that is
         missing is an error naming it.
     """
     if data is None:
@@ -300,10 +320,11 @@ def fields_set(obj: Any) -> frozenset[str]:
     that spells a default out), or when it now differs from its default (set in code after loading).
 
     Args:
-        obj: A dataclass instance, made by `from_dict` or directly.
+        obj (`Any`):
+            A dataclass instance, made by `from_dict` or directly.
 
     Returns:
-        The names of the fields that were set.
+        `frozenset[str]`: the names of the fields that were set.
     """
     given = vars(obj).get(_FIELDS_SET, frozenset())
     changed = set()
@@ -325,6 +346,12 @@ def parse_overrides(argv: Sequence[str], error: type[Exception] = ValueError) ->
 
     A value is read as YAML (`8` is an integer, `true` a boolean, `[x, y]` a list, `null` unsets); a path part
     that is a number indexes a list (`--generate.0.problems.limit 8`); `-` in a name reads as `_`.
+
+    Args:
+        argv (`Sequence[str]`):
+            The overrides: `--field value` or `--field=value`.
+        error (`type[Exception]`, *optional*, defaults to `ValueError`):
+            The exception raised for a malformed override.
     """
     out: dict[str, Any] = {}
     items = list(argv)
@@ -360,8 +387,19 @@ def parse_overrides(argv: Sequence[str], error: type[Exception] = ValueError) ->
 def merge(
     data: Any, overrides: Mapping[str, Any], where: str = "", error: type[Exception] = ValueError
 ) -> Any:
-    """`data` (a YAML document) with `overrides` laid over it: mappings merge key by key, anything else is
-    replaced; a key that is a number indexes an existing list. `data` itself is not changed."""
+    """`data` with `overrides` laid over it: mappings merge key by key, anything else is replaced; a key
+    that is a number indexes an existing list. `data` itself is not changed.
+
+    Args:
+        data (`Any`):
+            A YAML document.
+        overrides (`Mapping[str, Any]`):
+            Nested fields (e.g. from `parse_overrides`).
+        where (`str`, *optional*, defaults to `""`):
+            The dotted path of `data` in the whole document, starting every message.
+        error (`type[Exception]`, *optional*, defaults to `ValueError`):
+            The exception raised for an override that does not fit `data`.
+    """
     out = copy.deepcopy(data) if data is not None else {}
     for key, value in overrides.items():
         loc = f"{where}.{key}" if where else str(key)

@@ -42,9 +42,17 @@ class DemoError(RuntimeError):
 
 @dataclass
 class TrainStage:
-    """config: a TRL recipe of `treecot.scripts.sft` / `.dpo`; overrides: keys replacing the recipe's;
-    accelerate_config: run the stage as `accelerate launch --config_file <it>` in a subprocess (GPUs,
-    ZeRO-3 / FSDP) instead of in this process (the CPU default)."""
+    """A training stage of the demo config (`train.sft`, `train.cdpo`).
+
+    Args:
+        config (`str`):
+            A TRL recipe of `treecot.scripts.sft` / `.dpo`.
+        overrides (`dict[str, Any]`, *optional*, defaults to `{}`):
+            Keys replacing the recipe's.
+        accelerate_config (`str`, *optional*):
+            Run the stage as `accelerate launch --config_file <it>` in a subprocess (GPUs, ZeRO-3 / FSDP)
+            instead of in this process (the CPU default).
+    """
 
     config: str
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -58,6 +66,23 @@ AUTO = "auto"
 
 @dataclass
 class EvalStage:
+    """The demo config's held-out evaluation (`eval`).
+
+    Args:
+        tasks (`list[str]`, *optional*, defaults to `["arithmetic", "gsm8k"]`):
+            Task names from `EVAL_TASKS`.
+        limit (`int`, *optional*, defaults to `24`):
+            Evaluate the first `limit` test problems of each task (a positive integer).
+        max_new_tokens (`int` or `str`, *optional*, defaults to `"auto"`):
+            Generation cap per response: a positive integer, or `AUTO` ("auto": the dataset's budget).
+        batch_size (`int`, *optional*, defaults to `24`):
+            Prompts per `generate` call.
+        dtype (`str`, *optional*, defaults to `"bfloat16"`):
+            Weights dtype.
+        models (`list[str]`, *optional*, defaults to `["base", "sft", "cdpo"]`):
+            The models to evaluate, from `MODEL_STAGES`.
+    """
+
     tasks: list[str] = field(default_factory=lambda: ["arithmetic", "gsm8k"])
     limit: int = 24
     max_new_tokens: int | str = AUTO
@@ -68,7 +93,28 @@ class EvalStage:
 
 @dataclass
 class DemoConfig:
-    """`recipes/demo.yaml`, validated (see that file for the meaning of each section)."""
+    """`recipes/demo.yaml`, validated (see that file for the meaning of each section).
+
+    Args:
+        name (`str`, *optional*, defaults to `"demo"`):
+            The demo's name.
+        seed (`int`, *optional*, defaults to `0`):
+            The seed of every stage.
+        output_dir (`str`, *optional*, defaults to `"outputs/demo"`):
+            Where the stages write.
+        model (`str`, *optional*, defaults to `DEFAULT_MODEL`):
+            The model that generates the trees (roles A and B) and is the student.
+        generate (`list[dict[str, Any]]`, *optional*, defaults to `[]`):
+            One `treecot generate` recipe per slice (see `recipe`).
+        build (`dict[str, Any]`, *optional*, defaults to `{}`):
+            The `treecot build` settings over all slices (see `build_recipe`).
+        train (`dict[str, TrainStage]`, *optional*, defaults to `{}`):
+            The training stages, `sft` and `cdpo`.
+        eval (`EvalStage`, *optional*, defaults to `EvalStage()`):
+            The held-out evaluation.
+        path (`str`, *optional*):
+            The config file read (None for a mapping); set by `read_config`.
+    """
 
     name: str = "demo"
     seed: int = 0
@@ -110,9 +156,27 @@ def read_config(
 ) -> tuple[Any, str]:
     """Read a demo or ablation config (a YAML path or a mapping) into dataclass `cls`: `(config, where)`.
 
-    `overrides` (nested fields, e.g. from `treecot.configs.parse_overrides`; None sets a field to null) are laid
-    over the file first; every field is checked by `treecot.configs.from_dict`, and an error names the file
-    and the field."""
+    `overrides` are laid over the file first; every field is checked by `treecot.configs.from_dict`, and an
+    error names the file and the field.
+
+    Args:
+        source (`str`, `os.PathLike` or `Mapping[str, Any]`):
+            The YAML path or the mapping.
+        cls (`type`):
+            The dataclass to read into.
+        what (`str`):
+            What the config is, for messages ("demo config").
+        overrides (`Mapping[str, Any]`):
+            Nested fields, e.g. from `treecot.configs.parse_overrides`; a None value sets a field to null.
+        hint (`str`, *optional*, defaults to `""`):
+            Appended to the message when the file does not exist.
+
+    Returns:
+        `tuple[Any, str]`: `(config, where)`, `where` being the file's path (or `what` for a mapping).
+
+    Raises:
+        DemoError: the file does not exist or is not a mapping, or a field is unknown or ill-typed.
+    """
     if isinstance(source, Mapping):
         data, path = copy.deepcopy(dict(source)), None
     else:
@@ -133,8 +197,14 @@ def read_config(
 
 
 def load_demo_config(source: str | os.PathLike | Mapping[str, Any] | None = None, **overrides) -> DemoConfig:
-    """Read and validate a demo config (a YAML path or a mapping; default `recipes/demo.yaml`);
-    `overrides` are nested fields laid over it (`output_dir=…`, `eval={"limit": 4}`)."""
+    """Read and validate a demo config.
+
+    Args:
+        source (`str`, `os.PathLike` or `Mapping[str, Any]`, *optional*):
+            A YAML path or a mapping; default `recipes/demo.yaml`.
+        **overrides (`Any`):
+            Nested fields laid over it (`output_dir=…`, `eval={"limit": 4}`).
+    """
     if source is None:
         source = default_config_path()
     cfg, where = read_config(
@@ -146,7 +216,19 @@ def load_demo_config(source: str | os.PathLike | Mapping[str, Any] | None = None
 
 def resolve_file(name: str, config_path: str | None, what: str) -> str:
     """`name` as given if it exists (relative to the working directory), else relative to the demo
-    config's folder or the folder above it (`recipes/…` paths of a config inside `recipes/`)."""
+    config's folder or the folder above it (`recipes/…` paths of a config inside `recipes/`).
+
+    Args:
+        name (`str`):
+            The file's path.
+        config_path (`str`, *optional*):
+            The demo config's path (None: only `name` as given).
+        what (`str`):
+            What the file is, for the message.
+
+    Raises:
+        DemoError: no candidate exists.
+    """
     candidates = [Path(name)]
     if config_path and not Path(name).is_absolute():
         here = Path(config_path).resolve().parent

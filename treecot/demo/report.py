@@ -204,7 +204,18 @@ def _report_evaluation(cfg: DemoConfig, results: Mapping[str, Any], report_dir: 
 def write_report(
     cfg: DemoConfig, results: Mapping[str, Any], timings: Mapping[str, tuple[float, bool]], report_dir: Path
 ) -> Path:
-    """Write `report_dir/README.md` (and its PNGs) from the stages' results; returns its path."""
+    """Write `report_dir/README.md` (and its PNGs) from the stages' results; returns its path.
+
+    Args:
+        cfg (`DemoConfig`):
+            The demo's config.
+        results (`Mapping[str, Any]`):
+            Each stage's recorded outputs.
+        timings (`Mapping[str, tuple[float, bool]]`):
+            Per stage, its wall seconds and whether it was reused.
+        report_dir (`Path`):
+            Where the report is written.
+    """
     report_dir.mkdir(parents=True, exist_ok=True)
     lines = [
         *_report_stages(cfg, timings),

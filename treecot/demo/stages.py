@@ -87,7 +87,13 @@ def fresh_start(out: Path) -> None:
 class Demo:
     """Runs the stages of a `DemoConfig`; see the module docstring.
 
-    generators: prebuilt {"A": …, "B": …} for the generate stage (tests); default: from the recipes.
+    Args:
+        cfg (`DemoConfig`):
+            The demo's config.
+        generators (`Mapping[str, Any]`, *optional*):
+            Prebuilt {"A": …, "B": …} for the generate stage (tests); default: from the recipes.
+        progress (`bool`, *optional*, defaults to `True`):
+            Show progress.
     """
 
     stages: tuple[str, ...] = STAGES
@@ -194,9 +200,24 @@ class Demo:
         *,
         module: str | None = None,
     ) -> dict[str, Any]:
-        """Train `base` with the TRL recipe `spec` on the built dataset into `models/<stage>`; `extra`
-        overrides recipe and `spec.overrides` keys. module: "sft" or "dpo" (default: "sft" for the stage
-        named "sft", else "dpo")."""
+        """Train `base` with the TRL recipe `spec` on the built dataset into `models/<stage>`.
+
+        Args:
+            stage (`str`):
+                The stage's name.
+            spec (`TrainStage`):
+                The TRL recipe and its overrides.
+            base (`str`):
+                The model to train.
+            dataset (`Mapping[str, Any]`):
+                The build stage's outputs (`dataset`, `revision`).
+            extra (`Mapping[str, Any]`):
+                Overrides recipe and `spec.overrides` keys.
+            upstream (`tuple[str, ...]`):
+                The stages whose fingerprints are part of this one's.
+            module (`str`, *optional*):
+                "sft" or "dpo" (default: "sft" for the stage named "sft", else "dpo").
+        """
         model_dir = self.out / "models" / stage
         args = {
             **spec.overrides,
@@ -282,8 +303,28 @@ class Demo:
     ) -> dict[str, Any]:
         """Evaluate `model` on the config's held-out problems under the prompt contract (trained models:
         the prompt of their data; `system_prompt` / `prompt_from` choose another) and the data's budget.
-        split / offset / limit: score these problems instead (a validation slice; default the config's
-        `eval.limit` test problems)."""
+
+        Args:
+            stage (`str`):
+                The stage's name.
+            model (`str`):
+                The model to evaluate.
+            out_dir (`Path`):
+                Where the evaluation writes.
+            upstream (`tuple[str, ...]`):
+                The stages whose fingerprints are part of this one's.
+            system_prompt (`str`, *optional*):
+                Every task's system prompt (see `treecot.evaluation.run_eval`).
+            prompt_from (`str`, *optional*):
+                Read the system prompts from this dataset (at the build stage's revision).
+            split (`str`, *optional*):
+                Score these problems instead (a validation slice; default the config's `eval.limit` test
+                problems), with `offset` and `limit`.
+            offset (`int`, *optional*, defaults to `0`):
+                See `split`.
+            limit (`int`, *optional*):
+                See `split`.
+        """
         from treecot.evaluation import run_eval
 
         ev = self.cfg.eval
@@ -395,8 +436,22 @@ def run_demo(
     progress: bool = True,
     overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the demo of `config`; returns each stage's recorded outputs. `overrides`: nested
-    fields laid over the config (`treecot demo --eval.limit 4`: `{"eval": {"limit": 4}}`)."""
+    """Run (or resume) the demo of `config`; returns each stage's recorded outputs.
+
+    Args:
+        config (`str`, `os.PathLike` or `Mapping[str, Any]`, *optional*):
+            The demo config (default `recipes/demo.yaml`).
+        output_dir (`str`, *optional*):
+            Replaces the config's `output_dir`.
+        fresh (`bool`, *optional*, defaults to `False`):
+            Delete a previous demo's output directory first (`fresh_start`).
+        generators (`Mapping[str, Any]`, *optional*):
+            Prebuilt generators for the generate stage (see `Demo`).
+        progress (`bool`, *optional*, defaults to `True`):
+            Show progress.
+        overrides (`Mapping[str, Any]`, *optional*):
+            Nested fields laid over the config (`treecot demo --eval.limit 4`: `{"eval": {"limit": 4}}`).
+    """
     given = {**(overrides or {}), **({"output_dir": output_dir} if output_dir is not None else {})}
     cfg = load_demo_config(config, **given)
     if fresh:

@@ -49,7 +49,16 @@ __all__ = [
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k for one problem with `n` samples of which `c` are correct: 1 − C(n−c, k)/C(n, k)."""
+    """Unbiased pass@k for one problem with `n` samples of which `c` are correct: 1 − C(n−c, k)/C(n, k).
+
+    Args:
+        n (`int`):
+            The samples (at least 1).
+        c (`int`):
+            The correct samples (0 <= c <= n).
+        k (`int`):
+            The k of pass@k (1 <= k <= n).
+    """
     for name, value in (("n", n), ("c", c), ("k", k)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"pass_at_k: {name} must be an int, got {value!r}")
@@ -117,6 +126,20 @@ def score_completions(
     Instruction tasks add ``instruction_failure_rate``, ``prompt_loose`` and the instruction-level
     ``inst_strict`` / ``inst_loose`` as ``[followed, total]`` pairs (summed over the corpus, as IFEval
     does). With N > 1 samples: ``pass@k`` for `default_ks(N)` (``pass@N`` is Test@N).
+
+    Args:
+        task (`Task`):
+            The task whose verifier scores the texts.
+        problem (`Mapping[str, Any]`):
+            The problem record.
+        texts (`Sequence[str]`):
+            The sampled completions.
+        n_tokens (`Sequence[int | None]`, *optional*):
+            The generated tokens of each text (else the approximate count).
+        max_new_tokens (`int`, *optional*):
+            The generation budget (``hit_limit_rate``).
+        diagnostics_config (`Any`, *optional*):
+            The thresholds of `treecot.tasks.diagnostics.diagnose`.
     """
     from treecot.tasks.diagnostics import diagnose
 
@@ -183,13 +206,23 @@ def score_completions(
 class MCTSDecodeConfig:
     """Budget of tree search at test time (value = token confidence, no ground truth).
 
-    max_rollouts:    rollouts per problem (the only stop rule in confidence mode).
-    max_depth:       most nodes on a root-to-answer path.
-    max_node_tokens: generation cap per node.
-    temperature, top_p: sampling of every expansion.
-    top_logprobs:    alternatives per token for the confidence (Marco-o1 v1: 5).
-    patterns:        node patterns (name or YAML path); default: the task domain's.
-    seed:            seeds the search (prefills, tie-breaks, request seeds).
+    Args:
+        max_rollouts (`int`, *optional*, defaults to `8`):
+            Rollouts per problem (the only stop rule in confidence mode).
+        max_depth (`int`, *optional*, defaults to `6`):
+            Most nodes on a root-to-answer path.
+        max_node_tokens (`int`, *optional*, defaults to `128`):
+            Generation cap per node.
+        temperature (`float`, *optional*, defaults to `0.7`):
+            Sampling of every expansion.
+        top_p (`float`, *optional*, defaults to `0.9`):
+            Sampling of every expansion.
+        top_logprobs (`int`, *optional*, defaults to `5`):
+            Alternatives per token for the confidence (Marco-o1 v1: 5).
+        patterns (`str`, *optional*):
+            Node patterns (name or YAML path); default: the task domain's.
+        seed (`int`, *optional*, defaults to `0`):
+            Seeds the search (prefills, tie-breaks, request seeds).
     """
 
     max_rollouts: int = 8
@@ -218,7 +251,18 @@ class MCTSDecodeConfig:
 
 @dataclass
 class MCTSDecodeResult:
-    """The decoded answer(s) of one problem: `texts[0]` is the chosen path, best value first."""
+    """The decoded answer(s) of one problem: `texts[0]` is the chosen path, best value first.
+
+    Args:
+        texts (`list[str]`):
+            The answers' serialized paths, best value first.
+        values (`list[float]`):
+            Their values (token confidence).
+        n_tokens (`list[int]`):
+            Their tokens.
+        tree (`Tree`):
+            The search tree.
+    """
 
     texts: list[str]
     values: list[float]
@@ -261,10 +305,24 @@ def mcts_decode(
 ) -> list[MCTSDecodeResult]:
     """Decode every problem by confidence-valued MCTS (see the module docstring); one result per problem.
 
-    `generators` is one `Generator` (both roles) or ``{"A": …, "B": …}``. A problem whose search produced
-    no answer node gets the empty text (it counts as no answer). Fewer than `n_answers` distinct answers
-    are padded with the best one, so Test@N always sees N samples. `system_prompt`: the prompt contract's
-    system prompt (default `treecot.prompts.contract_system_prompt(task)`).
+    A problem whose search produced no answer node gets the empty text (it counts as no answer). Fewer than
+    `n_answers` distinct answers are padded with the best one, so Test@N always sees N samples.
+
+    Args:
+        problems (`Sequence[Mapping[str, Any]]`):
+            The problem records.
+        task (`Task`):
+            Their task.
+        generators (`Any`):
+            One `Generator` (both roles) or ``{"A": …, "B": …}``.
+        config (`MCTSDecodeConfig`, *optional*):
+            The search's budget (default `MCTSDecodeConfig()`).
+        n_answers (`int`, *optional*, defaults to `1`):
+            Answers per problem (at most `config.max_rollouts`).
+        progress (`bool` or `Callable[[int, int, Any], None]`, *optional*):
+            `True` for a progress bar, or a callable `(n_done, n_total, tree)` called per finished tree.
+        system_prompt (`str`, *optional*):
+            The prompt contract's system prompt (default `treecot.prompts.contract_system_prompt(task)`).
     """
     from treecot.search.mcts import run_search
 

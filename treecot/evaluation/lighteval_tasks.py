@@ -123,15 +123,28 @@ def materialize(
 ) -> Path:
     """Write `limit` problems of `task` from `offset` on as a local dataset directory; return it.
 
-    split: the task's split to read (default its evaluation split, `EVAL_TASKS`): a validation slice of the
-    training split (`split="train"`, an `offset` past the problems the search used) chooses a
-    hyperparameter without looking at the test problems. lighteval sees it as its ``test`` split either way.
+    The directory is ``<root>/<task>/<sha12>/`` holding ``test.jsonl`` with columns ``id``, ``task``,
+    ``question``, ``reference`` and ``problem`` (the whole Problem record as JSON). The name is a hash of the
+    content: rewriting identical problems is a no-op.
 
-    The directory is ``<root>/<task>/<sha12>/`` (default root ``$TREECOT_CACHE/eval_data``) holding
-    ``test.jsonl`` with columns ``id``, ``task``, ``question``, ``reference`` and ``problem`` (the whole
-    Problem record as JSON). The name is a hash of the content: rewriting identical problems is a no-op.
-    Raises `EvalDataNotAvailable` when no source can provide the problems (PlanBench: no checkout in
-    ``$TREECOT_PLANBENCH`` and the Hub unreachable).
+    Args:
+        task (`str`):
+            The treecot task.
+        limit (`int`, *optional*):
+            How many problems (a positive integer; None: all).
+        root (`str` or `os.PathLike`, *optional*):
+            The root directory (default ``$TREECOT_CACHE/eval_data``).
+        split (`str`, *optional*):
+            The task's split to read (default its evaluation split, `EVAL_TASKS`): a validation slice of the
+            training split (`split="train"`, an `offset` past the problems the search used) chooses a
+            hyperparameter without looking at the test problems. lighteval sees it as its ``test`` split
+            either way.
+        offset (`int`, *optional*, defaults to `0`):
+            The first problem (a non-negative integer).
+
+    Raises:
+        EvalDataNotAvailable: no source can provide the problems (PlanBench: no checkout in
+            ``$TREECOT_PLANBENCH`` and the Hub unreachable).
     """
     name = lighteval_name(task)[len(PREFIX) :]
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
@@ -183,8 +196,14 @@ def materialize(
 def prompt_fn(line: dict, task_name: str = "", system_prompt: str | None = None) -> Doc:
     """lighteval prompt function: a materialized row -> `Doc` (see the module docstring).
 
-    system_prompt: replaces the task's own system prompt (the prompt contract of the data a model was
-    trained on, `treecot.prompts`); None keeps `Task.prompt`'s.
+    Args:
+        line (`dict`):
+            A materialized row.
+        task_name (`str`, *optional*, defaults to `""`):
+            lighteval's task name, set on the `Doc`.
+        system_prompt (`str`, *optional*):
+            Replaces the task's own system prompt (the prompt contract of the data a model was trained on,
+            `treecot.prompts`); None keeps `Task.prompt`'s.
     """
     from treecot.prompts import with_system_prompt
 
@@ -204,7 +223,12 @@ def prompt_fn(line: dict, task_name: str = "", system_prompt: str | None = None)
 
 
 class PromptFunction:
-    """`prompt_fn` bound to one system prompt (a picklable callable for `LightevalTaskConfig`)."""
+    """`prompt_fn` bound to one system prompt (a picklable callable for `LightevalTaskConfig`).
+
+    Args:
+        system_prompt (`str`, *optional*):
+            The system prompt (see `prompt_fn`).
+    """
 
     def __init__(self, system_prompt: str | None = None):
         self.system_prompt = system_prompt
@@ -226,6 +250,14 @@ class TreecotScorer(SamplingMetric, SampleLevelComputation):
     """Scores one Doc's response(s) with treecot's verifier and diagnostics (`score_completions`).
 
     A `SamplingMetric`, so that lighteval generates `n_samples` samples per Doc (Test@N).
+
+    Args:
+        task (`str`):
+            The treecot task (or its lighteval name).
+        n_samples (`int`, *optional*, defaults to `1`):
+            Samples per Doc (a positive integer).
+        max_new_tokens (`int`, *optional*):
+            The generation budget, when the Doc has no ``generation_size``.
     """
 
     def __init__(self, task: str, n_samples: int = 1, max_new_tokens: int | None = None):
@@ -263,7 +295,16 @@ class TreecotScorer(SamplingMetric, SampleLevelComputation):
 def treecot_metric(
     task: str, n_samples: int = 1, max_new_tokens: int | None = None
 ) -> SampleLevelMetricGrouping:
-    """The metric group of `task` (names from `decode.sample_metric_names`)."""
+    """The metric group of `task` (names from `decode.sample_metric_names`).
+
+    Args:
+        task (`str`):
+            The treecot task.
+        n_samples (`int`, *optional*, defaults to `1`):
+            Samples per Doc (Test@N).
+        max_new_tokens (`int`, *optional*):
+            The generation budget, when the Doc has no ``generation_size``.
+    """
     scorer = TreecotScorer(task, n_samples, max_new_tokens)
     names = sample_metric_names(_task(scorer.task), n_samples)
     return SampleLevelMetricGrouping(
@@ -288,8 +329,23 @@ def task_config(
 ) -> LightevalTaskConfig:
     """A `LightevalTaskConfig` for `task` over its materialized problems (`limit` of them from `offset` on).
 
-    system_prompt: the system prompt of every Doc (default: the task's own, `Task.prompt`).
-    split: which of the task's splits to read (default its evaluation split; see `materialize`).
+    Args:
+        task (`str`):
+            The treecot task.
+        limit (`int`, *optional*):
+            How many problems (None: all).
+        n_samples (`int`, *optional*, defaults to `1`):
+            Samples per Doc (Test@N).
+        max_new_tokens (`int`, *optional*, defaults to `DEFAULT_MAX_NEW_TOKENS`):
+            The generation budget.
+        data_root (`str` or `os.PathLike`, *optional*):
+            Where the problems are materialized (see `materialize`).
+        system_prompt (`str`, *optional*):
+            The system prompt of every Doc (default: the task's own, `Task.prompt`).
+        split (`str`, *optional*):
+            Which of the task's splits to read (default its evaluation split; see `materialize`).
+        offset (`int`, *optional*, defaults to `0`):
+            The first problem.
     """
     name = lighteval_name(task)
     data = materialize(task, limit=limit, root=data_root, split=split, offset=offset)
@@ -314,8 +370,16 @@ def task_configs(
     system_prompts: dict[str, str | None] | None = None,
     **kwargs: Any,
 ) -> list[LightevalTaskConfig]:
-    """Configs of `tasks` (default: all of `EVAL_TASKS`); `system_prompts` maps a task to its system
-    prompt (missing: the task's own); other keyword arguments go to `task_config`."""
+    """Configs of `tasks`.
+
+    Args:
+        tasks (`list[str]` or `tuple[str, ...]`, *optional*):
+            The treecot tasks (default: all of `EVAL_TASKS`).
+        system_prompts (`dict[str, str | None]`, *optional*):
+            Maps a task to its system prompt (missing: the task's own).
+        **kwargs (`Any`):
+            Other keyword arguments go to `task_config`.
+    """
     prompts = system_prompts or {}
     return [task_config(t, system_prompt=prompts.get(t), **kwargs) for t in (tasks or list(EVAL_TASKS))]
 

@@ -33,10 +33,11 @@ def check_lighteval_version(version: str | None = None) -> str:
     """Check that the installed lighteval is a `SUPPORTED_LIGHTEVAL` release, without importing it.
 
     Args:
-        version: the version to check (default: the installed distribution's).
+        version (`str`, *optional*):
+            The version to check (default: the installed distribution's).
 
     Returns:
-        The version checked.
+        `str`: the version checked.
 
     Raises:
         UnsupportedLightevalVersion: lighteval is missing or another release is installed.

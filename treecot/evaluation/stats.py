@@ -49,7 +49,19 @@ def counts(rate: float, n: int) -> int:
 
 
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """The Wilson score interval (default 95%) of the proportion `successes / n`."""
+    """The Wilson score interval (default 95%) of the proportion `successes / n`.
+
+    Args:
+        successes (`int`):
+            The successes, in [0, n].
+        n (`int`):
+            The items (a positive integer).
+        z (`float`, *optional*, defaults to `Z95`):
+            The standard normal quantile of the interval.
+
+    Returns:
+        `tuple[float, float]`: the lower and upper bounds.
+    """
     _check(successes, n)
     p = successes / n
     denom = 1 + z * z / n
@@ -62,7 +74,23 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
 
 
 def difference_interval(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> tuple[float, float]:
-    """Newcombe's hybrid score interval (default 95%) of p2 − p1, with p1 = k1/n1 and p2 = k2/n2."""
+    """Newcombe's hybrid score interval (default 95%) of p2 − p1, with p1 = k1/n1 and p2 = k2/n2.
+
+    Args:
+        k1 (`int`):
+            The successes of the first run.
+        n1 (`int`):
+            Its items.
+        k2 (`int`):
+            The successes of the second run.
+        n2 (`int`):
+            Its items.
+        z (`float`, *optional*, defaults to `Z95`):
+            The standard normal quantile of the interval.
+
+    Returns:
+        `tuple[float, float]`: the lower and upper bounds.
+    """
     p1, p2 = k1 / n1 if n1 else 0.0, k2 / n2 if n2 else 0.0
     l1, u1 = wilson_interval(k1, n1, z)
     l2, u2 = wilson_interval(k2, n2, z)
@@ -73,8 +101,19 @@ def difference_interval(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> t
 
 
 def exceeds_noise(rate1: float, n1: int, rate2: float, n2: int) -> bool:
-    """Whether the change from `rate1` (of n1 items) to `rate2` (of n2) lies outside 95% noise: its
-    `difference_interval` excludes 0."""
+    """Whether the change from `rate1` to `rate2` lies outside 95% noise: its `difference_interval`
+    excludes 0.
+
+    Args:
+        rate1 (`float`):
+            The first rate.
+        n1 (`int`):
+            Its items.
+        rate2 (`float`):
+            The second rate.
+        n2 (`int`):
+            Its items.
+    """
     lo, hi = difference_interval(counts(rate1, n1), n1, counts(rate2, n2), n2)
     return lo > 0 or hi < 0
 
@@ -102,7 +141,18 @@ def noise_verdicts(
     runs: dict[str, dict[str, dict]], reference: str, tasks: list[str], metrics=("accuracy", "no_answer_rate")
 ) -> list[str]:
     """Plain sentences saying, for every run against `reference` and each task and metric, whether the
-    difference exceeds 95% noise (`exceeds_noise`). `runs`: label -> task -> summary row (rate, `n`)."""
+    difference exceeds 95% noise (`exceeds_noise`).
+
+    Args:
+        runs (`dict[str, dict[str, dict]]`):
+            Label -> task -> summary row (rate, `n`).
+        reference (`str`):
+            The label of the run the others are compared with.
+        tasks (`list[str]`):
+            The tasks.
+        metrics (`tuple[str, ...]`, *optional*, defaults to `("accuracy", "no_answer_rate")`):
+            The metrics.
+    """
     names = {"accuracy": "accuracy", "no_answer_rate": "no-answer rate"}
     base = runs[reference]
     lines = []
@@ -129,8 +179,24 @@ def plot_rates(
     runs: dict[str, dict[str, dict]], tasks: list[str], output, title: str = "", paper: dict | None = None
 ):
     """Grouped bars with 95% Wilson error bars: accuracy per task above, no-answer rate below, one bar per
-    run (`runs`: label -> task -> summary row). `paper`: label -> task -> {accuracy, no_answer_rate}
-    figures drawn hatched, without error bars (the paper reports none). Returns the PNG path."""
+    run.
+
+    Args:
+        runs (`dict[str, dict[str, dict]]`):
+            Label -> task -> summary row.
+        tasks (`list[str]`):
+            The tasks.
+        output (`str` or `os.PathLike`):
+            The PNG file to write.
+        title (`str`, *optional*, defaults to `""`):
+            The plot's title (default "accuracy and no-answer rate").
+        paper (`dict`, *optional*):
+            Label -> task -> {accuracy, no_answer_rate} figures drawn hatched, without error bars (the paper
+            reports none).
+
+    Returns:
+        `Path`: the PNG path.
+    """
     import textwrap
     from pathlib import Path
 

@@ -165,7 +165,19 @@ def run_build(
     tag: str | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
-    """Build the `trees` / `sft` / `dpo` configs of a recipe's trees and push (or write) them."""
+    """Build the `trees` / `sft` / `dpo` configs of a recipe's trees and push (or write) them.
+
+    Args:
+        recipe (`Recipe` or `str`):
+            The recipe (or its YAML path); it needs a `build` section.
+        push_to_hub (`str`, *optional*):
+            The Hub repo to push to (default: the recipe's `build.push_to_hub`, else the local Hub layout at
+            `build.output_dir`).
+        tag (`str`, *optional*):
+            Tag the pushed branch (default: the recipe's `build.tag`).
+        force (`bool`, *optional*, defaults to `False`):
+            Rewrite a complete branch.
+    """
     from datasets import Dataset
 
     if not isinstance(recipe, Recipe):
@@ -528,6 +540,26 @@ def run_perturb(
 
     `wrong_answer` reads the failed traces from the same dataset's `rejected` config (distillation) or,
     for MCTS datasets, from the wrong paths of its `trees` config.
+
+    Args:
+        source (`str`):
+            The dataset (Hub repo or local layout).
+        kind (`str`):
+            The perturbation (`treecot.data.perturb.perturb_rows`).
+        rate (`float`):
+            Its rate, between 0 and 1.
+        seed (`int`, *optional*, defaults to `0`):
+            The random seed.
+        revision (`str`, *optional*):
+            The revision of `source` to read.
+        output_dir (`str`, *optional*):
+            Where to write the result when not pushed (default ``outputs/perturb/<kind>-<rate>``).
+        push_to_hub (`str`, *optional*):
+            The Hub repo to push the result to.
+        tag (`str`, *optional*):
+            Tag the pushed branch.
+        force (`bool`, *optional*, defaults to `False`):
+            Rewrite a complete branch.
     """
     from datasets import Dataset
 

@@ -102,9 +102,15 @@ class Shard:
         """The shard of this process under `accelerate launch`, torchrun or mpirun: RANK of WORLD_SIZE (or
         the MPI equivalents, `WORLD_VARIABLES`); None when not distributed.
 
-        `LaunchError` when `accelerate launch` asked for several processes but started one (its simple
-        launcher sets MASTER_ADDR only when --num_processes is above 1, and never WORLD_SIZE or RANK), and
-        when the variables do not make a shard."""
+        Args:
+            environ (`Mapping[str, str]`, *optional*):
+                The environment variables (default: `os.environ`).
+
+        Raises:
+            LaunchError: `accelerate launch` asked for several processes but started one (its simple
+                launcher sets MASTER_ADDR only when --num_processes is above 1, and never WORLD_SIZE or RANK),
+                or the variables do not make a shard.
+        """
         env = os.environ if environ is None else environ
         for size_var, rank_var in WORLD_VARIABLES:
             raw = env.get(size_var, "")
@@ -528,17 +534,17 @@ def run_generate(
             The slice of problems this process searches (default: from the launcher's environment, else all).
         generators (`dict[str, Generator]`, *optional*):
             Pre-built `{"A": …, "B": …}` (tests, notebooks); default: built from the recipe.
-        progress (`bool`):
+        progress (`bool`, *optional*, defaults to `True`):
             Show a progress bar.
-        engine (`str`):
+        engine (`str`, *optional*, defaults to `"local"`):
             `"local"` (this process searches) or `"ray"` (`ray_actors` Ray actors search, each with its own
             generators built from the recipe; `treecot.pipeline.ray_engine`); the shard file and stats are the
             same.
-        ray_actors (`int`):
+        ray_actors (`int`, *optional*, defaults to `2`):
             The number of Ray actors.
 
     Returns:
-        The shard's stats summary (also written to `stats-<config_hash>-<shard>.json`).
+        `dict`: the shard's stats summary (also written to `stats-<config_hash>-<shard>.json`).
     """
     recipe = load_recipe(recipe) if not isinstance(recipe, Recipe) else recipe.validate()
     if recipe.generate is None:

@@ -119,7 +119,14 @@ def _role_specs(recipe: Recipe) -> list:
 def default_actor_options(recipe: Recipe, cluster_gpus: float = 0.0) -> dict[str, Any]:
     """Ray resources and environment of one actor: the GPUs of its vLLM engines (tensor_parallel_size
     each), one GPU for in-process transformers models when the cluster has GPUs, none for server clients;
-    and the API-key variables of the models that the driver has set."""
+    and the API-key variables of the models that the driver has set.
+
+    Args:
+        recipe (`Recipe`):
+            The recipe whose models the actor holds.
+        cluster_gpus (`float`, *optional*, defaults to `0.0`):
+            The GPUs of the Ray cluster.
+    """
     specs = _role_specs(recipe)
     on_gpu = [s for s in specs if s.backend == "vllm" or (s.backend == "transformers" and cluster_gpus >= 1)]
     if len(on_gpu) > 1:

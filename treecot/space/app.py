@@ -41,7 +41,8 @@ class SpaceApp(TreesHandlers, PlaygroundHandlers, LeaderboardHandlers):
     """The handlers of the three tabs, bound to one `SpaceConfig` (each returns component values).
 
     Args:
-        config: what the app may read and the bounds of a request.
+        config (`SpaceConfig`):
+            What the app may read and the bounds of a request.
     """
 
     def __init__(self, config: SpaceConfig) -> None:
@@ -74,10 +75,11 @@ def build_trees_tab(app: SpaceApp) -> tuple[list, list]:
     """Build the Trees tab (inside `build_app`'s tabs) and wire its events.
 
     Args:
-        app: the handlers.
+        app (`SpaceApp`):
+            The handlers.
 
     Returns:
-        The components the page load fills from the URL (dataset, revision, problem, node) and the outputs
+        `tuple[list, list]`: the components the page load fills from the URL (dataset, revision, problem, node) and the outputs
         of `SpaceApp.initial_trees`.
     """
     import gradio as gr
@@ -170,7 +172,8 @@ def build_playground_tab(app: SpaceApp) -> None:
     """Build the Playground tab (inside `build_app`'s tabs) and wire its events.
 
     Args:
-        app: the handlers.
+        app (`SpaceApp`):
+            The handlers.
     """
     import gradio as gr
 
@@ -255,10 +258,11 @@ def build_leaderboard_tab(app: SpaceApp) -> list:
     """Build the Leaderboard tab (inside `build_app`'s tabs) and wire its events.
 
     Args:
-        app: the handlers.
+        app (`SpaceApp`):
+            The handlers.
 
     Returns:
-        The outputs of `SpaceApp.leaderboard` (and of `SpaceApp.initial_leaderboard`, on page load).
+        `list`: the outputs of `SpaceApp.leaderboard` (and of `SpaceApp.initial_leaderboard`, on page load).
     """
     import gradio as gr
 
@@ -333,10 +337,11 @@ def build_app(config: SpaceConfig | None = None) -> gr.Blocks:
     """The Gradio Blocks app of the Space, its queue configured from `config`.
 
     Args:
-        config: what the app may read and the bounds of a request (default `SpaceConfig()`).
+        config (`SpaceConfig`, *optional*):
+            What the app may read and the bounds of a request (default `SpaceConfig()`).
 
     Returns:
-        The app (call `.launch()` or use `launch_space`); its handlers are `demo.treecot_app`.
+        `gr.Blocks`: the app (call `.launch()` or use `launch_space`); its handlers are `demo.treecot_app`.
     """
     import gradio as gr
 
@@ -382,18 +387,24 @@ def launch_space(
     """`treecot space`: build the app and serve it on `host:port` (127.0.0.1 by default: local only).
 
     Args:
-        host: the address served.
-        port: the port (None: a free one).
-        config: the app's configuration; `fields` override its fields.
-        block: False runs the server in a background thread and returns the launched app (its URL is
+        host (`str`, *optional*, defaults to `"127.0.0.1"`):
+            The address served.
+        port (`int`, *optional*, defaults to `7860`):
+            The port (None: a free one).
+        config (`SpaceConfig`, *optional*):
+            The app's configuration; `fields` override its fields.
+        block (`bool`, *optional*, defaults to `True`):
+            False runs the server in a background thread and returns the launched app (its URL is
             `demo.local_url`; stop it with `demo.close()`).
-        share: gradio's `share=True`, a public gradio.live link to this server besides the local one (off by
+        share (`bool`, *optional*, defaults to `False`):
+            gradio's `share=True`, a public gradio.live link to this server besides the local one (off by
             default).
-        **fields: `SpaceConfig` fields (``data_roots``, ``model``, ``allow_hub``, …); without `config`, the
-            model menu holds only `model` unless ``models`` names more.
+        **fields (`Any`):
+            `SpaceConfig` fields (``data_roots``, ``model``, ``allow_hub``, …); without `config`, the model
+            menu holds only `model` unless ``models`` names more.
 
     Returns:
-        The launched app.
+        `gr.Blocks`: the launched app.
     """
     if config is None:
         config = SpaceConfig(**{"models": (), **fields})

@@ -78,13 +78,17 @@ def call_with_deadline(fn: Callable[[], Any], deadline: float, timeout: float, w
     (the loaders it runs are bounded by their own I/O timeouts).
 
     Args:
-        fn: the work, without arguments.
-        deadline: a `time.monotonic()` time (`request_deadline`).
-        timeout: the request's time limit in seconds, named in the refusal.
-        what: what `fn` does ("loading the dataset"), named in the refusal.
+        fn (`Callable[[], Any]`):
+            The work, without arguments.
+        deadline (`float`):
+            A `time.monotonic()` time (`request_deadline`).
+        timeout (`float`):
+            The request's time limit in seconds, named in the refusal.
+        what (`str`):
+            What `fn` does ("loading the dataset"), named in the refusal.
 
     Returns:
-        What `fn` returned; what it raised is raised here, and `SpaceError` past the deadline.
+        `Any`: what `fn` returned; what it raised is raised here, and `SpaceError` past the deadline.
     """
     remaining = deadline - time.monotonic()
     if remaining <= 0:

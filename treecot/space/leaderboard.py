@@ -64,9 +64,24 @@ def leaderboard_rows(
     source: str | None, roots: Sequence[Path], include_reference: bool = False, *, allow_hub: bool = False
 ) -> pd.DataFrame:
     """The leaderboard's long-format rows (one per run × task × metric, `treecot.evaluation.leaderboard`)
-    of `source` (a folder under `roots`, read through `open_checked`, or with `allow_hub` a Hub id), plus the
-    paper's reference rows when asked, with a ``label`` column naming each run. Raises `SpaceError` when
-    there is nothing to show."""
+    of `source`, plus the paper's reference rows when asked, with a ``label`` column naming each run.
+
+    Args:
+        source (`str`, *optional*):
+            A folder under `roots`, read through `open_checked`, or with `allow_hub` a Hub id.
+        roots (`Sequence[Path]`):
+            The data roots a local `source` must be under.
+        include_reference (`bool`, *optional*, defaults to `False`):
+            Add the paper's reference rows.
+        allow_hub (`bool`, *optional*, defaults to `False`):
+            Accept a Hub id as `source`.
+
+    Returns:
+        `pd.DataFrame`: the rows, with a ``label`` column.
+
+    Raises:
+        SpaceError: there is nothing to show.
+    """
     import pandas as pd
 
     from treecot.hub import LOCAL_REFS_FILE
@@ -134,7 +149,23 @@ def leaderboard_views(
     """The wide table (one row per run: the metric per task, their mean, the no-answer rate per task) and
     the long rows of the chart, after filtering by task and text and sorting.
 
-    Returns (table, chart rows, metric, metrics, tasks). Rates are in percent.
+    Args:
+        df (`pd.DataFrame`):
+            The leaderboard's rows (`leaderboard_rows`).
+        metric (`str`, *optional*):
+            The metric shown (default "accuracy").
+        task (`str`, *optional*, defaults to `"all"`):
+            The task shown, or "all".
+        query (`str`, *optional*, defaults to `""`):
+            Keep the rows whose label, model, source, mode, dataset repo or run id contains this text.
+        sort_by (`str`, *optional*, defaults to `"mean"`):
+            The table's column to sort by.
+        descending (`bool`, *optional*, defaults to `True`):
+            Sort in descending order.
+
+    Returns:
+        `tuple[pd.DataFrame, pd.DataFrame, str, list[str], list[str]]`: (table, chart rows, metric, metrics,
+        tasks). Rates are in percent.
     """
     import pandas as pd
 
@@ -190,8 +221,16 @@ def leaderboard_views(
 
 
 def leaderboard_chart_spec(chart: pd.DataFrame, field: str, title: str) -> dict:
-    """Vega-Lite grouped bars of `field` ("value" or "no_answer") per task, one bar per run; tooltips
-    carry both figures."""
+    """Vega-Lite grouped bars of `field` per task, one bar per run; tooltips carry both figures.
+
+    Args:
+        chart (`pd.DataFrame`):
+            The chart rows of `leaderboard_views`.
+        field (`str`):
+            "value" or "no_answer".
+        title (`str`):
+            The y axis's title.
+    """
     runs = list(dict.fromkeys(chart["run"]))
     values = chart.astype(object).where(chart.notna(), None).to_dict("records")
     return {
@@ -222,7 +261,16 @@ def leaderboard_chart_spec(chart: pd.DataFrame, field: str, title: str) -> dict:
 
 def compare_runs_frame(df: pd.DataFrame, run_a: str, run_b: str) -> pd.DataFrame:
     """Two runs (by run id) side by side: one row per (task, metric) either reports, both values and B − A.
-    Rates in percent."""
+    Rates in percent.
+
+    Args:
+        df (`pd.DataFrame`):
+            The leaderboard's rows (`leaderboard_rows`).
+        run_a (`str`):
+            The first run's id (A).
+        run_b (`str`):
+            The second run's id (B).
+    """
     import pandas as pd
 
     runs = dict(zip(df["run_id"], df["label"]))
@@ -275,8 +323,28 @@ class LeaderboardHandlers:
         sort_by: str | None = "mean",
         descending: bool = True,
     ):
-        """→ (table, metric chart, no-answer chart, run A menu, run B menu, task menu, metric menu, sort menu,
-        status)."""
+        """Show the leaderboard of `source`.
+
+        Args:
+            source (`str`, *optional*):
+                The leaderboard (see `leaderboard_rows`).
+            include_reference (`bool`, *optional*, defaults to `False`):
+                Add the paper's reference rows.
+            query (`str`, *optional*, defaults to `""`):
+                The text filter (see `leaderboard_views`).
+            task (`str`, *optional*, defaults to `"all"`):
+                The task shown, or "all".
+            metric (`str`, *optional*, defaults to `"accuracy"`):
+                The metric shown.
+            sort_by (`str`, *optional*, defaults to `"mean"`):
+                The table's column to sort by.
+            descending (`bool`, *optional*, defaults to `True`):
+                Sort in descending order.
+
+        Returns:
+            `tuple`: (table, metric chart, no-answer chart, run A menu, run B menu, task menu, metric menu,
+            sort menu, status).
+        """
         import gradio as gr
 
         df = self._board(source, include_reference)
@@ -310,7 +378,21 @@ class LeaderboardHandlers:
         )
 
     def compare_runs(self, source: str | None, include_reference: bool, run_a: str, run_b: str):
-        """→ (side-by-side table, summary)."""
+        """Compare two runs of the leaderboard of `source`.
+
+        Args:
+            source (`str`, *optional*):
+                The leaderboard (see `leaderboard_rows`).
+            include_reference (`bool`):
+                Add the paper's reference rows.
+            run_a (`str`):
+                The first run's id (A).
+            run_b (`str`):
+                The second run's id (B).
+
+        Returns:
+            `tuple`: (side-by-side table, summary).
+        """
         df = self._board(source, include_reference)
         run_a, run_b = input_text(run_a, "run A"), input_text(run_b, "run B")
         table = compare_runs_frame(df, run_a, run_b)

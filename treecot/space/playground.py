@@ -82,7 +82,18 @@ def check_adapter_base(
     """A LoRA adapter folder loads its base model from the path or Hub id in its ``adapter_config.json``
     (``base_model_name_or_path``): refuse (`SpaceError`) a base that is a folder outside `roots` (other than
     an embedded model's own cache folder) or a Hub id `hub_allowed` does not allow. No adapter: nothing to
-    check."""
+    check.
+
+    Args:
+        folder (`Path`):
+            The model folder.
+        roots (`Sequence[Path]`):
+            The data roots.
+        hub_allowed (`Callable[[str], bool]`):
+            Whether the app may open a Hub id.
+        what (`str`, *optional*, defaults to `"model directory"`):
+            What the folder is, for messages.
+    """
     config_path = Path(folder) / "adapter_config.json"
     if not os.path.lexists(config_path):
         return
@@ -143,12 +154,14 @@ def resolve_model(choice: str, config: SpaceConfig) -> str:
     """The model to load for a menu choice.
 
     Args:
-        choice: a configured or embedded name, a Hub id (one `config` allows), or a directory under the data
+        choice (`str`):
+            A configured or embedded name, a Hub id (one `config` allows), or a directory under the data
             roots.
-        config: the app's configuration.
+        config (`SpaceConfig`):
+            The app's configuration.
 
     Returns:
-        The name or Hub id, or the resolved directory; anything else is refused with a `SpaceError`.
+        `str`: the name or Hub id, or the resolved directory; anything else is refused with a `SpaceError`.
     """
 
     choice = input_text(choice, "model")
@@ -172,10 +185,14 @@ def resolve_model(choice: str, config: SpaceConfig) -> str:
 class LocalModel:
     """A model folder under the data roots, found by `discover_models` (nothing of it is loaded).
 
-    path:       the resolved folder: what the model menu sends and `resolve_model` accepts.
-    label:      its menu entry: the folder relative to its data root, then the training data and stage from
-                its ``treecot_provenance.json`` when it has one.
-    provenance: that file's content (empty when there is none or it cannot be read).
+    Args:
+        path (`Path`):
+            The resolved folder: what the model menu sends and `resolve_model` accepts.
+        label (`str`):
+            Its menu entry: the folder relative to its data root, then the training data and stage from its
+            ``treecot_provenance.json`` when it has one.
+        provenance (`dict`, *optional*, defaults to `{}`):
+            That file's content (empty when there is none or it cannot be read).
     """
 
     path: Path
@@ -192,12 +209,14 @@ def read_provenance(folder: str | os.PathLike, roots: Sequence[Path]) -> dict:
     """The ``treecot_provenance.json`` of a model folder, read through `open_checked`.
 
     Args:
-        folder: the model folder.
-        roots: the data roots the file must resolve inside.
+        folder (`str` or `os.PathLike`):
+            The model folder.
+        roots (`Sequence[Path]`):
+            The data roots the file must resolve inside.
 
     Returns:
-        The record; empty when there is none or it cannot be read (leads outside the roots, larger than
-        `MAX_PROVENANCE_BYTES`, not a JSON object).
+        `dict`: the record; empty when there is none or it cannot be read (leads outside the roots, larger
+        than `MAX_PROVENANCE_BYTES`, not a JSON object).
     """
 
     path = Path(folder) / PROVENANCE_FILE
@@ -277,13 +296,26 @@ def discover_models(
 
     A model folder holds ``config.json`` with weights (``model.safetensors``, ``pytorch_model.bin`` or
     their sharded indexes) or a LoRA ``adapter_config.json``; the list is sorted by label. The roots are
-    walked breadth first (the shallowest models are kept when the cap is hit), at most `max_depth` folders deep, visiting at most `max_dirs` folders (`MAX_MODEL_SCAN_ENTRIES`
-    entries each) and listing at most `max_models` models. Every folder is resolved (symlinks included)
-    and must lie inside the roots (`real_path`); a model folder is listed only when nothing in it leads
-    outside them (`check_model_dir`, as when it loads) and, for an adapter, when its base model is one the
-    app may open (`check_adapter_base`; `hub_allowed`: default none). The whole scan reads at most
-    `max_entries` directory entries, model folders' own checks included. Hidden folders, the Hub cache's own
-    ``models--*``/``datasets--*`` layout and the folders inside a model (its checkpoints) are not walked."""
+    walked breadth first (the shallowest models are kept when the cap is hit). Every folder is resolved
+    (symlinks included) and must lie inside the roots (`real_path`); a model folder is listed only when
+    nothing in it leads outside them (`check_model_dir`, as when it loads) and, for an adapter, when its base
+    model is one the app may open (`check_adapter_base`). Hidden folders, the Hub cache's own
+    ``models--*``/``datasets--*`` layout and the folders inside a model (its checkpoints) are not walked.
+
+    Args:
+        roots (`Sequence[Path]`):
+            The data roots.
+        max_models (`int`, *optional*, defaults to `MAX_LISTED_MODELS`):
+            List at most this many models.
+        max_dirs (`int`, *optional*, defaults to `MAX_MODEL_SCAN_DIRS`):
+            Visit at most this many folders (`MAX_MODEL_SCAN_ENTRIES` entries each).
+        max_depth (`int`, *optional*, defaults to `MAX_MODEL_SCAN_DEPTH`):
+            Walk at most this many folders deep.
+        max_entries (`int`, *optional*, defaults to `MAX_MODEL_SCAN_TOTAL`):
+            The whole scan reads at most this many directory entries, model folders' own checks included.
+        hub_allowed (`Callable[[str], bool]`, *optional*):
+            Whether an adapter's base model may be this Hub id (default: none).
+    """
     import itertools
     from collections import deque
 
@@ -470,7 +502,17 @@ class PlaygroundHandlers:
         return gr.Dropdown(choices=self.model_choices(refresh=True), value=current or self.config.model)
 
     def draw_question(self, task_name: str, seed: Any = None):
-        """→ (question, problem record, info). `seed` picks the problem (None or negative: random)."""
+        """Draw a question from a task.
+
+        Args:
+            task_name (`str`):
+                The task.
+            seed (`Any`, *optional*):
+                Picks the problem (None or negative: random).
+
+        Returns:
+            `tuple`: (question, problem record, info).
+        """
 
         task = get_task(input_text(task_name, "task"))
         split = _default_split(task)
@@ -539,7 +581,29 @@ class PlaygroundHandlers:
         use_mcts: bool = False,
         rollouts: Any = 4,
     ) -> Iterator[tuple]:
-        """Stream (answer HTML, raw text, verdict, diagnostics, status, MCTS tree plot)."""
+        """Stream (answer HTML, raw text, verdict, diagnostics, status, MCTS tree plot).
+
+        Args:
+            model_choice (`str`):
+                The model menu's choice (`resolve_model`).
+            task_name (`str`):
+                The task.
+            question (`str`):
+                The question, typed in or drawn.
+            problem (`dict`, *optional*):
+                The drawn problem record; verified only when it is this task's and question's.
+            system_prompt (`str`, *optional*, defaults to `"treecot"`):
+                "treecot" (the prompt a trained model was trained with, else the tag guide) or "task" (the
+                task's own prompt).
+            max_new_tokens (`Any`, *optional*, defaults to `256`):
+                Generation cap, between 1 and the config's `max_new_tokens`.
+            temperature (`Any`, *optional*, defaults to `0.7`):
+                Sampling temperature, between 0 and 2.
+            use_mcts (`bool`, *optional*, defaults to `False`):
+                Decode by MCTS.
+            rollouts (`Any`, *optional*, defaults to `4`):
+                The MCTS rollouts, between 1 and the config's `max_mcts_rollouts`.
+        """
 
         start = time.monotonic()
         deadline = start + float(self.config.request_timeout)

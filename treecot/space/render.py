@@ -206,8 +206,15 @@ def _default_title(tree: Tree) -> str:
 
 def vega_plot(spec: dict, chart: str):
     """A `gr.Plot` value rendering a raw Vega-Lite spec with gradio's Altair renderer (altair itself is not
-    needed). `chart` ("scatter" or "bar") makes gradio size the chart to its container and apply the app's
-    theme (fonts, text colours; for "bar", its palette for the colour scale)."""
+    needed).
+
+    Args:
+        spec (`dict`):
+            The Vega-Lite spec.
+        chart (`str`):
+            "scatter" or "bar": makes gradio size the chart to its container and apply the app's theme
+            (fonts, text colours; for "bar", its palette for the colour scale).
+    """
     from gradio.components.plot import AltairPlotData
 
     return AltairPlotData(chart=chart, plot=json.dumps(spec))
@@ -269,7 +276,16 @@ def path_segments(tree: Tree, node_ids: Sequence[int]) -> list[tuple[str, str | 
 
 def pair_segments(text: str, prefix: str, label: str) -> list[tuple[str, str | None]]:
     """HighlightedText segments of one text of a preference pair: its shared `prefix` (when it starts with
-    it), then the rest labelled `label` ("chosen" or "rejected")."""
+    it), then the rest labelled `label`.
+
+    Args:
+        text (`str`):
+            The chosen or rejected text.
+        prefix (`str`):
+            The prefix the pair's texts share.
+        label (`str`):
+            "chosen" or "rejected".
+    """
     if prefix and text.startswith(prefix):
         return [(prefix, "shared prefix"), (text[len(prefix) :], label)]
     return [(text, label)]

@@ -51,7 +51,16 @@ MAX_MODEL_DIR_ENTRIES = 10_000
 
 
 def check_local_path(path: str | os.PathLike, roots: Sequence[Path], what: str = "path") -> Path:
-    """`path` resolved (``~``, ``..`` and symlinks) if it lies inside one of `roots`, else `SpaceError`."""
+    """`path` resolved (``~``, ``..`` and symlinks) if it lies inside one of `roots`, else `SpaceError`.
+
+    Args:
+        path (`str` or `os.PathLike`):
+            The path a user typed.
+        roots (`Sequence[Path]`):
+            The data roots.
+        what (`str`, *optional*, defaults to `"path"`):
+            What the path is, for messages.
+    """
     raw = str(path)
     if "\x00" in raw:
         raise SpaceError(f"{what} {raw!r} contains a NUL character")
@@ -78,8 +87,17 @@ def _outside(what: str, roots: Sequence[Path]) -> SpaceError:
 
 def real_path(path: str | os.PathLike, roots: Sequence[Path], what: str = "file") -> Path:
     """`path` with every symlink and ``..`` resolved (it must exist) if the result lies inside one of
-    `roots` (already resolved), else `SpaceError`. Unlike `check_local_path`, which resolves what a user
-    typed, this is applied to every file and folder the Space reads, at the moment it reads it."""
+    `roots`, else `SpaceError`. Unlike `check_local_path`, which resolves what a user typed, this is applied
+    to every file and folder the Space reads, at the moment it reads it.
+
+    Args:
+        path (`str` or `os.PathLike`):
+            The file or folder.
+        roots (`Sequence[Path]`):
+            The data roots (already resolved).
+        what (`str`, *optional*, defaults to `"file"`):
+            What the file is, for messages.
+    """
     try:
         real = Path(os.path.realpath(os.fspath(path), strict=True))
     except FileNotFoundError:
@@ -109,7 +127,19 @@ def open_checked(path: str | os.PathLike, roots: Sequence[Path], what: str = "fi
     the resolved path is opened without following a symlink (``O_NOFOLLOW``: a file swapped for a link
     after the check fails to open) and without blocking (a FIFO), and the descriptor itself is checked
     again: it must be a regular file whose path (Linux: ``/proc/self/fd``) lies inside the roots, or, where
-    the kernel does not say, the very file that was resolved."""
+    the kernel does not say, the very file that was resolved.
+
+    Args:
+        path (`str` or `os.PathLike`):
+            The file.
+        roots (`Sequence[Path]`):
+            The data roots.
+        what (`str`, *optional*, defaults to `"file"`):
+            What the file is, for messages.
+
+    Returns:
+        `IO[bytes]`: the open file.
+    """
     real = real_path(path, roots, what)
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
@@ -135,7 +165,19 @@ def open_checked(path: str | os.PathLike, roots: Sequence[Path], what: str = "fi
 
 
 def checked_dir(path: str | os.PathLike, roots: Sequence[Path], what: str) -> Path:
-    """`path` resolved (`real_path`) if it is a folder inside `roots`."""
+    """`path` resolved (`real_path`) if it is a folder inside `roots`.
+
+    Args:
+        path (`str` or `os.PathLike`):
+            The folder.
+        roots (`Sequence[Path]`):
+            The data roots.
+        what (`str`):
+            What the folder is, for messages.
+
+    Raises:
+        SpaceError: `path` does not resolve inside `roots` or is not a folder.
+    """
     real = real_path(path, roots, what)
     if not real.is_dir():
         raise SpaceError(f"{what} is not a folder")
@@ -143,7 +185,16 @@ def checked_dir(path: str | os.PathLike, roots: Sequence[Path], what: str) -> Pa
 
 
 def read_checked_text(path: Path, roots: Sequence[Path], what: str) -> str:
-    """The UTF-8 text of the file `path`, opened with `open_checked`."""
+    """The UTF-8 text of the file `path`, opened with `open_checked`.
+
+    Args:
+        path (`Path`):
+            The file.
+        roots (`Sequence[Path]`):
+            The data roots.
+        what (`str`):
+            What the file is, for messages.
+    """
     with open_checked(path, roots, what) as f:
         try:
             return f.read().decode("utf-8")
@@ -156,7 +207,16 @@ def check_model_dir(path: Path, roots: Sequence[Path], what: str = "model direct
 
     A model directory is read by transformers, not through `open_checked`, so every file and folder in it
     (symlinked folders walked into, once each) is resolved here before the model loads; a folder with
-    more than `MAX_MODEL_DIR_ENTRIES` entries is refused rather than walked."""
+    more than `MAX_MODEL_DIR_ENTRIES` entries is refused rather than walked.
+
+    Args:
+        path (`Path`):
+            A resolved folder inside `roots`.
+        roots (`Sequence[Path]`):
+            The data roots.
+        what (`str`, *optional*, defaults to `"model directory"`):
+            What the folder is, for messages.
+    """
     base = checked_dir(path, roots, what)
     seen = {base}
     stack: list[tuple[Path, str]] = [(base, "")]
@@ -202,13 +262,21 @@ def check_revision(revision: str | None) -> str:
 class TreeSource:
     """The trees (and, when the dataset has them, the SFT and preference rows) of one dataset version.
 
-    kind:      "layout" (a local Hub-layout folder), "shards" (trees-*.jsonl files), "hub" (a Hub id).
-    location:  the resolved folder / file, or the Hub id.
-    revision:  the version read ("main" for shard folders, which have none).
-    trees:     problem id -> Tree JSON dict, in dataset order.
-    sft:       problem id -> SFT rows (None when the dataset has no `sft` config).
-    dpo:       problem id -> preference rows (None when the dataset has no `dpo` config).
-    revisions: the branches and tags of the dataset (empty for shard folders).
+    Args:
+        kind (`str`):
+            "layout" (a local Hub-layout folder), "shards" (trees-*.jsonl files), "hub" (a Hub id).
+        location (`str`):
+            The resolved folder / file, or the Hub id.
+        revision (`str`):
+            The version read ("main" for shard folders, which have none).
+        trees (`dict[str, dict]`):
+            Problem id -> Tree JSON dict, in dataset order.
+        sft (`dict[str, list[dict]]` or `None`):
+            Problem id -> SFT rows (None when the dataset has no `sft` config).
+        dpo (`dict[str, list[dict]]` or `None`):
+            Problem id -> preference rows (None when the dataset has no `dpo` config).
+        revisions (`list[str]`):
+            The branches and tags of the dataset (empty for shard folders).
     """
 
     kind: str
@@ -291,7 +359,16 @@ _GLOB_CHARS = frozenset("*?[")
 class HubLayout:
     """A local dataset in Hub layout (``refs.json`` and one folder per branch and tag, each with a card
     whose YAML ``configs`` names its parquet files; written by `treecot.hub`), read the way
-    `treecot.hub.load_versioned` reads it, except that every file goes through `open_checked`."""
+    `treecot.hub.load_versioned` reads it, except that every file goes through `open_checked`.
+
+    Args:
+        path (`Path`):
+            The dataset's folder.
+        roots (`Sequence[Path]`):
+            The data roots every file must resolve inside.
+        name (`str`):
+            The dataset's name, for messages.
+    """
 
     def __init__(self, path: Path, roots: Sequence[Path], name: str) -> None:
         self.path = path
@@ -313,7 +390,17 @@ class HubLayout:
         return branches, tags if isinstance(tags, dict) else {}
 
     def revision(self, revision: str, refs: tuple[dict, dict]) -> tuple[Path, dict[str, dict]]:
-        """The resolved folder of `revision` and the configs its card declares."""
+        """The resolved folder of `revision` and the configs its card declares.
+
+        Args:
+            revision (`str`):
+                A branch or tag.
+            refs (`tuple[dict, dict]`):
+                The branches and tags (`refs`).
+
+        Returns:
+            `tuple[Path, dict[str, dict]]`: the folder, and config name -> the card's entry of it.
+        """
         import yaml
 
         branches, tags = refs
@@ -354,7 +441,18 @@ class HubLayout:
         return [base / rest] if os.path.lexists(base / rest) else []
 
     def table(self, folder: Path, declared: dict[str, dict], config: str, revision: str) -> pa.Table | None:
-        """The ``train`` split of `config` (None when the card declares no such config)."""
+        """The ``train`` split of `config` (None when the card declares no such config).
+
+        Args:
+            folder (`Path`):
+                The revision's folder (`revision`).
+            declared (`dict[str, dict]`):
+                The configs its card declares (`revision`).
+            config (`str`):
+                The config to read.
+            revision (`str`):
+                The revision, for messages.
+        """
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -518,13 +616,17 @@ def load_tree_source(
     `roots` is refused. A Hub id read offline comes from ``$TREECOT_CACHE/hub``, checked against that folder.
 
     Args:
-        source: a local folder or shard file inside `roots`, or (with `allow_hub`) a Hub id.
-        revision: the branch, tag or commit (default ``main``; shard folders have none).
-        roots: the data roots (resolved).
-        allow_hub: whether a Hub id may be read.
+        source (`str`):
+            A local folder or shard file inside `roots`, or (with `allow_hub`) a Hub id.
+        revision (`str`, *optional*):
+            The branch, tag or commit (default ``main``; shard folders have none).
+        roots (`Sequence[Path]`):
+            The data roots (resolved).
+        allow_hub (`bool`, *optional*, defaults to `False`):
+            Whether a Hub id may be read.
 
     Returns:
-        The `TreeSource`. Every user mistake (empty input, a path outside the roots or missing, a folder
+        `TreeSource`: the trees. Every user mistake (empty input, a path outside the roots or missing, a folder
         that holds no trees, an unknown revision, a Hub id while the Hub is not allowed, an unreachable Hub
         dataset) is a `SpaceError` with a readable message.
     """

@@ -44,7 +44,16 @@ class TreesHandlers:
     _sources: LRU
 
     def source(self, dataset: str, revision: str | None, deadline: float | None = None) -> TreeSource:
-        """A dataset's trees, cached (local sources are re-read when their files change)."""
+        """A dataset's trees, cached (local sources are re-read when their files change).
+
+        Args:
+            dataset (`str`):
+                A local folder under the data roots or a Hub id.
+            revision (`str`, *optional*):
+                The branch, tag or commit (default ``main``).
+            deadline (`float`, *optional*):
+                When loading must end (default: the request's time limit from now).
+        """
         dataset = input_text(dataset, "dataset")
         revision = check_revision(revision)
         allow_hub = self.config.hub_allowed(dataset)
@@ -89,7 +98,17 @@ class TreesHandlers:
         )
 
     def load_dataset(self, dataset: str, revision: str | None):
-        """→ (problem menu, revision menu, status)."""
+        """Open a dataset of trees.
+
+        Args:
+            dataset (`str`):
+                A local folder under the data roots or a Hub id.
+            revision (`str`, *optional*):
+                The branch, tag or commit (default ``main``).
+
+        Returns:
+            `tuple`: (problem menu, revision menu, status).
+        """
         import gradio as gr
 
         src = self.source(dataset, revision)
@@ -114,9 +133,22 @@ class TreesHandlers:
         return nid
 
     def show_problem(self, dataset: str, revision: str | None, problem_id: str, node_id: Any = None):
-        """→ (problem, plot, node menu, SFT info, SFT path, pair info, chosen, rejected, node, text, path).
+        """Show one problem of a dataset: its tree, SFT path, preference pair and a node.
 
-        The node shown (and drawn with its path) is `node_id`, by default the SFT path's answer."""
+        Args:
+            dataset (`str`):
+                A local folder under the data roots or a Hub id.
+            revision (`str`, *optional*):
+                The branch, tag or commit (default ``main``).
+            problem_id (`str`):
+                The problem (a unique prefix of its id is enough).
+            node_id (`Any`, *optional*):
+                The node shown (and drawn with its path); by default the SFT path's answer.
+
+        Returns:
+            `tuple`: (problem, plot, node menu, SFT info, SFT path, pair info, chosen, rejected, node, text,
+            path).
+        """
         import gradio as gr
 
         src = self.source(dataset, revision)
@@ -173,14 +205,39 @@ class TreesHandlers:
         return node_markdown(tree, node_id), node.text, path
 
     def show_node(self, dataset: str, revision: str | None, problem_id: str, node_id: Any):
-        """→ (node, text, path from the root, plot with that path highlighted)."""
+        """Show one node of a problem's tree.
+
+        Args:
+            dataset (`str`):
+                A local folder under the data roots or a Hub id.
+            revision (`str`, *optional*):
+                The branch, tag or commit (default ``main``).
+            problem_id (`str`):
+                The problem.
+            node_id (`Any`):
+                The node's number.
+
+        Returns:
+            `tuple`: (node, text, path from the root, plot with that path highlighted).
+        """
         tree = self.source(dataset, revision).tree(problem_id)
         nid = self._node_id(tree, node_id)
         return (*self._node_views(tree, nid), vega_plot(tree_plot_spec(tree, nid), "scatter"))
 
     def initial_trees(self, dataset: str, revision: str, problem: str, node: str):
         """Page load: open the dataset / problem / node given in the URL or the config (messages, not
-        errors, when they cannot be opened)."""
+        errors, when they cannot be opened).
+
+        Args:
+            dataset (`str`):
+                The dataset (nothing is opened when empty).
+            revision (`str`):
+                Its revision.
+            problem (`str`):
+                The problem (default: the first).
+            node (`str`):
+                The node (default: the SFT path's answer).
+        """
         import gradio as gr
 
         if not input_text(dataset, "dataset"):
