@@ -24,24 +24,37 @@ class SpaceConfig:
     """What the Space may read and how much work one request may cost.
 
     Args:
-        data_roots: directories the app may read local datasets and models from (default
-            `default_data_roots()`); resolved (symlinks followed) once, at construction, into `roots`.
-        model: the playground's default model (an embedded name, a Hub id or a local directory).
-        models: choices offered in the model menu (the default model is always first; the trained models
-            found under the data roots follow, `discover_models`); users may type any other Hub id or a
-            directory under the data roots.
-        leaderboard: the leaderboard dataset (Hub id or local folder) shown in the Leaderboard tab.
-        dataset: a dataset opened in the Trees tab when the page loads (None: empty).
-        allow_hub: whether users may open Hub ids (datasets, leaderboards, models); off by default: a Hub id
-            is read from the network or `$TREECOT_CACHE/hub`, outside the data roots. Hub ids named by
-            `model`, `models`, `leaderboard` or `dataset` are always read.
-        max_input_chars: longest question (characters) the playground accepts.
-        max_new_tokens: most tokens one answer may generate (also the MCTS decode's per-node cap).
-        request_timeout: seconds one request may take (loading, generating, searching).
-        concurrency_limit: requests run at once (the rest wait in the queue).
-        max_queue_size: requests the queue holds; further ones are refused with a "queue is full" message.
-        max_mcts_rollouts: largest rollout budget of the playground's MCTS decode.
-        draw_pool: questions are drawn from the first `draw_pool` problems of a task's split.
+        data_roots (`Sequence[str | os.PathLike]`, *optional*):
+            Directories the app may read local datasets and models from (default `default_data_roots()`);
+            resolved (symlinks followed) once, at construction, into `roots`.
+        model (`str`, *optional*, defaults to `DEFAULT_MODEL`):
+            The playground's default model (an embedded name, a Hub id or a local directory).
+        models (`Sequence[str]`, *optional*, defaults to `(DEFAULT_MODEL,)`):
+            Choices offered in the model menu (the default model is always first; the trained models found
+            under the data roots follow, `discover_models`); users may type any other Hub id or a directory
+            under the data roots.
+        leaderboard (`str`, *optional*):
+            The leaderboard dataset (Hub id or local folder) shown in the Leaderboard tab.
+        dataset (`str`, *optional*):
+            A dataset opened in the Trees tab when the page loads (None: empty).
+        allow_hub (`bool`, *optional*, defaults to `False`):
+            Whether users may open Hub ids (datasets, leaderboards, models); off by default: a Hub id is read
+            from the network or `$TREECOT_CACHE/hub`, outside the data roots. Hub ids named by `model`,
+            `models`, `leaderboard` or `dataset` are always read.
+        max_input_chars (`int`, *optional*, defaults to `4000`):
+            Longest question (characters) the playground accepts.
+        max_new_tokens (`int`, *optional*, defaults to `512`):
+            Most tokens one answer may generate (also the MCTS decode's per-node cap).
+        request_timeout (`float`, *optional*, defaults to `120.0`):
+            Seconds one request may take (loading, generating, searching).
+        concurrency_limit (`int`, *optional*, defaults to `1`):
+            Requests run at once (the rest wait in the queue).
+        max_queue_size (`int`, *optional*, defaults to `32`):
+            Requests the queue holds; further ones are refused with a "queue is full" message.
+        max_mcts_rollouts (`int`, *optional*, defaults to `8`):
+            Largest rollout budget of the playground's MCTS decode.
+        draw_pool (`int`, *optional*, defaults to `200`):
+            Questions are drawn from the first `draw_pool` problems of a task's split.
     """
 
     data_roots: Sequence[str | os.PathLike] | None = None
@@ -102,19 +115,20 @@ class SpaceConfig:
         (`treecot.evaluation.leaderboard.DEFAULT_REPO`).
 
         Args:
-            environ: the variables (default `os.environ`):
+            environ (`Mapping[str, str]`, *optional*):
+                The variables (default `os.environ`):
 
-                - ``TREECOT_SPACE_MODEL``: the playground's default model.
-                - ``TREECOT_SPACE_MODELS``: more models for the menu, comma-separated Hub ids.
-                - ``TREECOT_SPACE_DATASET``: the dataset opened in the Trees tab on load.
-                - ``TREECOT_SPACE_LEADERBOARD``: the leaderboard dataset.
-                - ``TREECOT_SPACE_DATA_ROOTS``: the data roots, separated by ``:``.
-                - ``TREECOT_SPACE_MAX_NEW_TOKENS``, ``TREECOT_SPACE_TIMEOUT``, ``TREECOT_SPACE_CONCURRENCY``:
-                  the bounds per request.
-                - ``TREECOT_SPACE_ALLOW_HUB``: ``1``, ``true`` or ``yes`` lets visitors open other Hub ids.
+                    - ``TREECOT_SPACE_MODEL``: the playground's default model.
+                    - ``TREECOT_SPACE_MODELS``: more models for the menu, comma-separated Hub ids.
+                    - ``TREECOT_SPACE_DATASET``: the dataset opened in the Trees tab on load.
+                    - ``TREECOT_SPACE_LEADERBOARD``: the leaderboard dataset.
+                    - ``TREECOT_SPACE_DATA_ROOTS``: the data roots, separated by ``:``.
+                    - ``TREECOT_SPACE_MAX_NEW_TOKENS``, ``TREECOT_SPACE_TIMEOUT``,
+                      ``TREECOT_SPACE_CONCURRENCY``: the bounds per request.
+                    - ``TREECOT_SPACE_ALLOW_HUB``: ``1``, ``true`` or ``yes`` lets visitors open other Hub ids.
 
         Returns:
-            The `SpaceConfig`.
+            `SpaceConfig`: the configuration.
         """
         from treecot.evaluation.leaderboard import DEFAULT_REPO
 
