@@ -62,7 +62,13 @@ def contract_system_prompt(task: Task) -> str:
 
 def with_system_prompt(messages: list[dict], system_prompt: str | None) -> list[dict]:
     """`messages` with their system message replaced by `system_prompt` (added first when absent).
-    None leaves them unchanged."""
+
+    Args:
+        messages (`list[dict]`):
+            The chat messages.
+        system_prompt (`str`, *optional*):
+            The new system prompt; None leaves them unchanged.
+    """
     if system_prompt is None:
         return [dict(m) for m in messages]
     out = [dict(m) for m in messages if m.get("role") != "system"]
@@ -92,9 +98,14 @@ def length_stats(values: Iterable[int]) -> dict[str, int]:
 class PromptContract:
     """Per task: the system prompt of a dataset and the token lengths of its training responses.
 
-    system_prompts:  task -> system prompt (the same text at search, in the rows and at evaluation).
-    response_tokens: task -> {n, p50, p95, max} of the responses the model is trained to write (SFT
-                     targets and DPO chosen responses), in the student's tokens.
+    Args:
+        system_prompts (`dict[str, str]`, *optional*, defaults to `{}`):
+            Task -> system prompt (the same text at search, in the rows and at evaluation).
+        response_tokens (`dict[str, dict[str, int]]`, *optional*, defaults to `{}`):
+            Task -> {n, p50, p95, max} of the responses the model is trained to write (SFT targets and DPO
+            chosen responses), in the student's tokens.
+        schema_version (`int`, *optional*, defaults to `CONTRACT_SCHEMA_VERSION`):
+            The contract's schema version.
     """
 
     system_prompts: dict[str, str] = field(default_factory=dict)
@@ -182,8 +193,19 @@ class PromptContract:
         return max(values) if values else None
 
     def budget(self, margin: float = 1.25, multiple: int = 16, minimum: int = 64) -> int | None:
-        """An evaluation budget covering every training response: the longest one × `margin`, rounded up
-        to a multiple of `multiple` (at least `minimum`). None without length statistics."""
+        """An evaluation budget covering every training response.
+
+        Args:
+            margin (`float`, *optional*, defaults to `1.25`):
+                The longest training response is multiplied by this.
+            multiple (`int`, *optional*, defaults to `16`):
+                The result is rounded up to a multiple of this.
+            minimum (`int`, *optional*, defaults to `64`):
+                The smallest budget.
+
+        Returns:
+            `int` or `None`: the budget; None without length statistics.
+        """
         longest = [v["max"] for v in self.response_tokens.values() if "max" in v]
         if not longest:
             return None
@@ -191,8 +213,17 @@ class PromptContract:
         return max(minimum, multiple * math.ceil(need / multiple))
 
     def check_budget(self, max_new_tokens: int, tasks: Iterable[str] | None = None) -> list[str]:
-        """Warn (`BudgetWarning`) for each task whose training responses' p95 exceeds `max_new_tokens`;
-        returns the warning messages."""
+        """Warn (`BudgetWarning`) for each task whose training responses' p95 exceeds `max_new_tokens`.
+
+        Args:
+            max_new_tokens (`int`):
+                The evaluation budget.
+            tasks (`Iterable[str]`, *optional*):
+                The tasks checked (default: every task with length statistics).
+
+        Returns:
+            `list[str]`: the warning messages.
+        """
         messages = []
         for task in tasks if tasks is not None else list(self.response_tokens):
             p95 = self.p95(task)

@@ -37,8 +37,13 @@ __all__ = ["MultiServerGenerator"]
 
 
 class MultiServerGenerator:
-    """One model served by several servers (see the module docstring). `generators`: one per server, each
-    with the same model and tokenizer (`OpenAIGenerator`s in practice)."""
+    """One model served by several servers (see the module docstring).
+
+    Args:
+        generators (`Sequence[Any]`):
+            One per server (at least 2), each with the same model and tokenizer (`OpenAIGenerator`s in
+            practice).
+    """
 
     def __init__(self, generators: Sequence[Any]):
         generators = list(generators)

@@ -51,8 +51,14 @@ def select_by_length(items: Sequence[T], which: str, key: Callable[[T], int]) ->
 def plot_length_histograms(rows_by_task: dict[str, dict[str, list[int]]], out_dir: str | Path) -> list[Path]:
     """One PNG per task: histogram of correct-path lengths, one series per group (e.g. all / sft / dpo).
 
-    rows_by_task: {task: {series_name: [token lengths]}}. Returns the written paths
-    (`<out_dir>/length_hist_<task>.png`).
+    Args:
+        rows_by_task (`dict[str, dict[str, list[int]]]`):
+            {task: {series_name: [token lengths]}}.
+        out_dir (`str | Path`):
+            Where the PNGs are written.
+
+    Returns:
+        `list[Path]`: the written paths (`<out_dir>/length_hist_<task>.png`).
     """
     import matplotlib
 

@@ -53,7 +53,7 @@ class DistillSampling:
             Keep problems whose numeric difficulty (`meta.difficulty`, or the number in `meta.level`, e.g.
             "Level 4") is at least this.
         max_difficulty (`float`, *optional*):
-            ... and at most this.
+            Keep problems whose numeric difficulty is at most this.
         pass_rate_range (`list[float]`, *optional*):
             `[lo, hi]`: keep problems whose reference-model pass rate lies within it (needs a reference
             generator).

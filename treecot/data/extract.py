@@ -144,8 +144,15 @@ def path_defects(
     included, in `DEFECT_REASONS` order (empty: clean). Nodes hidden from the history (`in_history:
     false`) are not part of the path's text and are not checked.
 
-    tags: section tag names (default `section_tags(path_nodes)`). cache: node id → defects, shared by the
-    paths of ONE tree so that each node is diagnosed once.
+    Args:
+        path_nodes (`Sequence[Node]`):
+            The nodes of the path, root to answer.
+        tags (`Iterable[str]`, *optional*):
+            Section tag names (default `section_tags(path_nodes)`).
+        diagnostics (`DiagnosticsConfig`, *optional*):
+            Thresholds of the repetition detector (see `node_defects`).
+        cache (`dict[int, list[str]]`, *optional*):
+            Node id → defects, shared by the paths of ONE tree so that each node is diagnosed once.
     """
     nodes = [n for n in path_nodes if n.in_history and not n.is_root]
     tag_set = section_tags(nodes) if tags is None else frozenset(t.lower() for t in tags)

@@ -183,8 +183,21 @@ def delete_steps(text: str, rate: float, rng: random.Random) -> tuple[str, list]
 
 
 def insert_steps(text: str, rate: float, rng: random.Random, donors: list[str]) -> tuple[str, list]:
-    """Insert round(rate × n_steps) steps taken from `donors` (other problems' correct traces) at random
-    positions before the final answer."""
+    """Insert round(rate × n_steps) steps taken from `donors` at random positions before the final answer.
+
+    Args:
+        text (`str`):
+            The trace.
+        rate (`float`):
+            The fraction of the trace's step count to insert, between 0 and 1.
+        rng (`random.Random`):
+            The random source.
+        donors (`list[str]`):
+            Other problems' correct traces.
+
+    Returns:
+        `tuple[str, list]`: the new text and the log of the edits.
+    """
     _check_rate(rate)
     trace = split_trace(text)
     pool = [s for d in donors for s in split_trace(d).steps if s.strip()]
@@ -212,9 +225,24 @@ def perturb_rows(
     *,
     wrong_traces: dict[str, list[str]] | None = None,
 ) -> list[dict]:
-    """Apply one perturbation to SFT rows (the last message is the trace). Returns new rows, each with a
-    `perturbation` record; rows are never dropped. `wrong_traces` maps problem_id → failed traces (needed
-    for `wrong_answer`; a row whose problem has none is kept unchanged and says so)."""
+    """Apply one perturbation to SFT rows (the last message is the trace).
+
+    Args:
+        rows (`list[dict]`):
+            The SFT rows.
+        kind (`str`):
+            The perturbation, one of `KINDS`.
+        rate (`float`, *optional*, defaults to `1.0`):
+            Its rate, between 0 and 1.
+        seed (`int`, *optional*, defaults to `0`):
+            The random seed.
+        wrong_traces (`dict[str, list[str]]`, *optional*):
+            Maps problem_id → failed traces (needed for `wrong_answer`; a row whose problem has none is kept
+            unchanged and says so).
+
+    Returns:
+        `list[dict]`: new rows, each with a `perturbation` record; rows are never dropped.
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown perturbation {kind!r}; choose one of {KINDS}")
     _check_rate(rate)

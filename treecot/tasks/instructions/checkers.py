@@ -135,6 +135,16 @@ def build_checker(registry: dict[str, type], instruction_id: str, kwargs: Any, p
     """Instantiate and configure a checker exactly as IFEval's evaluation does: ``build_description``
     with the stored kwargs (nulls dropped), then again with ``prompt=`` when the checker takes it.
 
+    Args:
+        registry (`dict[str, type]`):
+            Instruction id → checker class.
+        instruction_id (`str`):
+            The instruction's id.
+        kwargs (`Any`):
+            The stored kwargs of the instruction.
+        prompt (`str`, *optional*, defaults to `""`):
+            The prompt, for checkers that take it.
+
     Raises:
         KeyError: `instruction_id` is not in `registry`.
     """
@@ -219,12 +229,28 @@ def verify_instructions(
 ) -> Verdict:
     """Score one completion against a list of instructions.
 
-    ``correct`` is prompt-level strict (`loose=True`: prompt-level loose); ``answered`` is whether the
-    response (see `extract_response`) is non-empty; ``extracted`` is that response; ``details`` holds
-    ``instruction_ids``, per-instruction ``strict`` / ``loose`` / ``errors``, ``prompt_strict``,
-    ``prompt_loose``, ``supported`` and ``unsupported_reason``. Instructions whose checker needs data
-    this machine does not have (`requirements`) make the whole prompt unsupported: ``correct=False``,
-    ``details["supported"]=False`` and a reason, and `score_ifeval` leaves it out.
+    Args:
+        completion (`str`):
+            The model's completion; its response is what `extract_response` returns.
+        instruction_ids (`Sequence[str]`):
+            The instructions' ids.
+        kwargs_list (`Sequence[Any]`):
+            Their kwargs, one per id.
+        registry (`dict[str, type]`):
+            Instruction id → checker class.
+        prompt (`str`, *optional*, defaults to `""`):
+            The prompt, for checkers that take it.
+        loose (`bool`, *optional*, defaults to `False`):
+            ``correct`` is prompt-level strict (`loose=True`: prompt-level loose).
+        requirements (`dict[str, tuple[str, ...]]`, *optional*):
+            Instruction id → the NLTK resources its checker needs: instructions whose checker needs data
+            this machine does not have make the whole prompt unsupported: ``correct=False``, ``details["supported"]=False`` and a
+            reason, and `score_ifeval` leaves it out.
+
+    Returns:
+        `Verdict`: ``answered`` is whether the response is non-empty; ``extracted`` is that response;
+        ``details`` holds ``instruction_ids``, per-instruction ``strict`` / ``loose`` / ``errors``,
+        ``prompt_strict``, ``prompt_loose``, ``supported`` and ``unsupported_reason``.
     """
     response = extract_response(completion)
     answered = bool(response)
@@ -276,8 +302,13 @@ def score_ifeval(verdicts: Iterable[Verdict | dict], *, with_counts: bool = Fals
     """IFEval's four accuracies over `verdicts` (from `verify` of any instruction task):
     ``prompt_strict``, ``prompt_loose`` (share of prompts with every instruction followed) and
     ``inst_strict``, ``inst_loose`` (share of all instructions followed). Unsupported prompts are left
-    out; `with_counts=True` adds ``n_prompts``, ``n_instructions`` and ``n_unsupported``.
-    Accepts `Verdict`s or their ``to_dict()``. With nothing to score every accuracy is 0.0.
+    out. With nothing to score every accuracy is 0.0.
+
+    Args:
+        verdicts (`Iterable[Verdict | dict]`):
+            `Verdict`s or their ``to_dict()``.
+        with_counts (`bool`, *optional*, defaults to `False`):
+            Adds ``n_prompts``, ``n_instructions`` and ``n_unsupported``.
     """
     n_prompts = n_unsupported = 0
     p_strict = p_loose = 0

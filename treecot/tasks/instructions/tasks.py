@@ -121,8 +121,17 @@ class IFEvalTask(_InstructionTask):
         return self._cache[split]
 
     def load(self, split: str = "test", limit: int | None = None, source: str = "synthetic") -> Dataset:
-        """Synthetic problems of `split`; ``source="hub"`` loads the real 541 IFEval prompts from
-        ``google/IFEval`` instead (online only; its only split is served as "test")."""
+        """Synthetic problems of `split`.
+
+        Args:
+            split (`str`, *optional*, defaults to `"test"`):
+                The split.
+            limit (`int`, *optional*):
+                Keeps the first rows.
+            source (`str`, *optional*, defaults to `"synthetic"`):
+                ``"hub"`` loads the real 541 IFEval prompts from ``google/IFEval`` instead (online only; its
+                only split is served as "test").
+        """
         self.check_split(split)
         _check_limit(limit)
         if source == "hub":
@@ -205,8 +214,18 @@ class MultiIFTask(_InstructionTask):
         source: str = "synthetic",
         language: str | None = None,
     ) -> Dataset:
-        """Conversations of `split`. ``source="hub"`` loads ``facebook/Multi-IF`` (online only;
-        optionally one `language`, e.g. "English", "Chinese")."""
+        """Conversations of `split`.
+
+        Args:
+            split (`str`, *optional*, defaults to `"test"`):
+                The split.
+            limit (`int`, *optional*):
+                Keeps the first rows.
+            source (`str`, *optional*, defaults to `"synthetic"`):
+                ``"hub"`` loads ``facebook/Multi-IF`` (online only).
+            language (`str`, *optional*):
+                With ``source="hub"``, optionally one language, e.g. "English", "Chinese".
+        """
         self.check_split(split)
         _check_limit(limit)
         if source == "hub":
@@ -249,8 +268,17 @@ class MultiIFTask(_InstructionTask):
         return self.turn_messages(problem, 1, [])
 
     def turn_messages(self, problem: dict, turn: int, previous_responses: Sequence[str]) -> list[dict]:
-        """Messages for user turn `turn` (1-based): system, then each earlier user turn followed by the
-        model's response to it (`previous_responses`, one per earlier turn), then turn `turn`."""
+        """Messages for user turn `turn`: system, then each earlier user turn followed by the model's
+        response to it, then turn `turn`.
+
+        Args:
+            problem (`dict`):
+                The conversation.
+            turn (`int`):
+                The user turn, 1-based.
+            previous_responses (`Sequence[str]`):
+                The model's responses, one per earlier turn.
+        """
         turns = self.turns(problem)
         if not 1 <= turn <= len(turns):
             raise ValueError(f"turn must be between 1 and {len(turns)}, got {turn}")

@@ -45,10 +45,14 @@ def _drop_assignments(pred: str, gold: str) -> tuple[str, str]:
 class EquivalenceResult:
     """Outcome of one equivalence check.
 
-    equivalent: the answer matches the gold answer.
-    method:     what decided: ``exact``, ``numeric``, ``sympy`` (math-verify), ``guard`` (rejected
-                before parsing), ``timeout`` or ``error`` (the worker failed).
-    reason:     human-readable, e.g. ``"equivalent (numeric)"``, ``"not equivalent: 41 vs 42"``.
+    Args:
+        equivalent (`bool`):
+            The answer matches the gold answer.
+        method (`str`):
+            What decided: ``exact``, ``numeric``, ``sympy`` (math-verify), ``guard`` (rejected before
+            parsing), ``timeout`` or ``error`` (the worker failed).
+        reason (`str`):
+            Human-readable, e.g. ``"equivalent (numeric)"``, ``"not equivalent: 41 vs 42"``.
     """
 
     equivalent: bool
@@ -132,8 +136,18 @@ def _symbolic(pred: str, gold: str, timeout: float) -> EquivalenceResult:
 def check_equivalence(pred: str, gold: str, timeout: float = DEFAULT_TIMEOUT) -> EquivalenceResult:
     """Decide whether answer `pred` is mathematically equivalent to `gold` (see the module docstring).
 
-    Never raises on any `pred`; symbolic checks run in a worker process under a hard `timeout` (in
-    seconds), and fast paths (exact, numeric, guards) never start it.
+    Never raises on any `pred`; fast paths (exact, numeric, guards) never start the worker process.
+
+    Args:
+        pred (`str`):
+            The answer.
+        gold (`str`):
+            The gold answer.
+        timeout (`float`, *optional*, defaults to `DEFAULT_TIMEOUT`):
+            Symbolic checks run in a worker process under this hard timeout (in seconds).
+
+    Raises:
+        ValueError: `timeout` is not a positive number of seconds.
     """
     if timeout is None or timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
@@ -167,5 +181,14 @@ def check_equivalence(pred: str, gold: str, timeout: float = DEFAULT_TIMEOUT) ->
 
 
 def is_equivalent(pred: str, gold: str, timeout: float = DEFAULT_TIMEOUT) -> bool:
-    """True if answer `pred` is mathematically equivalent to `gold` (`check_equivalence` as a bool)."""
+    """True if answer `pred` is mathematically equivalent to `gold` (`check_equivalence` as a bool).
+
+    Args:
+        pred (`str`):
+            The answer.
+        gold (`str`):
+            The gold answer.
+        timeout (`float`, *optional*, defaults to `DEFAULT_TIMEOUT`):
+            Seconds allowed to the symbolic check (see `check_equivalence`).
+    """
     return check_equivalence(pred, gold, timeout).equivalent
