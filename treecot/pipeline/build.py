@@ -426,6 +426,32 @@ def _check_system_prompt(given: str | None, trees: list, recorded) -> None:
             )
 
 
+def _distill_card(recipe: Recipe, report, sft_rows: int, teacher) -> dict[str, Any]:
+    """The dataset card's fields of a distillation."""
+    spec = recipe.distill
+    card = {
+        "pretty_name": f"treecot distillation: {recipe.name}",
+        "description": (
+            f"SkyThought-style long-CoT distillation for `{recipe.problems.task}`: {spec.samples} teacher samples "
+            "per problem, rejection-sampled with treecot's verifier (config `sft`); the failed traces are in "
+            "config `rejected`."
+        ),
+        "built_with": (
+            f"Made by `treecot distill` (treecot {__version__}) after SkyThought ([arXiv 2502.07374]"
+            "(https://arxiv.org/abs/2502.07374)): a teacher model samples long chain-of-thought traces, the task's "
+            "verifier keeps the correct ones (rejection sampling), optionally only for problems in a difficulty "
+            "range, and duplicates are dropped. No tree search was run."
+        ),
+        "recipe": redact(recipe.to_dict()),
+        "models": {"teacher": getattr(teacher, "model_id", spec.teacher.model)},
+        "seeds": {"recipe": recipe.seed},
+        "yield": {"problems": report.problems, "sft_rows": sft_rows},
+        "cost": {"generated_tokens": report.generated_tokens},
+        "treecot_version": __version__,
+    }
+    return card
+
+
 def run_distill(
     recipe: Recipe | str,
     *,
@@ -436,10 +462,27 @@ def run_distill(
     force: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """SkyThought-style distillation of the recipe's problems; configs `sft` (accepted traces, `source:
-    distill`) and `rejected` (failed traces), versioned like `run_build`.
+    """SkyThought-style distillation of the recipe's problems, written as a versioned dataset like `run_build`'s.
 
-    teacher / reference: pre-built generators (tests, notebooks); default: built from the recipe.
+    Args:
+        recipe (`Recipe` or `str`):
+            The recipe (or its YAML path); its `distill` section says how.
+        teacher (`Generator`, *optional*):
+            A pre-built teacher (tests, notebooks); default: built from the recipe.
+        reference (`Generator`, *optional*):
+            A pre-built reference model for `pass_rate_range`; default: built from the recipe.
+        push_to_hub (`str`, *optional*):
+            A Hub repo id to push to (default: the recipe's `distill.push_to_hub`, else the local layout).
+        tag (`str`, *optional*):
+            Tag the run (default: the recipe's `distill.tag`).
+        force (`bool`, *optional*, defaults to `False`):
+            Overwrite a complete run branch / move a tag.
+        progress (`bool`, *optional*, defaults to `True`):
+            Show a progress bar.
+
+    Returns:
+        `dict[str, Any]`: the `report`, the push `result` and the `config_hash` that names the run. Configs:
+        `sft` (accepted traces, `source: distill`) and `rejected` (failed traces).
     """
     from datasets import Dataset
 
@@ -490,26 +533,7 @@ def run_distill(
     if not configs:
         raise RuntimeError("distillation produced no rows at all (no accepted and no rejected traces)")
     run_hash = recipe.section_hash("distill")
-    card = {
-        "pretty_name": f"treecot distillation: {recipe.name}",
-        "description": (
-            f"SkyThought-style long-CoT distillation for `{recipe.problems.task}`: {spec.samples} teacher samples "
-            "per problem, rejection-sampled with treecot's verifier (config `sft`); the failed traces are in "
-            "config `rejected`."
-        ),
-        "built_with": (
-            f"Made by `treecot distill` (treecot {__version__}) after SkyThought ([arXiv 2502.07374]"
-            "(https://arxiv.org/abs/2502.07374)): a teacher model samples long chain-of-thought traces, the task's "
-            "verifier keeps the correct ones (rejection sampling), optionally only for problems in a difficulty "
-            "range, and duplicates are dropped. No tree search was run."
-        ),
-        "recipe": redact(recipe.to_dict()),
-        "models": {"teacher": getattr(teacher, "model_id", spec.teacher.model)},
-        "seeds": {"recipe": recipe.seed},
-        "yield": {"problems": report.problems, "sft_rows": len(rows)},
-        "cost": {"generated_tokens": report.generated_tokens},
-        "treecot_version": __version__,
-    }
+    card = _distill_card(recipe, report, len(rows), teacher)
     repo = push_to_hub or spec.push_to_hub
     kwargs = dict(card=card, config_hash=run_hash, tag=tag or spec.tag, force=force)
     if repo:
