@@ -123,9 +123,18 @@ def path_defects(
 
 def answer_defects(answer: Node, task: str) -> list[str]:
     """``["answer_format"]`` when the text of the answer node breaks the format the prompt of `task` asks
-    for (`Task.answer_format_problems`: for math, one ``\\boxed{}``, a plain number where the prompt asks
-    for one, no LaTeX or tags after it), else empty. The verifier may have accepted it (``\\boxed{9+7}`` is
-    16): as training text it would teach the student to break the format. Unregistered tasks: empty."""
+    for, else empty.
+
+    The format is `Task.answer_format_problems`'s: for math, one ``\\boxed{}``, a plain number where the
+    prompt asks for one, no LaTeX or tags after it. The verifier may have accepted it (``\\boxed{9+7}`` is
+    16): as training text it would teach the student to break the format.
+
+    Args:
+        answer (`Node`):
+            The answer node.
+        task (`str`):
+            The task's name; unregistered tasks: empty.
+    """
     checker = _format_task(task)
     if answer.finish_reason == "fixed" or checker is None:
         return []

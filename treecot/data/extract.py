@@ -66,8 +66,22 @@ def tree_system_prompt(tree: Tree) -> str:
 
 @dataclass
 class PathInfo:
-    """A root-to-answer path of one tree: its serialized text, student-token length (and ids, when the
-    path was tokenized) and defects (`path_defects`; empty: a clean path)."""
+    """A root-to-answer path of one tree.
+
+    Args:
+        answer_id (`int`):
+            The id of the path's answer node.
+        nodes (`list[Node]`):
+            The path's nodes, root to answer.
+        text (`str`):
+            Its serialized text.
+        n_tokens (`int`):
+            Its student-token length.
+        token_ids (`list`, *optional*):
+            Its student-token ids, when the path was tokenized.
+        defects (`list[str]`, *optional*, defaults to `[]`):
+            Its defects (`path_defects`; empty: a clean path).
+    """
 
     answer_id: int
     nodes: list[Node]
@@ -93,13 +107,33 @@ def _zero_counts() -> dict[str, int]:
 class BuildReport:
     """Counts of what went in and what came out (nothing is dropped silently).
 
-    correct_path_defects / wrong_path_defects: paths with each defect (a path may have several);
-    unclean_*_paths: paths with at least one. dropped_correct_paths: correct paths kept out of SFT rows and
-    chosen responses (`clean_chosen`); dropped_wrong_paths: wrong paths kept out of rejected responses
-    (`unclean_rejected=False`). problems_without_clean_correct_path / _wrong_path: problems that had such
-    paths but lost every one to the filter. rejected_unclean: preference rows whose rejected path has a
-    defect. shared_prefix_stats: the distribution of `shared_prefix_tokens` over the `dpo` rows
-    (`shared_prefix_stats`).
+    Args:
+        trees (`int`):
+            Trees read.
+        problems_without_correct_path (`list[str]`), problems_without_wrong_path (`list[str]`):
+            Problems with no correct (wrong) path.
+        sft_rows (`int`), dpo_rows (`int`), dpo_all_rows (`int`):
+            Rows of each config.
+        sft_duplicates_dropped (`int`), dpo_duplicates_dropped (`int`), dpo_all_duplicates_dropped (`int`):
+            Duplicate rows dropped from each config.
+        correct_paths (`int`), wrong_paths (`int`):
+            Correct (wrong) paths.
+        pair_rule (`str`), clean_chosen (`bool`), unclean_rejected (`bool`):
+            The settings used (see `build_rows`).
+        correct_path_defects (`dict[str, int]`), wrong_path_defects (`dict[str, int]`):
+            Paths with each defect (a path may have several).
+        unclean_correct_paths (`int`), unclean_wrong_paths (`int`):
+            Paths with at least one defect.
+        dropped_correct_paths (`int`):
+            Correct paths kept out of SFT rows and chosen responses (`clean_chosen`).
+        dropped_wrong_paths (`int`):
+            Wrong paths kept out of rejected responses (`unclean_rejected=False`).
+        problems_without_clean_correct_path (`list[str]`), problems_without_clean_wrong_path (`list[str]`):
+            Problems that had such paths but lost every one to the filter.
+        rejected_unclean (`int`):
+            Preference rows whose rejected path has a defect.
+        shared_prefix_stats (`dict`, *optional*):
+            The distribution of `shared_prefix_tokens` over the `dpo` rows (`shared_prefix_stats`).
     """
 
     trees: int = 0
@@ -234,8 +268,21 @@ def tree_paths(
 ) -> list[PathInfo]:
     """Correct (or wrong) paths of `tree`, in answer-node order, with their defects.
 
-    Lengths come from `encode(text)` (which also stores the token ids) or else `count_tokens(text)`.
-    tags: section tag names (default `section_tags(tree.nodes)`); cache: see `path_defects`.
+    Args:
+        tree (`Tree`):
+            The search tree.
+        count_tokens (`Callable[[str], int]`, *optional*):
+            Measures a path's length when `encode` is not given.
+        correct (`bool`, *optional*, defaults to `True`):
+            Correct paths (False: wrong paths).
+        encode (`Callable[[str], list]`, *optional*):
+            Lengths come from `encode(text)` (which also stores the token ids) or else `count_tokens(text)`.
+        tags (`Iterable[str]`, *optional*):
+            Section tag names (default `section_tags(tree.nodes)`).
+        diagnostics (`DiagnosticsConfig`, *optional*):
+            Thresholds of the repetition detector (see `path_defects`).
+        cache (`dict[int, list[str]]`, *optional*):
+            See `path_defects`.
     """
     if encode is None and count_tokens is None:
         raise ValueError("tree_paths needs count_tokens or encode to measure path lengths")
@@ -299,10 +346,17 @@ def token_shared_prefix(
 ) -> tuple[str, int]:
     """The token-level common prefix of two responses: its decoded text and its token count.
 
-    The ids are the responses' student tokens (no special tokens). The text is guaranteed to be a string
-    prefix of both `a_text` and `b_text`: when decoding the common ids does not give one (a token ending
-    inside a multi-byte character, a tokenizer that does not decode exactly), the prefix shrinks token by
-    token until it does.
+    The text is guaranteed to be a string prefix of both `a_text` and `b_text`: when decoding the common ids
+    does not give one (a token ending inside a multi-byte character, a tokenizer that does not decode
+    exactly), the prefix shrinks token by token until it does.
+
+    Args:
+        a_ids (`Sequence`), b_ids (`Sequence`):
+            The responses' student tokens (no special tokens).
+        a_text (`str`), b_text (`str`):
+            The responses' texts.
+        decode (`Callable[[Sequence], str]`):
+            Decodes token ids to text.
     """
     n = common_prefix_length(a_ids, b_ids)
     while n > 0:
@@ -316,12 +370,23 @@ def token_shared_prefix(
 def pick_rejected(
     chosen: PathInfo, wrong: Sequence[PathInfo], rule: str = "shortest_prefix"
 ) -> tuple[PathInfo, int, int] | None:
-    """The rejected path of `chosen` among `wrong` under `rule` (`PAIR_RULES`), with the tokens and the
-    nodes both share. None when `wrong` is empty. Paths need their token ids (`tree_paths(encode=...)`).
+    """The rejected path of `chosen` among `wrong` under `rule`, with the tokens and the nodes both share.
 
-    shortest_prefix (the paper's): the fewest shared leading tokens. latest_branch (Step-DPO style): the
-    most shared nodes (the latest branching point), then the most shared tokens. Ties: the closest length
-    to `chosen`, then the lowest answer id.
+    Paths need their token ids (`tree_paths(encode=...)`).
+
+    Args:
+        chosen (`PathInfo`):
+            The chosen (correct) path.
+        wrong (`Sequence[PathInfo]`):
+            The candidate rejected paths.
+        rule (`str`, *optional*, defaults to `"shortest_prefix"`):
+            One of `PAIR_RULES`. shortest_prefix (the paper's): the fewest shared leading tokens.
+            latest_branch (Step-DPO style): the most shared nodes (the latest branching point), then the
+            most shared tokens. Ties: the closest length to `chosen`, then the lowest answer id.
+
+    Returns:
+        `tuple[PathInfo, int, int]` or `None`: the rejected path, the shared token count and the shared node
+        count; None when `wrong` is empty.
     """
     if rule not in PAIR_RULES:
         raise ValueError(f"pair_rule must be one of {PAIR_RULES}, got {rule!r}")
