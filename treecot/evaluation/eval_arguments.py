@@ -7,9 +7,9 @@ import argparse
 import dataclasses
 from typing import Any
 
-from treecot.evaluation import EVAL_TASKS
 from treecot.evaluation.config import EvalConfig
 from treecot.evaluation.decode import MCTSDecodeConfig
+from treecot.evaluation.registry import EVAL_TASKS
 
 __all__ = ["BACKEND_OPTIONS", "add_eval_arguments", "eval_settings"]
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from treecot.evaluation import eval_task
 from treecot.evaluation.eval_model import PROVENANCE_FILE
+from treecot.evaluation.registry import eval_task
 from treecot.hub import load_versioned
 from treecot.prompts import PromptContract, contract_system_prompt
 

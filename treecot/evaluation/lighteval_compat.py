@@ -290,7 +290,7 @@ class MCTSDecodeModel(BackendModel):
         return int(getattr(config, "max_position_embeddings", 0) or 0) or super().max_length
 
     def greedy_until(self, docs):
-        from treecot.evaluation import eval_task
+        from treecot.evaluation.registry import eval_task
 
         # Grouped by evaluation task (lighteval's "treecot_<task>|0"), not by the problem's task:
         # planbench and planbench_zeroshot both hold "planbench" problems under their own system prompts.

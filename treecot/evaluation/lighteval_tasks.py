@@ -53,8 +53,8 @@ from lighteval.metrics.utils.metric_utils import SampleLevelMetricGrouping
 from lighteval.tasks.lighteval_task import LightevalTaskConfig
 from lighteval.tasks.requests import Doc, SamplingMethod
 
-from treecot.evaluation import EVAL_TASKS, eval_task
 from treecot.evaluation.decode import sample_metric_names, score_completions
+from treecot.evaluation.registry import EVAL_TASKS, eval_task
 from treecot.tasks.sources import SourceNotAvailableError
 
 logger = logging.getLogger(__name__)

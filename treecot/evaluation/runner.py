@@ -87,7 +87,6 @@ from typing import Any
 
 from treecot import models
 from treecot.configs import merge
-from treecot.evaluation import EVAL_TASKS, eval_task
 from treecot.evaluation.config import EvalConfig, EvalConfigError, load_eval_config
 from treecot.evaluation.decode import MCTSDecodeConfig
 from treecot.evaluation.eval_arguments import add_eval_arguments, eval_settings
@@ -120,6 +119,7 @@ from treecot.evaluation.eval_prompts import CONTRACT_PROMPT as CONTRACT_PROMPT
 from treecot.evaluation.eval_prompts import TASK_PROMPT as TASK_PROMPT
 from treecot.evaluation.eval_prompts import PromptChoice, resolve_prompts
 from treecot.evaluation.lighteval_version import UnsupportedLightevalVersion, check_lighteval_version
+from treecot.evaluation.registry import EVAL_TASKS, eval_task
 
 logger = logging.getLogger(__name__)
 
