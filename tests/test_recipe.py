@@ -279,3 +279,19 @@ def test_distillation_settings_are_declared_once():
     assert cfg.seed == 1
     with pytest.raises(RecipeError, match=r"^distill: pass_rate_range must satisfy 0 <= lo <= hi <= 1"):
         load_recipe({**GOOD, "distill": {"teacher": {"model": "tiny"}, "pass_rate_range": [0.9, 0.1]}})
+
+
+def test_search_numbers_written_as_integers_keep_the_hashes_of_their_runs():
+    """A recipe that writes `temperature: 1` named its tree files and sections with the integer 1 when `search`
+    was a plain mapping; typed, it still does (hashes computed with treecot at commit 16bbe0f)."""
+    from treecot.search.mcts import config_hash
+    from treecot.search.patterns import load_patterns
+
+    r = load_recipe({"problems": {"task": "gsm8k"}, "generate": {"search": {"temperature": 1, "top_p": 1, "c": 2,
+                                                                           "max_rollouts": 4}}})  # fmt: skip
+    assert r.to_dict()["generate"]["search"] == {"c": 2, "temperature": 1, "top_p": 1, "max_rollouts": 4}
+    assert isinstance(r.generate.search.temperature, int)
+    assert r.section_hash("generate") == "e110fa969b05"
+    assert config_hash(r.generate.search_config(0), load_patterns("math"), {"x": 1}) == "e8316952c9e030a7"
+    with pytest.raises(RecipeError, match=r"^generate\.search\.temperature: expected float, got True"):
+        load_recipe({"problems": {"task": "gsm8k"}, "generate": {"search": {"temperature": True}}})

@@ -95,11 +95,13 @@ class MCTSConfig:
             another section; `False`: only those two.
     """
 
-    c: float = 1.414
+    # Numbers are kept as written (an int stays an int): the settings name runs (`config_hash`), and
+    # recipes written when `search` was a plain mapping hashed `temperature: 1` as 1, not 1.0.
+    c: int | float = 1.414
     max_depth: int = 16
     max_node_tokens: int = 512
-    temperature: float = 0.7
-    top_p: float = 0.9
+    temperature: int | float = 0.7
+    top_p: int | float = 0.9
     stop_at_correct: int = 8
     early_stop_rollouts: int = 32
     early_stop_correct: int = 4
