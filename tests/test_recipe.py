@@ -226,6 +226,10 @@ def test_the_search_section_is_a_typed_mcts_config_checked_field_by_field():
     r.generate.search = dataclasses.replace(MCTSConfig(), max_rollouts=7)
     assert r.to_dict()["generate"]["search"] == {"max_rollouts": 7}
     r.generate.search = {"max_rollouts": 7, "expand_truncated": False}  # plain data, as the file's
+    assert r.to_dict()["generate"]["search"] == {
+        "max_rollouts": 7,
+        "expand_truncated": False,
+    }  # before validate
     assert r.validate().generate.search == MCTSConfig(max_rollouts=7)
     assert r.to_dict()["generate"]["search"] == {"max_rollouts": 7, "expand_truncated": False}
     r.generate.search = 7

@@ -355,6 +355,8 @@ class GenerateSpec:
     def search_settings(self) -> dict[str, Any]:
         """The search settings the recipe sets (`treecot.configs.fields_set`): they, not the defaults, name
         the recipe in `Recipe.to_dict` and its hashes, as when `search` was a plain mapping."""
+        if isinstance(self.search, Mapping):  # set in code as plain data, not yet validated
+            return dict(self.search)
         given = fields_set(self.search)
         return {
             f.name: getattr(self.search, f.name) for f in dataclasses.fields(self.search) if f.name in given

@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from treecot.data.extract import build_rows
-from treecot.hub import LOCAL_REFS_FILE, is_repo_id, list_versions, load_versioned
-from treecot.hub.targets import default_local_dir, online_configured
+from treecot.hub import LOCAL_REFS_FILE, is_repo_id, list_versions, load_versioned, targets
 from treecot.models import DEFAULT_MODEL, cache_dir, load_tokenizer
 from treecot.pipeline.generate import tree_files
 from treecot.search.tree import Tree
@@ -544,7 +543,7 @@ def hub_layout_dir(repo_id: str) -> Path | None:
     """Where `treecot.hub` reads the Hub id `repo_id` from when no token and no endpoint is configured
     (the local Hub layout under ``$TREECOT_CACHE/hub``); None when it would reach the Hub."""
 
-    return None if online_configured(None, None) else default_local_dir(repo_id)
+    return None if targets.online_configured(None, None) else targets.default_local_dir(repo_id)
 
 
 def hub_cache_roots() -> list[Path]:
