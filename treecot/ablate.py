@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from treecot.configs import read_config
 from treecot.demo import (
     Demo,
     DemoConfig,
@@ -52,7 +53,6 @@ from treecot.demo import (
     check_eval_stage,
     fresh_start,
     jsonable,
-    read_config,
     resolve_file,
     validate_slices,
 )
@@ -158,7 +158,7 @@ def load_ablation_config(source: str | os.PathLike | Mapping[str, Any], **overri
             Nested fields laid over it (`output_dir=…`, `ablation={"rows": ["dpo"]}`).
     """
 
-    cfg, where = read_config(source, AblationConfig, "ablation recipe", overrides)
+    cfg, where = read_config(source, AblationConfig, "ablation recipe", overrides, error=DemoError)
     path, spec, ev = cfg.path, cfg.ablation, cfg.eval
     validate_slices(cfg, where)
     for stage in ("sft", "dpo"):

@@ -5,9 +5,10 @@
     treecot ablate recipe.yaml --ablation.rows '[dpo, cdpo]'
 
 The stage configs are dataclasses (`treecot.recipe.Recipe` and its sections for generate / build / distill,
-`treecot.demo.DemoConfig`, `treecot.ablate.AblationConfig`; the training scripts use TRL's `TrlParser`, the
+`treecot.demo.DemoConfig`, `treecot.ablate.AblationConfig`, `treecot.evaluation.config.EvalConfig`; the training scripts use TRL's `TrlParser`, the
 same idea from TRL). `from_dict` fills one from plain data (a YAML document), checking every key and type and
-naming the first wrong one by its dotted path (`generate.search.max_dept: unknown field; known fields: …`).
+naming the first wrong one by its dotted path (`generate.search.max_dept: unknown field; known fields: …`);
+`read_config` does it for a YAML file or a mapping, with overrides, naming the file in every message.
 `parse_overrides` turns the command line's `--dotted.path value` pairs into nested data, and `merge` lays
 them over the YAML before `from_dict` reads it, so a command-line value is checked exactly like the file's.
 
@@ -418,3 +419,57 @@ def merge(
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def read_config(
+    source: str | os.PathLike | Mapping[str, Any],
+    cls: type,
+    what: str,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    error: type[Exception] = ValueError,
+    hint: str = "",
+) -> tuple[Any, str]:
+    """Read a config (a YAML file or a mapping) into dataclass `cls`, with `overrides` laid over it.
+
+    Every field is checked by `from_dict`, and an error names the file (or `what`) and the field.
+
+    Args:
+        source (`str`, `os.PathLike` or `Mapping[str, Any]`):
+            The YAML path (read by `load_yaml`: bounded) or the data.
+        cls (`type`):
+            The dataclass to read into; a field `path`, when it has one, is set to the file's path (None for a
+            mapping).
+        what (`str`):
+            What the config is, for messages ("demo config").
+        overrides (`Mapping[str, Any]`, *optional*):
+            Nested fields, e.g. from `parse_overrides`; a None value sets a field to null.
+        error (`type[Exception]`, *optional*, defaults to `ValueError`):
+            The exception raised.
+        hint (`str`, *optional*, defaults to `""`):
+            Appended to the message when the file does not exist.
+
+    Returns:
+        `tuple[Any, str]`: `(config, where)`, `where` being the file's path (or `what` for a mapping).
+
+    Raises:
+        error: the file does not exist or is not a mapping, or a field is unknown or ill-typed.
+    """
+    if isinstance(source, Mapping):
+        data, path = copy.deepcopy(dict(source)), None
+    else:
+        path = str(source)
+        if not os.path.isfile(path):
+            raise error(f"{what} {path!r} does not exist{hint}")
+        data = load_yaml(path, what, error=error) or {}
+        if not isinstance(data, dict):
+            raise error(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    where = path or what
+    try:
+        data = merge(data, overrides or {}, error=error)
+        cfg = from_dict(cls, data, "", error)
+    except error as e:
+        raise error(f"{where}: {e}") from None
+    if "path" in {f.name for f in dataclasses.fields(cls)}:
+        cfg.path = path
+    return cfg, where

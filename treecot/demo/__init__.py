@@ -38,7 +38,6 @@ from treecot.demo.config import (
     default_config_path,
     eval_budget,
     load_demo_config,
-    read_config,
     resolve_file,
     validate_slices,
 )
@@ -63,7 +62,6 @@ __all__ = [
     "fresh_start",
     "jsonable",
     "load_demo_config",
-    "read_config",
     "resolve_file",
     "run_demo",
     "space_command",

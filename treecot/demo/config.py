@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from treecot.configs import from_dict, load_yaml, merge
+from treecot.configs import read_config
 from treecot.evaluation import EVAL_TASKS
 from treecot.models import DEFAULT_MODEL
 from treecot.prompts import PromptContract
@@ -113,7 +113,7 @@ class DemoConfig:
         eval (`EvalStage`, *optional*, defaults to `EvalStage()`):
             The held-out evaluation.
         path (`str`, *optional*):
-            The config file read (None for a mapping); set by `read_config`.
+            The config file read (None for a mapping); set by `treecot.configs.read_config`.
     """
 
     name: str = "demo"
@@ -147,55 +147,6 @@ class DemoConfig:
         return {"name": self.name, "seed": self.seed, "problems": first.get("problems", {}), "build": build}
 
 
-def read_config(
-    source: str | os.PathLike | Mapping[str, Any],
-    cls: type,
-    what: str,
-    overrides: Mapping[str, Any],
-    hint: str = "",
-) -> tuple[Any, str]:
-    """Read a demo or ablation config (a YAML path or a mapping) into dataclass `cls`: `(config, where)`.
-
-    `overrides` are laid over the file first; every field is checked by `treecot.configs.from_dict`, and an
-    error names the file and the field.
-
-    Args:
-        source (`str`, `os.PathLike` or `Mapping[str, Any]`):
-            The YAML path or the mapping.
-        cls (`type`):
-            The dataclass to read into.
-        what (`str`):
-            What the config is, for messages ("demo config").
-        overrides (`Mapping[str, Any]`):
-            Nested fields, e.g. from `treecot.configs.parse_overrides`; a None value sets a field to null.
-        hint (`str`, *optional*, defaults to `""`):
-            Appended to the message when the file does not exist.
-
-    Returns:
-        `tuple[Any, str]`: `(config, where)`, `where` being the file's path (or `what` for a mapping).
-
-    Raises:
-        DemoError: the file does not exist or is not a mapping, or a field is unknown or ill-typed.
-    """
-    if isinstance(source, Mapping):
-        data, path = copy.deepcopy(dict(source)), None
-    else:
-        path = str(source)
-        if not Path(path).is_file():
-            raise DemoError(f"{what} {path!r} does not exist{hint}")
-        data = load_yaml(path, what, error=DemoError) or {}  # bounded: no alias bombs, a size cap
-        if not isinstance(data, dict):
-            raise DemoError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    where = path or what
-    try:
-        data = merge(data, overrides, error=DemoError)
-        cfg = from_dict(cls, data, "", DemoError)
-    except DemoError as e:
-        raise DemoError(f"{where}: {e}") from None
-    cfg.path = path
-    return cfg, where
-
-
 def load_demo_config(source: str | os.PathLike | Mapping[str, Any] | None = None, **overrides) -> DemoConfig:
     """Read and validate a demo config.
 
@@ -208,7 +159,12 @@ def load_demo_config(source: str | os.PathLike | Mapping[str, Any] | None = None
     if source is None:
         source = default_config_path()
     cfg, where = read_config(
-        source, DemoConfig, "demo config", overrides, hint=f" (the default is {DEFAULT_CONFIG})"
+        source,
+        DemoConfig,
+        "demo config",
+        overrides,
+        error=DemoError,
+        hint=f" (the default is {DEFAULT_CONFIG})",
     )
     validate_demo_config(cfg, where)
     return cfg

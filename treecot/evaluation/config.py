@@ -13,14 +13,12 @@ dotted path); the command line's flags and `--dotted.field value` overrides are 
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from treecot.configs import from_dict, load_yaml, merge
+from treecot.configs import fields_set, read_config
 from treecot.evaluation.decode import MCTSDecodeConfig
 
 __all__ = ["EvalConfig", "EvalConfigError", "load_eval_config"]
@@ -125,26 +123,10 @@ def load_eval_config(
         EvalConfigError: the file does not exist or is not a mapping, or a field is unknown or ill-typed (the
             message names the file and the field's dotted path).
     """
-    where = "eval config"
-    if source is None:
-        data: Any = {}
-    elif isinstance(source, Mapping):
-        data = copy.deepcopy(dict(source))
-    else:
-        where = str(source)
-        if not Path(source).is_file():
-            raise EvalConfigError(f"eval config {where!r} does not exist")
-        data = load_yaml(source, "eval config", error=EvalConfigError) or {}
-    try:
-        if not isinstance(data, dict):
-            raise EvalConfigError(f"expected a mapping at the top level, got {type(data).__name__}")
-        data = merge(data, overrides or {}, error=EvalConfigError)
-        config = from_dict(EvalConfig, data, "", EvalConfigError)
-    except EvalConfigError as e:
-        raise EvalConfigError(f"{where}: {e}") from None
+    config, where = read_config({} if source is None else source, EvalConfig, "eval config", overrides,
+                                error=EvalConfigError)  # fmt: skip
     if not config.model:
         raise EvalConfigError(f"{where}: model: required (a model name, directory or Hub id)")
-    mcts = data.get("mcts_config")
-    if config.mcts_config is not None and not (isinstance(mcts, Mapping) and "seed" in mcts):
+    if config.mcts_config is not None and "seed" not in fields_set(config.mcts_config):
         config.mcts_config.seed = config.seed
     return config
