@@ -38,7 +38,7 @@ from treecot.pipeline.generators import build_generators
 from treecot.pipeline.ray_engine import require_ray, run_search_ray
 from treecot.prompts import contract_system_prompt
 from treecot.recipe import Recipe, RecipeError, load_recipe
-from treecot.search.mcts import config_hash, reflection_summary, render_chat_prompts, run_search
+from treecot.search.mcts import MCTSConfig, config_hash, reflection_summary, render_chat_prompts, run_search
 from treecot.search.patterns import patterns_for_task
 from treecot.tasks import get_task
 
@@ -459,8 +459,13 @@ def _search_into(
     shard_path: Path,
     todo: list[dict],
     recipe: Recipe,
-    setup: dict[str, Any],
     *,
+    task,
+    patterns,
+    config: MCTSConfig,
+    system_prompt: str,
+    run_hash: str,
+    t0: float,
     generators: dict[str, Any] | None,
     progress: bool,
     engine: str,
@@ -468,21 +473,18 @@ def _search_into(
 ) -> list[dict]:
     """Search `todo` with `engine`, appending each tree to `shard_path`; returns the trees written."""
     spec = recipe.generate
-    task, patterns, config, system_prompt = (
-        setup[k] for k in ("task", "patterns", "config", "system_prompt")
-    )
     # The ray engine's actors hold the generators (and release their caches): none here.
     gens = {} if engine == "ray" else generators or _load_generators(recipe)
     with open(shard_path, "a", encoding="utf-8") as out:
         writer = _TreeWriter(
             out,
-            setup["run_hash"],
+            run_hash,
             task,
             gens,
             system_prompt,
             total=len(todo),
             progress=progress,
-            t0=setup["t0"],
+            t0=t0,
         )
         try:
             if engine == "ray":
@@ -582,20 +584,17 @@ def run_generate(
             flush=True,
         )
         t0 = time.perf_counter()
-        setup = {
-            "task": task,
-            "patterns": patterns,
-            "config": config,
-            "system_prompt": system_prompt,
-            "run_hash": run_hash,
-            "t0": t0,
-        }
         written = (
             _search_into(
                 shard_path,
                 todo,
                 recipe,
-                setup,
+                task=task,
+                patterns=patterns,
+                config=config,
+                system_prompt=system_prompt,
+                run_hash=run_hash,
+                t0=t0,
                 generators=generators,
                 progress=progress,
                 engine=engine,
