@@ -104,6 +104,11 @@ def test_run_eval_is_evaluate_with_keyword_arguments(monkeypatch):
     assert set(inspect.signature(runner.run_eval).parameters) - runtime == {
         f.name for f in dataclasses.fields(EvalConfig)
     }
+    # ... with the config's defaults: one set of defaults, however an evaluation is started.
+    defaults = {f.name: f.default for f in dataclasses.fields(EvalConfig)}
+    for name, parameter in inspect.signature(runner.run_eval).parameters.items():
+        if name not in runtime and name != "model":
+            assert parameter.default == defaults[name], name
 
 
 def test_the_shipped_eval_configs_load():

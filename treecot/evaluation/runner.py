@@ -309,7 +309,7 @@ def evaluate(
 
 def run_eval(
     model: str,
-    tasks: str | Sequence[str] = ("gsm8k",),
+    tasks: str | Sequence[str] = "gsm8k",
     *,
     limit: int | None = None,
     samples: int = 1,
